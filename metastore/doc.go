@@ -1,0 +1,21 @@
+// Package metastore keeps the sidecar's memory of completed transactions:
+// the partial meta store (a fixed-capacity LRU keyed by packet hash that
+// doubles as dedup), the full Row built when the scheduler's result joins a
+// partial, the non-blocking Handoff from the hot loop to a writer goroutine,
+// the Postgres Sink behind it (COPY, spool file, reconnects) and the Reader
+// that streams rows back for replay.
+//
+// Only PartialStore and Handoff run on the hot loop; both are single-goroutine,
+// preallocated and never allocate or block. Everything that talks to Postgres
+// or the disk runs on the Sink's own goroutine.
+//
+// The spool file (see spool.go) is a directory of append-only segments:
+//
+//	segment  = header record*
+//	header   = "QOSSPOOL" | version u32 | row size u32            (16 bytes)
+//	record   = magic u32 "QSR1" | rows u32 | crc32c u32 | rows × row   (12+n bytes)
+//	row      = the fixed 138-byte little-endian encoding of Row (row.go)
+//
+// The checksum (Castagnoli) covers the rows field and the row bytes. A torn
+// or corrupt record ends the segment: the rest of it is counted and skipped.
+package metastore

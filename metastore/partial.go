@@ -1,0 +1,217 @@
+package metastore
+
+// DefaultPartialCapacity is the daemon's default number of packets whose
+// partial meta is kept while waiting for the scheduler's result.
+const DefaultPartialCapacity = 1 << 20
+
+// maxPartialCapacity keeps the index's home bits inside the 32-bit tag.
+const maxPartialCapacity = 1 << 30
+
+// Partial is what the loop knows about a packet when it admits it; the
+// scheduler's result later completes it into a Row.
+type Partial struct {
+	ArrivedAt int64 // caller's clock, ns
+	Channel   uint8 // source channel (index in the daemon's table)
+	IP        [16]byte
+	Signer    [32]byte
+	Fee       uint64
+	CUs       uint64
+	CUPrice   uint64
+	Score     float64 // admission score
+}
+
+// pslot is one entry of the slab. It holds no pointers, so the GC never
+// scans the slab.
+type pslot struct {
+	hash      uint64
+	p         Partial
+	prev      int32 // towards the most recent; -1 at the head
+	next      int32 // towards the least recent; -1 at the tail
+	completed bool
+}
+
+// PartialStore is a fixed-capacity LRU of Partial keyed by packet hash. An
+// Insert of a hash already present reports a duplicate, so the store also
+// deduplicates packets for as long as it remembers them.
+//
+// Layout: a slab of slots linked into a recency list by int32 indexes, and an
+// open-addressing index (linear probing, backward-shift deletion, load ≤ ½)
+// whose entries pack the upper 32 bits of the hash (the tag) above slot+1 (0
+// = empty). The home position of an entry is tag & mask, so deletion never
+// has to read the slab to move entries.
+//
+// Not safe for concurrent use; no method allocates.
+type PartialStore struct {
+	slots []pslot
+	index []uint64
+	mask  uint64
+	head  int32 // most recently used, -1 when empty
+	tail  int32 // least recently used, -1 when empty
+	n     int32 // slots in use
+
+	evicted uint64
+}
+
+// NewPartialStore returns a store holding up to capacity partials
+// (DefaultPartialCapacity when capacity ≤ 0, at most 2^30).
+func NewPartialStore(capacity int) *PartialStore {
+	if capacity <= 0 {
+		capacity = DefaultPartialCapacity
+	}
+	if capacity > maxPartialCapacity {
+		capacity = maxPartialCapacity
+	}
+	size := 2
+	for size < 2*capacity {
+		size <<= 1
+	}
+	return &PartialStore{
+		slots: make([]pslot, capacity),
+		index: make([]uint64, size),
+		mask:  uint64(size - 1),
+		head:  -1,
+		tail:  -1,
+	}
+}
+
+// Cap returns the capacity.
+func (s *PartialStore) Cap() int { return len(s.slots) }
+
+// Len returns the number of partials held.
+func (s *PartialStore) Len() int { return int(s.n) }
+
+// Evicted returns how many partials were pushed out by newer ones.
+func (s *PartialStore) Evicted() uint64 { return s.evicted }
+
+// find returns the index position and slot of hash, or (-1, -1).
+func (s *PartialStore) find(hash uint64) (int, int32) {
+	tag := hash >> 32
+	i := tag & s.mask
+	for {
+		e := s.index[i]
+		if e == 0 {
+			return -1, -1
+		}
+		if e>>32 == tag {
+			slot := int32(uint32(e)) - 1
+			if s.slots[slot].hash == hash {
+				return int(i), slot
+			}
+		}
+		i = (i + 1) & s.mask
+	}
+}
+
+// Insert records p under hash. If hash is already present it reports a
+// duplicate, marks the entry most recently used and keeps the first partial.
+// Otherwise it stores p, evicting the least recently used entry when full.
+func (s *PartialStore) Insert(hash uint64, p Partial) (duplicate bool) {
+	if _, slot := s.find(hash); slot >= 0 {
+		s.touch(slot)
+		return true
+	}
+	var slot int32
+	if int(s.n) < len(s.slots) {
+		slot = s.n
+		s.n++
+	} else {
+		slot = s.tail
+		s.unlinkIndex(s.slots[slot].hash)
+		s.unlinkList(slot)
+		s.evicted++
+	}
+	s.slots[slot] = pslot{hash: hash, p: p, prev: -1, next: -1}
+	s.pushFront(slot)
+	tag := hash >> 32
+	i := tag & s.mask
+	for s.index[i] != 0 {
+		i = (i + 1) & s.mask
+	}
+	s.index[i] = tag<<32 | uint64(slot+1)
+	return false
+}
+
+// Complete returns the partial stored under hash the first time a scheduler
+// result arrives for it and marks it completed; the entry stays for dedup.
+// A hash never inserted, evicted, or already completed returns false.
+func (s *PartialStore) Complete(hash uint64) (Partial, bool) {
+	_, slot := s.find(hash)
+	if slot < 0 {
+		return Partial{}, false
+	}
+	e := &s.slots[slot]
+	if e.completed {
+		return Partial{}, false
+	}
+	e.completed = true
+	return e.p, true
+}
+
+// Contains reports whether hash is remembered (completed or not).
+func (s *PartialStore) Contains(hash uint64) bool {
+	_, slot := s.find(hash)
+	return slot >= 0
+}
+
+// unlinkIndex removes hash from the index, shifting later entries of its
+// cluster back so that probing never needs tombstones.
+// REQUIRES: hash is present.
+func (s *PartialStore) unlinkIndex(hash uint64) {
+	i, _ := s.find(hash)
+	if i < 0 {
+		return
+	}
+	hole := uint64(i)
+	j := hole
+	for {
+		j = (j + 1) & s.mask
+		e := s.index[j]
+		if e == 0 {
+			break
+		}
+		home := (e >> 32) & s.mask
+		// The entry at j may fill the hole unless its home lies cyclically
+		// in (hole, j].
+		if (j-home)&s.mask >= (j-hole)&s.mask {
+			s.index[hole] = e
+			hole = j
+		}
+	}
+	s.index[hole] = 0
+}
+
+func (s *PartialStore) unlinkList(slot int32) {
+	e := &s.slots[slot]
+	if e.prev >= 0 {
+		s.slots[e.prev].next = e.next
+	} else {
+		s.head = e.next
+	}
+	if e.next >= 0 {
+		s.slots[e.next].prev = e.prev
+	} else {
+		s.tail = e.prev
+	}
+	e.prev, e.next = -1, -1
+}
+
+func (s *PartialStore) pushFront(slot int32) {
+	e := &s.slots[slot]
+	e.prev = -1
+	e.next = s.head
+	if s.head >= 0 {
+		s.slots[s.head].prev = slot
+	}
+	s.head = slot
+	if s.tail < 0 {
+		s.tail = slot
+	}
+}
+
+func (s *PartialStore) touch(slot int32) {
+	if s.head == slot {
+		return
+	}
+	s.unlinkList(slot)
+	s.pushFront(slot)
+}
