@@ -1,0 +1,26 @@
+// Package score makes the per-packet decisions of the sidecar without any
+// I/O: it reads a packet record, parses and sanitizes the Solana
+// transaction in place (legacy and v0, as agave 2.1's TransactionView
+// does), computes its fee and requested compute units the way Agave does,
+// hashes the record, scores it, keeps the best in a fixed-capacity
+// priority queue and paces them toward sigverify.
+//
+// Everything on the per-packet path is allocation-free: the View holds
+// offsets into the caller's bytes, the Queue is a min-max heap of small
+// pointer-free entries over a preallocated slab of records, and the Pacer
+// is a token bucket driven by the caller's clock.
+//
+// The transaction layout the View reads (spec/solana-wire.md §2):
+//
+//	+------+---------------+-----+-----------+-------+------------------+-----------+--------------+------------------+
+//	| nsig | nsig × 64 sig | v0? | req ro ru | nkeys | nkeys × 32 keys  | blockhash | nix, instrs  | v0: nlut, lookups|
+//	|  u8  |               | 0x80|  3 × u8   |  u8   |                  |    32     | shortvec ... | u8, ...          |
+//	+------+---------------+-----+-----------+-------+------------------+-----------+--------------+------------------+
+//	                       ^ message starts here (what signatures sign)
+//
+//	instruction: program u8 | shortvec n | n account-index bytes | shortvec len | len data bytes
+//	lookup:      table key 32 | shortvec w | w index bytes | shortvec r | r index bytes
+//
+// None of the types here is safe for concurrent use; the daemon's hot loop
+// owns them.
+package score

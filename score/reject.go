@@ -1,0 +1,150 @@
+package score
+
+// Reject says why a packet was refused; OK (0) means it was not. Each
+// reason has its own value so the daemon can count them separately, and a
+// stable snake_case name (String) to use as a counter label.
+//
+// The reasons come in four groups, in the order Evaluate checks them:
+// the packet record, parsing (rules P1–P7 of spec/solana-wire.md §3),
+// sanitizing (S1–S9) and the compute-budget instructions (§4).
+type Reject uint8
+
+// OK means the packet passed every check.
+const OK Reject = 0
+
+// Record checks, before the transaction is looked at.
+const (
+	// RejectSize: the record's size field exceeds 1232 (or Parse was
+	// given more than 1232 bytes).
+	RejectSize Reject = iota + 1
+	// RejectAddr: the address family tag is neither 0 (IPv4) nor 1 (IPv6).
+	RejectAddr
+	// RejectDiscard: the validator set the DISCARD flag.
+	RejectDiscard
+
+	// Parse failures; Reject.Parse reports true for these.
+
+	// RejectSignatures (P1): the signature count is 0 or above 12, or the
+	// signatures are truncated.
+	RejectSignatures
+	// RejectVersion (P2): the message prefix byte announces a version
+	// other than legacy or v0 (0x81 and above).
+	RejectVersion
+	// RejectHeader (P2): the version byte or the three header bytes are
+	// missing.
+	RejectHeader
+	// RejectAccountKeys (P3): the static key count is 0 or above 38, or
+	// the keys are truncated.
+	RejectAccountKeys
+	// RejectBlockhash (P4): the recent blockhash is truncated.
+	RejectBlockhash
+	// RejectInstructions (P5): the instruction section is malformed: a
+	// bad or truncated shortvec, fewer than 3 bytes per announced
+	// instruction, or a field running past the end.
+	RejectInstructions
+	// RejectLookups (P6): the v0 address-table lookup section is
+	// malformed: more than 31 lookups, fewer than 35 bytes per announced
+	// lookup, a bad shortvec or a field running past the end.
+	RejectLookups
+	// RejectTrailing (P7): bytes follow the end of the transaction.
+	RejectTrailing
+
+	// Sanitize failures (well-formed but invalid transactions).
+
+	// RejectSignatureCount (S1): the signature count differs from the
+	// header's number of required signatures.
+	RejectSignatureCount
+	// RejectSignerKeys (S2): fewer static keys than signatures.
+	RejectSignerKeys
+	// RejectReadonlyUnsigned (S3): more readonly unsigned accounts than
+	// unsigned static keys.
+	RejectReadonlyUnsigned
+	// RejectReadonlySigned (S4): every signer is readonly, so the fee
+	// payer is not writable.
+	RejectReadonlySigned
+	// RejectAccountCount (S5): static keys plus lookup indexes exceed 256.
+	RejectAccountCount
+	// RejectProgramIndex (S6): an instruction's program index is not a
+	// static key.
+	RejectProgramIndex
+	// RejectProgramFeePayer (S7): an instruction's program index is 0,
+	// the fee payer.
+	RejectProgramFeePayer
+	// RejectAccountIndex (S8): an instruction account index is beyond the
+	// last account.
+	RejectAccountIndex
+	// RejectEmptyLookup (S9): an address-table lookup with no writable
+	// and no readonly index.
+	RejectEmptyLookup
+
+	// Compute-budget failures (Agave rejects the transaction).
+
+	// RejectBudgetData: a compute-budget instruction with an unknown
+	// discriminant, empty data or a short payload (InvalidInstructionData).
+	RejectBudgetData
+	// RejectBudgetDuplicate: a second compute-budget instruction of a
+	// kind already seen (DuplicateInstruction).
+	RejectBudgetDuplicate
+	// RejectBudgetHeap: a requested heap frame outside 32 KiB..256 KiB
+	// or not a multiple of 1 KiB (InvalidInstructionData).
+	RejectBudgetHeap
+	// RejectBudgetLoadedSize: a loaded-accounts data size limit of 0
+	// (InvalidLoadedAccountsDataSizeLimit).
+	RejectBudgetLoadedSize
+
+	numRejects
+)
+
+// NumRejects is the number of Reject values, OK included: counter arrays
+// are indexed by Reject and sized NumRejects.
+const NumRejects = int(numRejects)
+
+var rejectNames = [NumRejects]string{
+	OK:                     "ok",
+	RejectSize:             "record_size",
+	RejectAddr:             "record_addr",
+	RejectDiscard:          "record_discard",
+	RejectSignatures:       "parse_signatures",
+	RejectVersion:          "parse_version",
+	RejectHeader:           "parse_header",
+	RejectAccountKeys:      "parse_account_keys",
+	RejectBlockhash:        "parse_blockhash",
+	RejectInstructions:     "parse_instructions",
+	RejectLookups:          "parse_lookups",
+	RejectTrailing:         "parse_trailing",
+	RejectSignatureCount:   "sanitize_signature_count",
+	RejectSignerKeys:       "sanitize_signer_keys",
+	RejectReadonlyUnsigned: "sanitize_readonly_unsigned",
+	RejectReadonlySigned:   "sanitize_readonly_signed",
+	RejectAccountCount:     "sanitize_account_count",
+	RejectProgramIndex:     "sanitize_program_index",
+	RejectProgramFeePayer:  "sanitize_program_fee_payer",
+	RejectAccountIndex:     "sanitize_account_index",
+	RejectEmptyLookup:      "sanitize_empty_lookup",
+	RejectBudgetData:       "budget_invalid_data",
+	RejectBudgetDuplicate:  "budget_duplicate",
+	RejectBudgetHeap:       "budget_heap_size",
+	RejectBudgetLoadedSize: "budget_loaded_size",
+}
+
+// String returns the reason's stable snake_case name, or "unknown" for a
+// value out of range.
+func (r Reject) String() string {
+	if int(r) < NumRejects {
+		return rejectNames[r]
+	}
+	return "unknown"
+}
+
+// Parse reports whether r is a parse failure (P1–P7): bytes that are not a
+// transaction at all, which the daemon holds against the source IP.
+func (r Reject) Parse() bool { return r >= RejectSignatures && r <= RejectTrailing }
+
+// Sanitize reports whether r is a sanitize failure (S1–S9).
+func (r Reject) Sanitize() bool { return r >= RejectSignatureCount && r <= RejectEmptyLookup }
+
+// Budget reports whether r is a compute-budget failure.
+func (r Reject) Budget() bool { return r >= RejectBudgetData && r <= RejectBudgetLoadedSize }
+
+// Record reports whether r is a packet-record failure.
+func (r Reject) Record() bool { return r >= RejectSize && r <= RejectDiscard }
