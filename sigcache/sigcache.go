@@ -1,0 +1,146 @@
+package sigcache
+
+import (
+	"github.com/cespare/xxhash/v2"
+)
+
+// DefaultCapacity is the status cache channel's capacity: the signatures of
+// the last 2^20 confirmed transactions.
+const DefaultCapacity = 1 << 20
+
+// MaxCapacity bounds New's capacity: at 2^26 signatures the ring takes
+// 512 MiB and the index 1 GiB.
+const MaxCapacity = 1 << 26
+
+// SignatureSize is the size of an ed25519 signature.
+const SignatureSize = 64
+
+// Set is a fixed-capacity FIFO set of signatures: Add inserts, evicting the
+// oldest signature when full; Contains looks one up. A signature is stored
+// as its seeded 64-bit XXH64, so two different signatures collide with
+// probability about Len/2^64 per lookup, and an outsider who does not know
+// the seed cannot aim for a collision.
+//
+// Memory is two pointer-free arrays allocated once: a ring of keys in
+// insertion order and an open-addressing index (linear probing, load ≤ 1/2,
+// deletion by backward shift, no tombstones). Add and Contains do not
+// allocate. Not safe for concurrent use.
+type Set struct {
+	ring  []uint64 // keys in insertion order; ring[head] is the oldest when full
+	head  int      // next position to write
+	n     int      // keys held
+	index []uint64 // open addressing; 0 = empty slot
+	mask  uint64
+	seed  uint64
+	d     xxhash.Digest
+}
+
+// New returns an empty set holding up to capacity signatures, keyed by XXH64
+// with seed. capacity is clamped to [1, MaxCapacity].
+func New(capacity int, seed uint64) *Set {
+	capacity = min(max(capacity, 1), MaxCapacity)
+	size := uint64(2)
+	for size < 2*uint64(capacity) {
+		size <<= 1
+	}
+	return &Set{
+		ring:  make([]uint64, capacity),
+		index: make([]uint64, size),
+		mask:  size - 1,
+		seed:  seed,
+	}
+}
+
+// Len returns how many signatures the set holds.
+func (s *Set) Len() int { return s.n }
+
+// Cap returns the set's capacity.
+func (s *Set) Cap() int { return len(s.ring) }
+
+// key hashes a signature; 0 marks an empty index slot, so it maps to 1.
+func (s *Set) key(sig []byte) uint64 {
+	s.d.ResetWithSeed(s.seed)
+	s.d.Write(sig)
+	k := s.d.Sum64()
+	if k == 0 {
+		k = 1
+	}
+	return k
+}
+
+// find returns the index slot holding k, or the empty slot where it would
+// go, and whether it was found.
+func (s *Set) find(k uint64) (uint64, bool) {
+	i := k & s.mask
+	for {
+		switch s.index[i] {
+		case k:
+			return i, true
+		case 0:
+			return i, false
+		}
+		i = (i + 1) & s.mask
+	}
+}
+
+// Add inserts sig. Adding a signature already present does nothing (it
+// keeps its place in the eviction order). When the set is full the oldest
+// signature is evicted first.
+func (s *Set) Add(sig *[SignatureSize]byte) {
+	k := s.key(sig[:])
+	i, ok := s.find(k)
+	if ok {
+		return
+	}
+	if s.n == len(s.ring) {
+		s.remove(s.ring[s.head])
+		s.n--
+		i, _ = s.find(k) // the removal may have shifted the run
+	}
+	s.index[i] = k
+	s.ring[s.head] = k
+	s.head++
+	if s.head == len(s.ring) {
+		s.head = 0
+	}
+	s.n++
+}
+
+// Contains reports whether sig (64 bytes) was added and not yet evicted.
+// A slice of any other length is never contained.
+func (s *Set) Contains(sig []byte) bool {
+	if len(sig) != SignatureSize {
+		return false
+	}
+	_, ok := s.find(s.key(sig))
+	return ok
+}
+
+// remove deletes k from the index by backward-shift deletion: later
+// entries of the probe run move back so that no lookup meets a hole before
+// its key.
+func (s *Set) remove(k uint64) {
+	i, ok := s.find(k)
+	if !ok {
+		return
+	}
+	for {
+		s.index[i] = 0
+		j := i
+		for {
+			j = (j + 1) & s.mask
+			kj := s.index[j]
+			if kj == 0 {
+				return
+			}
+			// kj may move into the hole at i unless its home slot lies
+			// cyclically in (i, j].
+			home := kj & s.mask
+			if (j-home)&s.mask >= (j-i)&s.mask {
+				s.index[i] = kj
+				i = j
+				break
+			}
+		}
+	}
+}
