@@ -1,0 +1,46 @@
+package metastore
+
+import (
+	"math"
+	"net/netip"
+	"testing"
+)
+
+func TestRowSpoolRoundTrip(t *testing.T) {
+	f := func(r Row) {
+		t.Helper()
+		var b [RowSize]byte
+		putRow(b[:], &r)
+		var got Row
+		getRow(b[:], &got)
+		if got != r && !(math.IsNaN(r.Value) && math.IsNaN(got.Value)) {
+			t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
+		}
+	}
+	f(Row{})
+	f(testRow(1))
+	f(testRow(5))
+	max := testRow(2)
+	max.Fee, max.CUs, max.CUPrice, max.ExecNanos, max.Hash, max.Seed, max.Seq = ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)
+	max.ObservedAt = math.MinInt64
+	max.Value = math.Inf(-1)
+	f(max)
+}
+
+func TestJoin(t *testing.T) {
+	p := Partial{ArrivedAt: 5, Channel: 2, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5}
+	p.IP = netip.MustParseAddr("1.2.3.4").As16()
+	p.Signer[3] = 9
+	r := Join(&p, 77, 42, 3, 1000, 0, 0.25)
+	want := Row{ObservedAt: 1000, Seq: 3, Channel: 2, IP: p.IP, Signer: p.Signer, Fee: 10, CUs: 20, CUPrice: 30, Value: 0.25, Score: 1.5, Hash: 77, Seed: 42}
+	if r != want {
+		t.Fatalf("Join = %+v", r)
+	}
+	if r.Addr() != netip.MustParseAddr("1.2.3.4") {
+		t.Fatalf("Addr = %v", r.Addr())
+	}
+	r = Join(&p, 77, 42, 3, 1000, 123, 0.25)
+	if !r.Scheduled || r.ExecNanos != 123 {
+		t.Fatal("executed row not scheduled")
+	}
+}
