@@ -130,8 +130,8 @@ func cbTx(ixs ...fixIx) fixTx {
 	return t.withKey(1, ComputeBudgetProgram)
 }
 
-func cb(data []byte) fixIx  { return fixIx{prog: 1, data: data} }
-func other() fixIx          { return fixIx{prog: 2, accs: []byte{0}, data: []byte{9}} }
+func cb(data []byte) fixIx { return fixIx{prog: 1, data: data} }
+func other() fixIx         { return fixIx{prog: 2, accs: []byte{0}, data: []byte{9}} }
 func repeat(n int) []fixIx {
 	out := make([]fixIx, n)
 	for i := range out {

@@ -1,0 +1,98 @@
+package score
+
+import (
+	"encoding/binary"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/solqos/qos/channels"
+)
+
+// Info is everything the daemon needs about one accepted packet.
+// Signature 0 of an accepted packet is always data[1:65] (the signature
+// count is one byte).
+type Info struct {
+	// Hash is PacketHash of the record under the evaluator's seed.
+	Hash uint64
+	// Payer is the fee payer, static key 0: the signer the model scores.
+	Payer [32]byte
+	// Budget is the transaction's fee and compute units.
+	Budget Budget
+}
+
+// Evaluator checks, parses, prices and hashes packet records, reusing one
+// View. A zero Fees means DefaultFeeParams.
+type Evaluator struct {
+	// Seed is the operator's xxhash seed for PacketHash.
+	Seed uint64
+	// Fees are the fee constants; the zero value means DefaultFeeParams().
+	Fees FeeParams
+	view View
+}
+
+// NewEvaluator returns an evaluator with the given seed and agave 2.1's
+// fee constants.
+func NewEvaluator(seed uint64) *Evaluator {
+	return &Evaluator{Seed: seed, Fees: DefaultFeeParams()}
+}
+
+// Evaluate runs every per-packet check on p, in order: the record (size ≤
+// 1232, address tag IPv4 or IPv6, DISCARD clear), parse and sanitize, the
+// compute budget; then hashes the record. It returns the packet's Info and
+// OK, or a zero Info and the first reason it fails. It never allocates and
+// never modifies p.
+func (e *Evaluator) Evaluate(p *channels.Packet) (Info, Reject) {
+	size := p.Size()
+	if size > channels.PacketDataSize {
+		return Info{}, RejectSize
+	}
+	if t := p.AddrTag(); t != channels.AddrTagIPv4 && t != channels.AddrTagIPv6 {
+		return Info{}, RejectAddr
+	}
+	if p.Flags()&channels.FlagDiscard != 0 {
+		return Info{}, RejectDiscard
+	}
+	data := p[:size:size]
+	if r := e.view.Parse(data); r != OK {
+		return Info{}, r
+	}
+	fees := e.Fees
+	if fees == (FeeParams{}) {
+		fees = DefaultFeeParams()
+	}
+	b, r := e.view.Budget(data, fees)
+	if r != OK {
+		return Info{}, r
+	}
+	return Info{Hash: PacketHash(e.Seed, p), Payer: e.view.FeePayer(data), Budget: b}, OK
+}
+
+// View returns the evaluator's view of the last packet evaluated, valid
+// for that packet's data until the next Evaluate.
+func (e *Evaluator) View() *View { return &e.view }
+
+// PacketHash returns XXH64 with the given seed over data[0:size] ‖ size
+// (u64 little-endian) ‖ the address bytes (4 for IPv4, 16 for IPv6): the
+// hash the validator computes for the scheduler result. It reads the
+// record in place, without copying the data or allocating. A malformed
+// record does not panic: data is clamped to 1232 bytes and an invalid
+// address tag contributes no address bytes.
+func PacketHash(seed uint64, p *channels.Packet) uint64 {
+	var d xxhash.Digest
+	d.ResetWithSeed(seed)
+	size := p.Size()
+	n := min(size, channels.PacketDataSize)
+	_, _ = d.Write(p[:n])
+	var tail [8 + 16]byte
+	binary.LittleEndian.PutUint64(tail[:8], size)
+	k := 8 + copy(tail[8:], p.AddrBytes())
+	_, _ = d.Write(tail[:k])
+	return d.Sum64()
+}
+
+// Score is the packet's priority: model × fee / max(cus, 1), where model
+// is the IP/signer model's forward value, fee the total fee in lamports
+// and cus the requested compute units.
+func Score(model float64, fee, cus uint64) float64 {
+	return model * float64(fee) / float64(max(cus, 1))
+}
