@@ -1,0 +1,91 @@
+// Package model is the IP/signer reputation model: it scores a packet's
+// source IP and fee payer, learns from completed transactions and from
+// sigverify/parse feedback, prunes its tables and saves/loads itself.
+//
+// It knows nothing of where its inputs come from; the daemon and the
+// offline replay feed it the same calls and get the same model.
+//
+// # Semantics
+//
+//   - Forward(ip, signer) = ipScore × signerScore. An unknown key scores the
+//     exact median of its table (the middle score, or the mean of the two
+//     middle scores for an even count; 1 for an empty table).
+//   - Observe buffers completed transactions; every BatchSize (400) it runs
+//     Learn. Value = fee / execution ns (AssumedExecNanos, 100 µs, when not
+//     executed), × ExecutedMultiplier (10) when executed.
+//   - Learn, per table (IPs and signers separately): keys with at least
+//     MinObservations (5) observations in the batch have new = mean value.
+//     Every known key moves: score ← (1-α)·score + α·target, α = 0.05, where
+//     target is new, or the table's median before the batch when the key has
+//     no new value. Unknown keys with a new value enter at it. Then the table
+//     is pruned to MaxIPs/MaxSigners (10 000) by removing the entries whose
+//     scores are closest to the table's median after the update (ties: lower
+//     key bytes go first), which keeps the most and least valuable sources.
+//   - Penalize(ip) (a failed sigverify or an unparsable packet) multiplies
+//     the IP's score by PenaltyFactor (0.01); an unknown IP enters at the
+//     median × PenaltyFactor.
+//   - IP keys: IPv4 as ::ffff:a.b.c.d, IPv6 by its /64 prefix.
+//
+// # Determinism
+//
+// A model is a function of its parameters and the sequence of
+// Observe/Learn/Penalize calls: per-key sums are taken in batch order, every
+// choice that could depend on order (selections, pruning ties) is made in a
+// total order on (value, key bytes), and no result depends on Go's map
+// iteration order or on where entries sit in memory. Save writes tables
+// sorted by key, so equal models have byte-identical files; a model that is
+// saved, loaded and fed the rest of a sequence ends identical to one fed
+// the whole sequence (buffered observations are saved too). The EMA is
+// written so that no architecture fuses it into a multiply-add.
+//
+// # The median, and what it costs
+//
+// Each table keeps its median exact at every moment with two heaps of slot
+// numbers (a max-heap of the lower half, a min-heap of the upper half).
+// Forward reads the cached median in O(1). Penalize moves one entry between
+// the heaps in O(log n), so a burst of penalties on a 10 000-entry table
+// costs about 14 sift steps each, never an O(n) recomputation. Learn, which
+// changes every score anyway, rebuilds the heaps in O(n) with a
+// quickselect (median-of-three pivots, falling back to a sort after
+// 2·log2(n) rounds, so O(n log n) at worst).
+//
+// Between learns, penalties on unknown IPs add entries; when the IP table
+// reaches 2·MaxIPs the next such penalty first prunes it to MaxIPs, so its
+// memory stays bounded and the prune costs O(1) amortised per penalty.
+//
+// # The reference (temporalxyz/solana-qos, model/src/models/ip_signer.rs)
+//
+// What the reference does, and where we differ:
+//
+//   - Median. The reference's "approximate median" is the score at the root
+//     of a red-black tree ordered by (score, key): only roughly central. We
+//     use the exact median.
+//   - Batch. The reference learns when more than 400 completed transactions
+//     are buffered (401); we learn at exactly BatchSize.
+//   - Learning. Same rule: sums per key over the batch, the count ≥ 5 filter,
+//     the EMA (old·(1-α) + new·α) of every known key toward its mean or
+//     toward the median taken before the update, new keys entering at their
+//     mean. The reference updates all known keys every batch, as we do.
+//   - Pruning. The reference removes the tree root repeatedly (a block of
+//     ranks around the approximate median, the root changing after each
+//     removal); we remove the entries nearest the exact median by score
+//     distance, ties by key bytes, so the result is exact and reproducible.
+//     Its QoSModel trait method prunes to 5 IPs and 5 signers; the daemon
+//     calls the inherent method with its max-ips/max-signers flags (10 000).
+//   - Feedback. The reference penalises only IPs it already knows, so a fresh
+//     spammer keeps the median; we enter unknown IPs at median × 0.01.
+//   - Keys. The reference keys IPv4 addresses as a u32 built in two byte
+//     orders (big-endian for parse-failure feedback, little-endian
+//     everywhere else, so that penalty lands on another IP) and drops IPv6;
+//     we use one 16-byte key everywhere and key IPv6 by /64.
+//   - Constants. The reference hard-codes α, the threshold, the multiplier,
+//     the assumed 100 µs and the factor; here each is a Params field with the
+//     reference's value as default.
+//   - Persistence. The reference writes IP scores as text (never signer
+//     scores) and never reads them back; we save and load the whole model.
+//
+// # Concurrency
+//
+// An IPSigner is owned by one goroutine. Clone (or AppendBinary, then
+// WriteFileAtomic elsewhere) lets another goroutine save a copy.
+package model

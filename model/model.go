@@ -1,0 +1,207 @@
+package model
+
+import "fmt"
+
+// Observation is one completed transaction, as the model learns from it.
+type Observation struct {
+	IP        IP
+	Signer    Signer
+	Fee       uint64 // total fee in lamports
+	ExecNanos uint64 // execution time; 0 = not executed
+}
+
+// IPSigner is the IP/signer reputation model: score(ip, signer) =
+// ipScore × signerScore. It is not safe for concurrent use: one goroutine
+// owns it (Clone gives another goroutine its own copy).
+type IPSigner struct {
+	p       Params
+	ips     *table[IP]
+	signers *table[Signer]
+	pending []Observation // cap BatchSize
+	vals    []float64     // Learn scratch: one value per observation
+
+	observations uint64
+	learns       uint64
+	penalties    uint64
+	penalizedNew uint64
+	prunedIPs    uint64
+	prunedSigner uint64
+}
+
+// Stats describes a model's state and what it has done since it was
+// created (counters persist through Save and Load).
+type Stats struct {
+	IPs, Signers             int     // table sizes
+	MedianIP, MedianSigner   float64 // what an unknown key scores
+	Pending                  int     // observations buffered for the next learn
+	Observations             uint64  // Observe calls
+	Learns                   uint64  // Learn runs
+	Penalties                uint64  // Penalize calls
+	PenalizedNew             uint64  // of which on IPs the model did not know
+	PrunedIPs, PrunedSigners uint64  // entries pruning removed
+}
+
+// ipCapacity is how many IP entries the table may hold between learns:
+// Penalize lets unknown IPs in until the table reaches twice MaxIPs, then
+// prunes it back to MaxIPs.
+func ipCapacity(p Params) int { return 2*p.MaxIPs + p.BatchSize }
+
+// New returns an empty model. REQUIRES: p.Validate() == nil (New panics
+// otherwise; validate flags first).
+func New(p Params) *IPSigner {
+	if err := p.Validate(); err != nil {
+		panic(fmt.Sprintf("model.New: invalid params: %v", err))
+	}
+	return &IPSigner{
+		p:       p,
+		ips:     newTable[IP](ipCapacity(p), p.BatchSize),
+		signers: newTable[Signer](p.MaxSigners+p.BatchSize, p.BatchSize),
+		pending: make([]Observation, 0, p.BatchSize),
+		vals:    make([]float64, 0, p.BatchSize),
+	}
+}
+
+// Params returns the model's parameters.
+func (m *IPSigner) Params() Params { return m.p }
+
+// Forward returns ipScore × signerScore, where an unknown key scores the
+// exact median of its table's known scores (1 when the table is empty).
+// It does not allocate.
+func (m *IPSigner) Forward(ip IP, s Signer) float64 {
+	return m.ips.score(ip.canonical()) * m.signers.score(s)
+}
+
+// IPScore returns ip's learned score and true, or the IP median and false.
+func (m *IPSigner) IPScore(ip IP) (float64, bool) {
+	ip = ip.canonical()
+	_, ok := m.ips.index[ip]
+	return m.ips.score(ip), ok
+}
+
+// SignerScore returns s's learned score and true, or the signer median and
+// false.
+func (m *IPSigner) SignerScore(s Signer) (float64, bool) {
+	_, ok := m.signers.index[s]
+	return m.signers.score(s), ok
+}
+
+// Observe buffers o and, once BatchSize observations are buffered, learns
+// from them and reports true. It does not allocate in steady state.
+func (m *IPSigner) Observe(o Observation) (learned bool) {
+	o.IP = o.IP.canonical()
+	m.pending = append(m.pending, o)
+	m.observations++
+	if len(m.pending) < m.p.BatchSize {
+		return false
+	}
+	m.Learn(m.pending)
+	m.pending = m.pending[:0]
+	return true
+}
+
+// Learn updates the model from one batch, in order:
+//
+//  1. value of each observation (Value), summed per IP and per signer in
+//     batch order;
+//  2. every known key: score ← (1-α)·score + α·target, where target is the
+//     key's batch mean if it has ≥ MinObservations observations, else the
+//     table's median before this batch;
+//  3. every unknown key with ≥ MinObservations observations enters at its
+//     mean;
+//  4. each table is pruned to MaxIPs/MaxSigners by removing the entries
+//     closest to its (new) median, ties broken by lower key bytes.
+//
+// The result depends only on the batch contents and order, never on map
+// iteration order. Observe calls Learn; call it directly to learn from a
+// batch of any size.
+func (m *IPSigner) Learn(batch []Observation) {
+	if cap(m.vals) < len(batch) {
+		m.vals = make([]float64, len(batch))
+	}
+	vals := m.vals[:len(batch)]
+	for i := range batch {
+		vals[i] = Value(m.p, batch[i])
+	}
+	for i := range batch {
+		m.ips.accumulate(batch[i].IP.canonical(), vals[i])
+	}
+	for i := range batch {
+		m.signers.accumulate(batch[i].Signer, vals[i])
+	}
+	m.prunedIPs += uint64(m.ips.learn(m.p.Alpha, m.p.MinObservations, m.p.MaxIPs))
+	m.prunedSigner += uint64(m.signers.learn(m.p.Alpha, m.p.MinObservations, m.p.MaxSigners))
+	m.learns++
+}
+
+// Penalize multiplies ip's score by PenaltyFactor (a failed sigverify or an
+// unparsable packet from it). An unknown IP enters at the current IP median
+// × PenaltyFactor; if that makes the table reach 2·MaxIPs it is first pruned
+// back to MaxIPs, so a flood of new IPs costs O(1) amortised per call and
+// bounded memory. The median stays exact (O(log n) per call). Penalize on a
+// known IP does not allocate.
+func (m *IPSigner) Penalize(ip IP) {
+	ip = ip.canonical()
+	m.penalties++
+	t := m.ips
+	if slot, ok := t.index[ip]; ok {
+		t.set(slot, t.slab[slot].score*m.p.PenaltyFactor)
+		return
+	}
+	m.penalizedNew++
+	score := t.median * m.p.PenaltyFactor
+	if t.len() >= 2*m.p.MaxIPs {
+		m.prunedIPs += uint64(t.prune(m.p.MaxIPs))
+	}
+	t.insert(ip, score)
+}
+
+// SetParams replaces the model's parameters, for a model loaded from a file
+// the operator now runs with other flags. Buffered observations are kept
+// (learned at once if they reach the new batch size); a table holding more
+// than twice its new maximum is pruned to it now, smaller excesses at the
+// next learn.
+func (m *IPSigner) SetParams(p Params) error {
+	if err := p.Validate(); err != nil {
+		return err
+	}
+	m.p = p
+	if len(m.pending) >= p.BatchSize {
+		m.Learn(m.pending)
+		m.pending = m.pending[:0]
+	}
+	if cap(m.pending) < p.BatchSize {
+		m.pending = append(make([]Observation, 0, p.BatchSize), m.pending...)
+	}
+	if m.ips.len() > 2*p.MaxIPs {
+		m.prunedIPs += uint64(m.ips.prune(p.MaxIPs))
+	}
+	if m.signers.len() > 2*p.MaxSigners {
+		m.prunedSigner += uint64(m.signers.prune(p.MaxSigners))
+	}
+	return nil
+}
+
+// Stats returns the model's sizes, medians and counters.
+func (m *IPSigner) Stats() Stats {
+	return Stats{
+		IPs:           m.ips.len(),
+		Signers:       m.signers.len(),
+		MedianIP:      m.ips.median,
+		MedianSigner:  m.signers.median,
+		Pending:       len(m.pending),
+		Observations:  m.observations,
+		Learns:        m.learns,
+		Penalties:     m.penalties,
+		PenalizedNew:  m.penalizedNew,
+		PrunedIPs:     m.prunedIPs,
+		PrunedSigners: m.prunedSigner,
+	}
+}
+
+// Clone returns an independent deep copy of m, for example to save it from
+// another goroutine.
+func (m *IPSigner) Clone() *IPSigner {
+	c := New(m.p)
+	c.restore(m.Snapshot())
+	return c
+}

@@ -1,0 +1,467 @@
+package model
+
+import (
+	"math"
+	"math/bits"
+	"slices"
+)
+
+// key is what a table is keyed by: IP or Signer.
+type key[K any] interface {
+	comparable
+	compare(K) int
+}
+
+// entry is one key's score. pos is its place in the median heaps: i ≥ 0 is
+// lo[i], ^i (negative) is hi[i].
+type entry[K any] struct {
+	key   K
+	score float64
+	pos   int32
+}
+
+// agg accumulates one key's values within a batch, in batch order.
+type agg[K any] struct {
+	key   K
+	sum   float64
+	count int32
+	slot  int32 // the key's slot in the table when known, else -1
+}
+
+// table maps keys to scores and keeps their exact median.
+//
+// The entries live in a slab indexed by int32; index maps a key to its slot.
+// Neither holds pointers, so the garbage collector does not scan them. The
+// median is kept exact at all times by two heaps of slots: lo, a max-heap of
+// the lower ⌈n/2⌉ scores, and hi, a min-heap of the upper ⌊n/2⌋. Changing
+// one score (Penalize) costs O(log n); Learn, which changes every score,
+// rebuilds the heaps in O(n) with a selection.
+type table[K key[K]] struct {
+	index  map[K]int32
+	slab   []entry[K]
+	lo, hi []int32
+	median float64
+
+	// Scratch, preallocated, reused by every learn and prune.
+	order []int32   // slots, reordered by selections
+	val   []float64 // per slot: the value a selection orders by
+	upd   []float64 // per slot: the EMA target of the current batch
+	aggIx map[K]int32
+	aggs  []agg[K]
+}
+
+func newTable[K key[K]](capacity, batch int) *table[K] {
+	return &table[K]{
+		index:  make(map[K]int32, capacity),
+		slab:   make([]entry[K], 0, capacity),
+		lo:     make([]int32, 0, capacity/2+1),
+		hi:     make([]int32, 0, capacity/2+1),
+		median: 1,
+		order:  make([]int32, 0, capacity),
+		val:    make([]float64, 0, capacity),
+		upd:    make([]float64, 0, capacity),
+		aggIx:  make(map[K]int32, batch),
+		aggs:   make([]agg[K], 0, batch),
+	}
+}
+
+func (t *table[K]) len() int { return len(t.slab) }
+
+// score returns k's score, or the median when k is unknown.
+func (t *table[K]) score(k K) float64 {
+	if s, ok := t.index[k]; ok {
+		return t.slab[s].score
+	}
+	return t.median
+}
+
+// --- median heaps -----------------------------------------------------------
+
+// above reports whether slot a belongs nearer the top of heap lo (max-heap)
+// or hi (min-heap) than slot b.
+func (t *table[K]) above(isLo bool, a, b int32) bool {
+	if isLo {
+		return t.slab[a].score > t.slab[b].score
+	}
+	return t.slab[a].score < t.slab[b].score
+}
+
+func (t *table[K]) heap(isLo bool) []int32 {
+	if isLo {
+		return t.lo
+	}
+	return t.hi
+}
+
+func (t *table[K]) place(isLo bool, h []int32, i int) {
+	if isLo {
+		t.slab[h[i]].pos = int32(i)
+	} else {
+		t.slab[h[i]].pos = ^int32(i)
+	}
+}
+
+func (t *table[K]) up(isLo bool, i int) bool {
+	h := t.heap(isLo)
+	moved := false
+	for i > 0 {
+		p := (i - 1) / 2
+		if !t.above(isLo, h[i], h[p]) {
+			break
+		}
+		h[i], h[p] = h[p], h[i]
+		t.place(isLo, h, i)
+		i = p
+		moved = true
+	}
+	t.place(isLo, h, i)
+	return moved
+}
+
+func (t *table[K]) down(isLo bool, i int) {
+	h := t.heap(isLo)
+	n := len(h)
+	for {
+		c := 2*i + 1
+		if c >= n {
+			break
+		}
+		if r := c + 1; r < n && t.above(isLo, h[r], h[c]) {
+			c = r
+		}
+		if !t.above(isLo, h[c], h[i]) {
+			break
+		}
+		h[i], h[c] = h[c], h[i]
+		t.place(isLo, h, i)
+		i = c
+	}
+	if i < n {
+		t.place(isLo, h, i)
+	}
+}
+
+func (t *table[K]) push(isLo bool, slot int32) {
+	if isLo {
+		t.lo = append(t.lo, slot)
+		t.up(true, len(t.lo)-1)
+	} else {
+		t.hi = append(t.hi, slot)
+		t.up(false, len(t.hi)-1)
+	}
+}
+
+// removeAt removes h[i] from heap isLo.
+func (t *table[K]) removeAt(isLo bool, i int) {
+	h := t.heap(isLo)
+	last := len(h) - 1
+	h[i] = h[last]
+	h = h[:last]
+	if isLo {
+		t.lo = h
+	} else {
+		t.hi = h
+	}
+	if i < last {
+		if !t.up(isLo, i) {
+			t.down(isLo, i)
+		}
+	}
+}
+
+// unlink removes slot from whichever heap holds it.
+func (t *table[K]) unlink(slot int32) {
+	if p := t.slab[slot].pos; p >= 0 {
+		t.removeAt(true, int(p))
+	} else {
+		t.removeAt(false, int(^p))
+	}
+}
+
+// link adds slot to the heaps and restores their balance:
+// len(lo) == len(hi) or len(lo) == len(hi)+1, and max(lo) ≤ min(hi).
+func (t *table[K]) link(slot int32) {
+	if len(t.lo) == 0 || t.slab[slot].score <= t.slab[t.lo[0]].score {
+		t.push(true, slot)
+	} else {
+		t.push(false, slot)
+	}
+	t.balance()
+}
+
+func (t *table[K]) balance() {
+	for len(t.lo) > len(t.hi)+1 {
+		s := t.lo[0]
+		t.removeAt(true, 0)
+		t.push(false, s)
+	}
+	for len(t.hi) > len(t.lo) {
+		s := t.hi[0]
+		t.removeAt(false, 0)
+		t.push(true, s)
+	}
+	t.setMedian()
+}
+
+// setMedian reads the exact median off the heap tops: the middle score for
+// an odd count, the mean of the two middle scores for an even count, 1 for
+// an empty table.
+func (t *table[K]) setMedian() {
+	switch {
+	case len(t.lo) == 0:
+		t.median = 1
+	case len(t.lo) > len(t.hi):
+		t.median = t.slab[t.lo[0]].score
+	default:
+		l, h := t.slab[t.lo[0]].score, t.slab[t.hi[0]].score
+		t.median = l + (h-l)*0.5 // h ≥ l ≥ 0: no overflow; the product is exact
+	}
+}
+
+// rebuild recomputes both heaps from the slab in O(n): a selection splits
+// the slots at rank ⌈n/2⌉, then each half is heapified.
+func (t *table[K]) rebuild() {
+	n := len(t.slab)
+	order := t.slots()
+	val := t.values(n)
+	for i := range t.slab {
+		val[i] = t.slab[i].score
+	}
+	k := (n + 1) / 2
+	t.selectSmallest(order, k)
+	t.lo = append(t.lo[:0], order[:k]...)
+	t.hi = append(t.hi[:0], order[k:]...)
+	for _, isLo := range [2]bool{true, false} {
+		h := t.heap(isLo)
+		for i := range h {
+			t.place(isLo, h, i)
+		}
+		for i := len(h)/2 - 1; i >= 0; i-- {
+			t.down(isLo, i)
+		}
+	}
+	t.setMedian()
+}
+
+// slots returns the scratch order filled with 0..n-1.
+func (t *table[K]) slots() []int32 {
+	n := len(t.slab)
+	if cap(t.order) < n {
+		t.order = make([]int32, n, n+n/4)
+	}
+	o := t.order[:n]
+	for i := range o {
+		o[i] = int32(i)
+	}
+	return o
+}
+
+func (t *table[K]) values(n int) []float64 {
+	if cap(t.val) < n {
+		t.val = make([]float64, n, n+n/4)
+	}
+	t.val = t.val[:n]
+	return t.val
+}
+
+// --- selection --------------------------------------------------------------
+
+// before is the strict total order selections use: by val, then by key
+// bytes, so the chosen set never depends on the order of the slab.
+func (t *table[K]) before(a, b int32) bool {
+	va, vb := t.val[a], t.val[b]
+	if va != vb {
+		return va < vb
+	}
+	return t.slab[a].key.compare(t.slab[b].key) < 0
+}
+
+func (t *table[K]) cmpSlots(a, b int32) int {
+	if t.before(a, b) {
+		return -1
+	}
+	if t.before(b, a) {
+		return 1
+	}
+	return 0
+}
+
+// selectSmallest reorders s so that s[:k] holds its k first slots in the
+// order of before (in no particular order among themselves). Quickselect
+// with a median-of-three pivot; after 2·log2(n) rounds without
+// converging it sorts what is left, so the worst case is O(n log n).
+func (t *table[K]) selectSmallest(s []int32, k int) {
+	t.selectWithin(s, k, 2*bits.Len(uint(len(s))))
+}
+
+// selectWithin is selectSmallest with at most budget partition rounds.
+func (t *table[K]) selectWithin(s []int32, k, budget int) {
+	lo, hi := 0, len(s)
+	if k <= lo || k >= hi {
+		return
+	}
+	for hi-lo > 12 {
+		if budget == 0 {
+			slices.SortFunc(s[lo:hi], t.cmpSlots)
+			return
+		}
+		budget--
+		p := lo + t.partition(s[lo:hi])
+		switch {
+		case p == k:
+			return
+		case p < k:
+			lo = p + 1
+		default:
+			hi = p
+		}
+	}
+	for i := lo + 1; i < hi; i++ { // insertion sort of the last few
+		for j := i; j > lo && t.before(s[j], s[j-1]); j-- {
+			s[j], s[j-1] = s[j-1], s[j]
+		}
+	}
+}
+
+// partition moves a median-of-three pivot to its final place in s and
+// returns that place: everything before it comes before the pivot.
+func (t *table[K]) partition(s []int32) int {
+	n := len(s)
+	m := n / 2
+	if t.before(s[m], s[0]) {
+		s[m], s[0] = s[0], s[m]
+	}
+	if t.before(s[n-1], s[0]) {
+		s[n-1], s[0] = s[0], s[n-1]
+	}
+	if t.before(s[n-1], s[m]) {
+		s[n-1], s[m] = s[m], s[n-1]
+	}
+	// s[0] ≤ s[m] ≤ s[n-1]: park the pivot at n-2, partition s[1:n-2].
+	s[m], s[n-2] = s[n-2], s[m]
+	pivot := s[n-2]
+	i := 1
+	for j := 1; j < n-2; j++ {
+		if t.before(s[j], pivot) {
+			s[i], s[j] = s[j], s[i]
+			i++
+		}
+	}
+	s[i], s[n-2] = s[n-2], s[i]
+	return i
+}
+
+// --- mutation ---------------------------------------------------------------
+
+// insert adds an unknown key with score; the heaps stay valid.
+func (t *table[K]) insert(k K, score float64) {
+	slot := int32(len(t.slab))
+	t.slab = append(t.slab, entry[K]{key: k, score: score})
+	t.index[k] = slot
+	t.link(slot)
+}
+
+// set changes a known slot's score; the heaps stay valid.
+func (t *table[K]) set(slot int32, score float64) {
+	t.unlink(slot)
+	t.slab[slot].score = score
+	t.link(slot)
+}
+
+// prune removes the len-limit entries whose scores are closest to the
+// median (ties: lower key bytes first), keeping the extremes. REQUIRES
+// valid heaps; leaves them valid. Returns how many entries it removed.
+func (t *table[K]) prune(limit int) int {
+	n := len(t.slab)
+	r := n - limit
+	if r <= 0 {
+		return 0
+	}
+	m := t.median
+	val := t.values(n)
+	for i := range t.slab {
+		val[i] = math.Abs(t.slab[i].score - m)
+	}
+	order := t.slots()
+	t.selectSmallest(order, r)
+	gone := order[:r]
+	slices.Sort(gone)
+	for i := r - 1; i >= 0; i-- { // highest slot first: the last slot is never pending
+		t.removeSlot(gone[i])
+	}
+	t.rebuild()
+	return r
+}
+
+// removeSlot deletes slot, moving the last entry into its place. The heaps
+// are left stale: the caller rebuilds them.
+func (t *table[K]) removeSlot(slot int32) {
+	last := int32(len(t.slab) - 1)
+	delete(t.index, t.slab[slot].key)
+	if slot != last {
+		t.slab[slot] = t.slab[last]
+		t.index[t.slab[slot].key] = slot
+	}
+	t.slab = t.slab[:last]
+}
+
+// accumulate adds one observation's value to k's batch aggregate.
+func (t *table[K]) accumulate(k K, v float64) {
+	i, ok := t.aggIx[k]
+	if !ok {
+		i = int32(len(t.aggs))
+		t.aggs = append(t.aggs, agg[K]{key: k, slot: -1})
+		t.aggIx[k] = i
+	}
+	t.aggs[i].sum += v
+	t.aggs[i].count++
+}
+
+// learn applies the accumulated batch: every known key moves by EMA toward
+// its batch mean (if it had at least minObs observations) or else toward
+// the median as it was before the batch; unknown keys with at least minObs
+// observations enter at their mean; then the table is pruned to limit.
+// Returns how many entries pruning removed.
+func (t *table[K]) learn(alpha float64, minObs, limit int) int {
+	m0 := t.median
+	n := len(t.slab)
+	if cap(t.upd) < n {
+		t.upd = make([]float64, n, n+n/4)
+	}
+	upd := t.upd[:n]
+	for i := range upd {
+		upd[i] = m0
+	}
+	for i := range t.aggs {
+		a := &t.aggs[i]
+		if int(a.count) < minObs {
+			continue
+		}
+		if s, ok := t.index[a.key]; ok {
+			a.slot = s
+			upd[s] = a.sum / float64(a.count)
+		}
+	}
+	for i := range t.slab {
+		t.slab[i].score = ema(t.slab[i].score, upd[i], alpha)
+	}
+	for i := range t.aggs { // first-appearance order: deterministic slots
+		a := &t.aggs[i]
+		if int(a.count) >= minObs && a.slot < 0 {
+			slot := int32(len(t.slab))
+			t.slab = append(t.slab, entry[K]{key: a.key, score: a.sum / float64(a.count)})
+			t.index[a.key] = slot
+		}
+	}
+	clear(t.aggIx)
+	t.aggs = t.aggs[:0]
+	t.rebuild()
+	return t.prune(limit)
+}
+
+// ema is the reference's update, old·(1-α) + new·α. The conversions force
+// each product to be rounded on its own (no fused multiply-add), so every
+// architecture computes the same bits.
+func ema(old, nw, alpha float64) float64 {
+	return float64(old*(1-alpha)) + float64(nw*alpha)
+}
