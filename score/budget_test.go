@@ -210,9 +210,9 @@ func TestPrioritizationFee(t *testing.T) {
 	f(1, 1, 1)
 	f(1, 1_000_000, 1)
 	f(1, 1_000_001, 2)
-	f(m, 1_000_000, m)   // exactly fits
-	f(m, 1_000_001, m)   // saturates
-	f(m, m, m)           // saturates
+	f(m, 1_000_000, m) // exactly fits
+	f(m, 1_000_001, m) // saturates
+	f(m, m, m)         // saturates
 	f(m/1_000_000, 1_000_000, m/1_000_000)
 	// Against math/big on random values.
 	rng := rand.New(rand.NewPCG(1, 2))

@@ -1,0 +1,367 @@
+package score
+
+import (
+	"math"
+	"math/bits"
+	"time"
+
+	"github.com/solqos/qos/channels"
+)
+
+// Queue defaults.
+const (
+	DefaultQueueCapacity = 16384
+	DefaultQueueTTL      = 2 * time.Second
+)
+
+// Entry is one queued packet: a small pointer-free heap element that
+// refers to its record by slab slot, so reordering never moves records.
+type Entry struct {
+	// Score is the packet's priority (higher leaves first).
+	Score float64
+	// Seq is the arrival order; among equal scores the older (smaller
+	// Seq) leaves first and the newer is evicted first.
+	Seq uint64
+	// Enqueued is the caller's clock (ns) at Push.
+	Enqueued int64
+	// Hash is the packet hash given to Push.
+	Hash uint64
+	// Slot is the record's index in the queue's slab.
+	Slot int32
+}
+
+// above reports whether a leaves before b: higher score, or equal score
+// and older.
+func above(a, b *Entry) bool {
+	return a.Score > b.Score || (a.Score == b.Score && a.Seq < b.Seq)
+}
+
+// QueueStats counts what happened to packets offered to a Queue.
+type QueueStats struct {
+	Pushed      uint64 // admitted by Push
+	Evicted     uint64 // lowest entries pushed out by a better newcomer
+	RejectedLow uint64 // newcomers refused because the full queue held nothing lower
+	Expired     uint64 // entries dropped for being older than the TTL
+	Popped      uint64 // entries returned by PopMax
+}
+
+// Queue is a fixed-capacity priority queue of packet records: a min-max
+// heap of Entry (by score, then arrival order) over a preallocated slab of
+// records with a free-slot stack. Push copies a record once into its
+// slot; when full, the lowest entry is evicted unless the newcomer is no
+// higher, in which case the newcomer is refused. PopMax returns the
+// highest entry not older than the TTL, dropping and counting the expired
+// ones it meets. Nothing allocates after NewQueue.
+//
+// Heap layout: index 0 is the minimum; even levels (0, 2, …) are min
+// levels, odd levels are max levels, so the maximum is at index 1 or 2.
+type Queue struct {
+	heap  []Entry           // len = capacity; heap[:n] is in use
+	slab  []channels.Packet // len = capacity
+	free  []int32           // free slots, a stack; free[:nfree] is in use
+	n     int
+	nfree int
+	seq   uint64
+	ttl   int64
+	stats QueueStats
+}
+
+// NewQueue returns an empty queue holding at most capacity records
+// (DefaultQueueCapacity if capacity ≤ 0) whose entries expire ttl after
+// they were pushed (DefaultQueueTTL if ttl ≤ 0). The slab is allocated
+// here: capacity × 1264 bytes.
+func NewQueue(capacity int, ttl time.Duration) *Queue {
+	if capacity <= 0 {
+		capacity = DefaultQueueCapacity
+	}
+	capacity = min(capacity, math.MaxInt32)
+	if ttl <= 0 {
+		ttl = DefaultQueueTTL
+	}
+	q := &Queue{
+		heap:  make([]Entry, capacity),
+		slab:  make([]channels.Packet, capacity),
+		free:  make([]int32, capacity),
+		nfree: capacity,
+		ttl:   int64(ttl),
+	}
+	// Slot 0 on top of the stack, so slots are used in order.
+	for i := range q.free {
+		q.free[i] = int32(capacity - 1 - i)
+	}
+	return q
+}
+
+// Len returns the number of queued entries, expired ones included until
+// they are met.
+func (q *Queue) Len() int { return q.n }
+
+// Cap returns the capacity.
+func (q *Queue) Cap() int { return len(q.heap) }
+
+// TTL returns the age beyond which entries are dropped.
+func (q *Queue) TTL() time.Duration { return time.Duration(q.ttl) }
+
+// Stats returns the counters since NewQueue.
+func (q *Queue) Stats() QueueStats { return q.stats }
+
+// expired reports whether an entry enqueued at enq is older than the TTL
+// at now.
+func (q *Queue) expired(enq, now int64) bool { return now-enq > q.ttl }
+
+// Push offers p with the given score and hash at time now. It copies the
+// record's data in use and its metadata into a free slot, or, when the
+// queue is full, into the slot of the lowest entry, which it evicts —
+// unless that entry has expired (then it is dropped as expired and the
+// newcomer always enters) or the newcomer is not above it (then the
+// newcomer is refused and counted in RejectedLow). A NaN score is taken as
+// −∞. admitted reports whether p entered; evicted whether a live entry
+// was pushed out for it.
+func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) (admitted, evicted bool) {
+	if score != score {
+		score = math.Inf(-1)
+	}
+	e := Entry{Score: score, Seq: q.seq, Enqueued: now, Hash: hash}
+	if q.n == len(q.heap) {
+		if len(q.heap) == 0 {
+			q.stats.RejectedLow++
+			return false, false
+		}
+		m := &q.heap[0]
+		if q.expired(m.Enqueued, now) {
+			q.stats.Expired++
+		} else if !above(&e, m) {
+			q.stats.RejectedLow++
+			return false, false
+		} else {
+			q.stats.Evicted++
+			evicted = true
+		}
+		// Reuse the minimum's slot and position.
+		e.Slot = m.Slot
+		copyRecord(&q.slab[e.Slot], p)
+		q.seq++
+		q.stats.Pushed++
+		q.heap[0] = e
+		q.down(0)
+		q.check()
+		return true, evicted
+	}
+	q.nfree--
+	e.Slot = q.free[q.nfree]
+	copyRecord(&q.slab[e.Slot], p)
+	q.seq++
+	q.stats.Pushed++
+	q.heap[q.n] = e
+	q.n++
+	q.up(q.n - 1)
+	q.check()
+	return true, false
+}
+
+// copyRecord copies the bytes of src that matter, data[0:size] and the
+// metadata, into dst; the rest of dst's data area is left stale, as it is
+// in the validator's own buffers.
+func copyRecord(dst, src *channels.Packet) {
+	n := min(src.Size(), channels.PacketDataSize)
+	copy(dst[:n], src[:n])
+	copy(dst[channels.PacketDataSize:], src[channels.PacketDataSize:])
+}
+
+// PopMax removes and returns the highest entry that has not expired at
+// now, with its record. Expired entries met on the way are dropped and
+// counted. pkt points into the queue's slab and stays valid until the
+// next Push. ok is false when the queue has nothing left to send.
+func (q *Queue) PopMax(now int64) (pkt *channels.Packet, e Entry, ok bool) {
+	for q.n > 0 {
+		i := q.maxIndex()
+		e = q.heap[i]
+		q.removeAt(i)
+		if q.expired(e.Enqueued, now) {
+			q.stats.Expired++
+			continue
+		}
+		q.stats.Popped++
+		return &q.slab[e.Slot], e, true
+	}
+	return nil, Entry{}, false
+}
+
+// PeekMax returns the highest entry without removing it (expired or not).
+func (q *Queue) PeekMax() (Entry, bool) {
+	if q.n == 0 {
+		return Entry{}, false
+	}
+	return q.heap[q.maxIndex()], true
+}
+
+// ExpireMin drops up to limit entries from the bottom while the lowest
+// entry has expired at now, and returns how many it dropped. Low entries
+// are the ones least likely to be popped before they age out, so calling
+// this on an idle pass keeps dead entries from holding slots.
+func (q *Queue) ExpireMin(now int64, limit int) int {
+	k := 0
+	for k < limit && q.n > 0 && q.expired(q.heap[0].Enqueued, now) {
+		q.removeAt(0)
+		q.stats.Expired++
+		k++
+	}
+	return k
+}
+
+// maxIndex returns the index of the maximum. REQUIRES: q.n > 0.
+func (q *Queue) maxIndex() int {
+	switch q.n {
+	case 1:
+		return 0
+	case 2:
+		return 1
+	}
+	if above(&q.heap[2], &q.heap[1]) {
+		return 2
+	}
+	return 1
+}
+
+// removeAt removes heap[i], frees its slot and restores the heap.
+// REQUIRES: 0 ≤ i < q.n.
+func (q *Queue) removeAt(i int) {
+	q.free[q.nfree] = q.heap[i].Slot
+	q.nfree++
+	q.n--
+	if i != q.n {
+		q.heap[i] = q.heap[q.n]
+		q.down(i)
+		q.up(i)
+	}
+	q.heap[q.n] = Entry{}
+	q.check()
+}
+
+// minLevel reports whether index i is on a min level (levels 0, 2, 4, …).
+// Level L = ⌊log2(i+1)⌋ and the leading-zero count of i+1 is
+// UintSize−1−L, odd exactly when L is even (UintSize is 32 or 64).
+func minLevel(i int) bool { return bits.LeadingZeros(uint(i+1))&1 == 1 }
+
+// up restores the heap after heap[i] may have become out of place
+// relative to its ancestors.
+func (q *Queue) up(i int) {
+	if i == 0 {
+		return
+	}
+	h := q.heap
+	p := (i - 1) / 2
+	if minLevel(i) {
+		if above(&h[i], &h[p]) {
+			h[i], h[p] = h[p], h[i]
+			q.upMax(p)
+		} else {
+			q.upMin(i)
+		}
+	} else {
+		if above(&h[p], &h[i]) {
+			h[i], h[p] = h[p], h[i]
+			q.upMin(p)
+		} else {
+			q.upMax(i)
+		}
+	}
+}
+
+func (q *Queue) upMin(i int) {
+	h := q.heap
+	for i > 2 {
+		g := ((i-1)/2 - 1) / 2
+		if !above(&h[g], &h[i]) {
+			return
+		}
+		h[i], h[g] = h[g], h[i]
+		i = g
+	}
+}
+
+func (q *Queue) upMax(i int) {
+	h := q.heap
+	for i > 2 {
+		g := ((i-1)/2 - 1) / 2
+		if !above(&h[i], &h[g]) {
+			return
+		}
+		h[i], h[g] = h[g], h[i]
+		i = g
+	}
+}
+
+// down restores the heap after heap[i] may have become out of place
+// relative to its descendants.
+func (q *Queue) down(i int) {
+	if minLevel(i) {
+		q.downMin(i)
+	} else {
+		q.downMax(i)
+	}
+}
+
+func (q *Queue) downMin(i int) {
+	h := q.heap[:q.n]
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		// m: the lowest of the children and grandchildren.
+		m := c
+		if c+1 < len(h) && above(&h[m], &h[c+1]) {
+			m = c + 1
+		}
+		gc := 2*c + 1
+		for g := gc; g < gc+4 && g < len(h); g++ {
+			if above(&h[m], &h[g]) {
+				m = g
+			}
+		}
+		if !above(&h[i], &h[m]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		if m < gc { // a child: it is on a max level with no min below to fix
+			return
+		}
+		if p := (m - 1) / 2; above(&h[m], &h[p]) {
+			h[m], h[p] = h[p], h[m]
+		}
+		i = m
+	}
+}
+
+func (q *Queue) downMax(i int) {
+	h := q.heap[:q.n]
+	for {
+		c := 2*i + 1
+		if c >= len(h) {
+			return
+		}
+		// m: the highest of the children and grandchildren.
+		m := c
+		if c+1 < len(h) && above(&h[c+1], &h[m]) {
+			m = c + 1
+		}
+		gc := 2*c + 1
+		for g := gc; g < gc+4 && g < len(h); g++ {
+			if above(&h[g], &h[m]) {
+				m = g
+			}
+		}
+		if !above(&h[m], &h[i]) {
+			return
+		}
+		h[i], h[m] = h[m], h[i]
+		if m < gc {
+			return
+		}
+		if p := (m - 1) / 2; above(&h[p], &h[m]) {
+			h[m], h[p] = h[p], h[m]
+		}
+		i = m
+	}
+}
