@@ -2,6 +2,7 @@ package channels
 
 import (
 	"errors"
+	"io/fs"
 	"strings"
 )
 
@@ -52,7 +53,15 @@ func (e *Error) Error() string {
 	}
 	if e.Cause != nil {
 		b.WriteString(" (")
-		b.WriteString(e.Cause.Error())
+		var pe *fs.PathError
+		if errors.As(e.Cause, &pe) {
+			// The path is already said: keep the operation and the errno.
+			b.WriteString(pe.Op)
+			b.WriteString(": ")
+			b.WriteString(pe.Err.Error())
+		} else {
+			b.WriteString(e.Cause.Error())
+		}
 		b.WriteByte(')')
 	}
 	if e.Remedy != "" {
