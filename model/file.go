@@ -137,6 +137,9 @@ func checkHeader(head []byte, size int64) (uint64, error) {
 	case v != FormatVersion:
 		return 0, fmt.Errorf("%w: version %d; this build reads version %d", ErrVersion, v, FormatVersion)
 	}
+	if r := le.Uint32(head[12:]); r != 0 {
+		return 0, fmt.Errorf("%w: reserved header field is %#x, want 0", ErrCorrupt, r)
+	}
 	if len(head) < headerSize {
 		return 0, fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, size, headerSize)
 	}
