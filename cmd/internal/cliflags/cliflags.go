@@ -1,0 +1,125 @@
+// Package cliflags holds the command-line flags that the qos daemon and
+// qos-cli share (channel location, model constants, logging), so both
+// spell and document them the same way. Every flag also reads a QOS_
+// environment variable.
+package cliflags
+
+import (
+	"fmt"
+	"log/slog"
+	"os"
+	"strings"
+
+	"github.com/urfave/cli/v2"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/model"
+)
+
+// Flag categories shown in --help.
+const (
+	CatChannels = "Channels"
+	CatModel    = "Model"
+	CatQueue    = "Queue and pacing"
+	CatDatabase = "Database"
+	CatOps      = "Operations"
+)
+
+// Env returns the environment variable name for a flag: QOS_ and the flag
+// name in upper case with dashes as underscores.
+func Env(flag string) []string {
+	return []string{"QOS_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))}
+}
+
+// ChannelFlags locate the channel files.
+func ChannelFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "prefix", Category: CatChannels, EnvVars: Env("prefix"),
+			Usage: "prefix of every channel file name, so several instances (or tests) can coexist"},
+		&cli.BoolFlag{Name: "use-huge-pages", Category: CatChannels, EnvVars: Env("use-huge-pages"),
+			Usage: "back the channels with 2 MiB huge pages on a hugetlbfs mount instead of /dev/shm"},
+		&cli.StringFlag{Name: "hugetlbfs", Category: CatChannels, EnvVars: Env("hugetlbfs"), Value: "/mnt/hugepages",
+			Usage: "hugetlbfs mount holding the channel files with --use-huge-pages"},
+		&cli.StringFlag{Name: "shm-dir", Category: CatChannels, EnvVars: Env("shm-dir"), Value: "/dev/shm",
+			Usage: "directory of the channel files on standard pages"},
+		&cli.StringFlag{Name: "group", Category: CatChannels, EnvVars: Env("group"),
+			Usage: "make created channel files mode 0660 owned by this group (validator and sidecar as different users); default mode 0600"},
+	}
+}
+
+// ChannelOptions reads the channel flags.
+func ChannelOptions(c *cli.Context) channels.Options {
+	return channels.Options{
+		Prefix:       c.String("prefix"),
+		ShmDir:       c.String("shm-dir"),
+		HugePages:    c.Bool("use-huge-pages"),
+		HugetlbfsDir: c.String("hugetlbfs"),
+		Group:        c.String("group"),
+	}
+}
+
+// ModelFlags are the model's constants, defaulting to the reference's.
+func ModelFlags() []cli.Flag {
+	d := model.DefaultParams()
+	return []cli.Flag{
+		&cli.IntFlag{Name: "batch-size", Category: CatModel, EnvVars: Env("batch-size"), Value: d.BatchSize,
+			Usage: "completed transactions per model update"},
+		&cli.IntFlag{Name: "min-observations", Category: CatModel, EnvVars: Env("min-observations"), Value: d.MinObservations,
+			Usage: "observations of a key within one batch before its mean value counts"},
+		&cli.Float64Flag{Name: "alpha", Category: CatModel, EnvVars: Env("alpha"), Value: d.Alpha,
+			Usage: "EMA weight of a batch's value in a known key's score"},
+		&cli.Float64Flag{Name: "executed-multiplier", Category: CatModel, EnvVars: Env("executed-multiplier"), Value: d.ExecutedMultiplier,
+			Usage: "value multiplier for transactions the scheduler executed"},
+		&cli.Uint64Flag{Name: "assumed-exec-ns", Category: CatModel, EnvVars: Env("assumed-exec-ns"), Value: d.AssumedExecNanos,
+			Usage: "execution time assumed for transactions that were not executed, in ns"},
+		&cli.Float64Flag{Name: "penalty-factor", Category: CatModel, EnvVars: Env("penalty-factor"), Value: d.PenaltyFactor,
+			Usage: "multiplier applied to an IP's score per failed sigverify or unparsable packet"},
+		&cli.IntFlag{Name: "max-ips", Category: CatModel, EnvVars: Env("max-ips"), Value: d.MaxIPs,
+			Usage: "IP entries kept after each update (those closest to the median are pruned)"},
+		&cli.IntFlag{Name: "max-signers", Category: CatModel, EnvVars: Env("max-signers"), Value: d.MaxSigners,
+			Usage: "signer entries kept after each update"},
+	}
+}
+
+// ModelParams reads the model flags and validates them.
+func ModelParams(c *cli.Context) (model.Params, error) {
+	p := model.DefaultParams()
+	p.BatchSize = c.Int("batch-size")
+	p.MinObservations = c.Int("min-observations")
+	p.Alpha = c.Float64("alpha")
+	p.ExecutedMultiplier = c.Float64("executed-multiplier")
+	p.AssumedExecNanos = c.Uint64("assumed-exec-ns")
+	p.PenaltyFactor = c.Float64("penalty-factor")
+	p.MaxIPs = c.Int("max-ips")
+	p.MaxSigners = c.Int("max-signers")
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("model flags: %w", err)
+	}
+	return p, nil
+}
+
+// LogFlags choose the log level and format.
+func LogFlags() []cli.Flag {
+	return []cli.Flag{
+		&cli.StringFlag{Name: "log-level", Category: CatOps, EnvVars: Env("log-level"), Value: "info",
+			Usage: "debug, info, warn or error"},
+		&cli.StringFlag{Name: "log-format", Category: CatOps, EnvVars: Env("log-format"), Value: "text",
+			Usage: "text or json"},
+	}
+}
+
+// Logger builds the slog logger the log flags ask for, writing to stderr.
+func Logger(c *cli.Context) (*slog.Logger, error) {
+	var lvl slog.Level
+	if err := lvl.UnmarshalText([]byte(c.String("log-level"))); err != nil {
+		return nil, fmt.Errorf("--log-level %q: want debug, info, warn or error", c.String("log-level"))
+	}
+	opts := &slog.HandlerOptions{Level: lvl}
+	switch c.String("log-format") {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", c.String("log-format"))
+}

@@ -1,0 +1,149 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/metastore"
+	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/score"
+)
+
+// Policy says how packets are ranked in the priority queue.
+type Policy uint8
+
+const (
+	// PolicyModel ranks by model(ip, signer) × fee / CUs and learns.
+	PolicyModel Policy = iota
+	// PolicyFeeOnly ranks by fee / CUs alone; the model is neither used nor
+	// trained. A baseline.
+	PolicyFeeOnly
+	// PolicyFIFO gives every packet the same score, so the queue sends in
+	// arrival order and drops newcomers when full. A baseline.
+	PolicyFIFO
+)
+
+// String returns the policy's flag spelling.
+func (p Policy) String() string {
+	switch p {
+	case PolicyModel:
+		return "model"
+	case PolicyFeeOnly:
+		return "fee-only"
+	case PolicyFIFO:
+		return "fifo"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ParsePolicy reads a policy's flag spelling.
+func ParsePolicy(s string) (Policy, error) {
+	for _, p := range []Policy{PolicyModel, PolicyFeeOnly, PolicyFIFO} {
+		if p.String() == s {
+			return p, nil
+		}
+	}
+	return 0, fmt.Errorf("unknown policy %q (want model, fee-only or fifo)", s)
+}
+
+// Config is everything the loop needs. Flags live in cmd/qos; this package
+// takes explicit values.
+type Config struct {
+	Channels channels.Options
+	// Optional lists packet channels that may be absent at start (the
+	// relayer's); they are joined when they appear.
+	Optional []string
+
+	Seed            uint64 // packet hash seed, published in sch_to_qos metadata
+	TargetPPS       uint64
+	PacerTick       time.Duration
+	PacerBurst      uint64 // 0: one tick's worth
+	QueueCapacity   int
+	QueueTTL        time.Duration
+	PartialCapacity int
+	RecentCapacity  int
+	PacketBatch     int // packets taken from one channel per visit
+	FeedbackBatch   int // records taken from each feedback channel per visit
+
+	Fees   score.FeeParams
+	Model  model.Params
+	Policy Policy
+
+	ModelFile    string        // loaded at start if present; saved on shutdown and every SaveInterval
+	SaveInterval time.Duration // 0: only on shutdown
+
+	// Handoff receives completed rows; nil disables row output.
+	Handoff *metastore.Handoff
+	// RowFlushInterval hands a partially filled row batch over at least
+	// this often.
+	RowFlushInterval time.Duration
+
+	LogInterval     time.Duration // summary log line; 0 disables
+	PublishInterval time.Duration // counter snapshots for metrics
+	PeerCheck       time.Duration // heartbeat and file-replacement checks
+	// IdleSleep, when positive, sleeps this long after the loop has been
+	// idle for a millisecond (tests and the demo share their CPUs). Zero
+	// keeps the loop spinning, yielding with runtime.Gosched only.
+	IdleSleep time.Duration
+
+	Logger *slog.Logger
+}
+
+// DefaultConfig returns the daemon's defaults.
+func DefaultConfig() Config {
+	return Config{
+		Optional:         []string{channels.RE1, channels.RE2},
+		TargetPPS:        1_000_000,
+		PacerTick:        time.Millisecond,
+		QueueCapacity:    16384,
+		QueueTTL:         2 * time.Second,
+		PartialCapacity:  1 << 20,
+		RecentCapacity:   1 << 20,
+		PacketBatch:      64,
+		FeedbackBatch:    1024,
+		Fees:             score.DefaultFeeParams(),
+		Model:            model.DefaultParams(),
+		Policy:           PolicyModel,
+		SaveInterval:     5 * time.Minute,
+		RowFlushInterval: 100 * time.Millisecond,
+		LogInterval:      5 * time.Second,
+		PublishInterval:  100 * time.Millisecond,
+		PeerCheck:        time.Second,
+	}
+}
+
+// Validate reports the first setting that cannot work.
+func (c *Config) Validate() error {
+	var errs []error
+	if c.TargetPPS == 0 {
+		errs = append(errs, errors.New("target-pps must be positive"))
+	}
+	if c.PacerTick <= 0 || c.PacerTick > time.Second {
+		errs = append(errs, fmt.Errorf("pacer tick %v must be in (0, 1s]", c.PacerTick))
+	}
+	if c.QueueCapacity < 1 || c.QueueCapacity > 1<<24 {
+		errs = append(errs, fmt.Errorf("queue capacity %d must be in [1, %d]", c.QueueCapacity, 1<<24))
+	}
+	if c.QueueTTL <= 0 {
+		errs = append(errs, fmt.Errorf("queue TTL %v must be positive", c.QueueTTL))
+	}
+	if c.PartialCapacity < 1 || c.PartialCapacity > 1<<28 {
+		errs = append(errs, fmt.Errorf("partial-meta capacity %d must be in [1, %d]", c.PartialCapacity, 1<<28))
+	}
+	if c.RecentCapacity < 1 || c.RecentCapacity > 1<<28 {
+		errs = append(errs, fmt.Errorf("recent-signature capacity %d must be in [1, %d]", c.RecentCapacity, 1<<28))
+	}
+	if c.PacketBatch < 1 || c.FeedbackBatch < 1 {
+		errs = append(errs, errors.New("batch sizes must be positive"))
+	}
+	if c.PublishInterval <= 0 || c.PeerCheck <= 0 || c.RowFlushInterval <= 0 {
+		errs = append(errs, errors.New("publish, peer-check and row-flush intervals must be positive"))
+	}
+	if err := c.Model.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,132 @@
+package sidecar
+
+import (
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/score"
+)
+
+// Counter names one of the loop's event counters.
+type Counter int
+
+// The loop's event counters. Their names (counterInfo) are the metric and
+// log names; keep them stable.
+const (
+	Duplicates Counter = iota
+	RecentlyConfirmed
+	RecentlyConfirmedAtSend
+	Admitted
+	Evicted
+	RejectedLow
+	Expired
+	Sent
+	OutputFull
+	ParsePenalties
+	SigverifyFailed
+	SigverifyBadAddr
+	Results
+	Joined
+	JoinMisses
+	ModelUpdates
+	RowsOffered
+	RowsDropped
+	StatusSignatures
+	Rejoins
+	numCounters
+)
+
+var counterInfo = [numCounters]struct{ name, help string }{
+	Duplicates:              {"duplicates", "Packets dropped because their packet hash was seen recently."},
+	RecentlyConfirmed:       {"recently_confirmed", "Packets dropped on arrival because their first signature was recently confirmed."},
+	RecentlyConfirmedAtSend: {"recently_confirmed_at_send", "Queued packets dropped at send time because their first signature was confirmed meanwhile."},
+	Admitted:                {"admitted", "Packets pushed into the priority queue."},
+	Evicted:                 {"evicted", "Queued packets evicted by a higher-scoring newcomer."},
+	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores."},
+	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
+	Sent:                    {"sent", "Packets written to qos_to_sig."},
+	OutputFull:              {"output_full", "Sends held back because the sigverify consumer had not read the ring."},
+	ParsePenalties:          {"parse_penalties", "Model penalties for unparsable packets."},
+	SigverifyFailed:         {"sigverify_failed", "Failed-sigverify records received."},
+	SigverifyBadAddr:        {"sigverify_bad_addr", "Failed-sigverify records without a valid address (ignored)."},
+	Results:                 {"scheduler_results", "Scheduler result records received."},
+	Joined:                  {"joined", "Scheduler results joined with their partial metadata."},
+	JoinMisses:              {"join_misses", "Scheduler results whose partial metadata was gone (evicted, unknown or already joined)."},
+	ModelUpdates:            {"model_updates", "Model learning batches run."},
+	RowsOffered:             {"rows_offered", "Completed rows handed to the metastore."},
+	RowsDropped:             {"rows_dropped", "Completed rows dropped because the metastore hand-off was full."},
+	StatusSignatures:        {"status_signatures", "Confirmed signatures received from tx_status_cache."},
+	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them."},
+}
+
+// Name returns the counter's stable name.
+func (c Counter) Name() string {
+	if c < 0 || c >= numCounters {
+		return "unknown"
+	}
+	return counterInfo[c].name
+}
+
+// The packet channels, in visiting order; their index is the source
+// channel number recorded in metadata rows.
+var packetChannels = [...]string{channels.TPU, channels.FWD, channels.RE1, channels.RE2}
+
+const numPacketChannels = len(packetChannels)
+
+// The channels the loop consumes besides the packet channels, indexed after
+// them in Snapshot.Skipped and Snapshot.ProducerAlive.
+const (
+	chanSig = numPacketChannels + iota
+	chanSch
+	chanStatus
+	numInputs
+)
+
+var inputNames = [numInputs]string{
+	channels.TPU, channels.FWD, channels.RE1, channels.RE2,
+	channels.SigToQoS, channels.SchToQoS, channels.TxStatusCache,
+}
+
+// Snapshot is a copy of the loop's counters and gauges, published a few
+// times a second. It is a plain value: publishing it allocates nothing.
+type Snapshot struct {
+	At int64 // unix ns when taken
+
+	Counters [numCounters]uint64
+	Received [numPacketChannels]uint64
+	Rejects  [score.NumRejects]uint64
+
+	// Per input channel (packet channels, then sig_to_qos, sch_to_qos,
+	// tx_status_cache): records lost to overrun, whether it is joined, and
+	// whether its producer's heartbeat moved at the last check.
+	Skipped       [numInputs]uint64
+	Joined        [numInputs]bool
+	ProducerAlive [numInputs]bool
+
+	QueueLen      int
+	RecentLen     int
+	ModelIPs      int
+	ModelSigners  int
+	MaxStallNanos int64 // longest loop iteration since the previous snapshot
+	MaxLearnNanos int64 // longest model update since the previous snapshot
+	Iterations    uint64
+}
+
+// Counter returns one counter's value.
+func (s *Snapshot) Counter(c Counter) uint64 { return s.Counters[c] }
+
+// TotalReceived sums packets received over the packet channels.
+func (s *Snapshot) TotalReceived() uint64 {
+	var n uint64
+	for _, v := range s.Received {
+		n += v
+	}
+	return n
+}
+
+// TotalRejected sums packets rejected for any reason.
+func (s *Snapshot) TotalRejected() uint64 {
+	var n uint64
+	for _, v := range s.Rejects {
+		n += v
+	}
+	return n
+}

@@ -1,0 +1,145 @@
+package sidecar
+
+import (
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/solqos/qos/score"
+)
+
+// observe runs beside the loop: it keeps the latest snapshot for Latest and
+// the metrics collector, and logs a summary every LogInterval.
+func (s *Sidecar) observe(done <-chan struct{}) {
+	var (
+		last    Snapshot
+		haveLog bool
+		tick    <-chan time.Time
+	)
+	if s.cfg.LogInterval > 0 {
+		t := time.NewTicker(s.cfg.LogInterval)
+		defer t.Stop()
+		tick = t.C
+	}
+	var maxStall, maxLearn int64
+	take := func(sn Snapshot) {
+		maxStall = max(maxStall, sn.MaxStallNanos)
+		maxLearn = max(maxLearn, sn.MaxLearnNanos)
+		s.mu.Lock()
+		s.latest = sn
+		s.mu.Unlock()
+	}
+	for {
+		select {
+		case sn := <-s.snaps:
+			take(sn)
+		case <-tick:
+			cur := s.Latest()
+			if haveLog {
+				s.logSummary(&last, &cur, maxStall, maxLearn)
+			}
+			last, haveLog = cur, true
+			maxStall, maxLearn = 0, 0
+		case <-done:
+			select {
+			case sn := <-s.snaps:
+				take(sn)
+			default:
+			}
+			cur := s.Latest()
+			if haveLog {
+				s.logSummary(&last, &cur, maxStall, maxLearn)
+			}
+			return
+		}
+	}
+}
+
+func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
+	secs := float64(cur.At-prev.At) / 1e9
+	if secs <= 0 {
+		return
+	}
+	rate := func(a, b uint64) float64 { return float64(b-a) / secs }
+	attrs := []any{
+		"in_pps", int64(rate(prev.TotalReceived(), cur.TotalReceived())),
+		"out_pps", int64(rate(prev.Counters[Sent], cur.Counters[Sent])),
+		"rejected", cur.TotalRejected() - prev.TotalRejected(),
+	}
+	for c := Counter(0); c < numCounters; c++ {
+		if d := cur.Counters[c] - prev.Counters[c]; d > 0 {
+			attrs = append(attrs, c.Name(), d)
+		}
+	}
+	var skipped uint64
+	for i := range cur.Skipped {
+		skipped += cur.Skipped[i] - prev.Skipped[i]
+	}
+	if skipped > 0 {
+		attrs = append(attrs, "overrun_skipped", skipped)
+	}
+	attrs = append(attrs, "queue", cur.QueueLen, "model_ips", cur.ModelIPs, "model_signers", cur.ModelSigners,
+		"max_stall", time.Duration(maxStall), "max_learn", time.Duration(maxLearn))
+	s.log.Info("qos", attrs...)
+	for r := score.Reject(1); int(r) < score.NumRejects; r++ {
+		if d := cur.Rejects[r] - prev.Rejects[r]; d > 0 {
+			s.log.Debug("rejected", "reason", r.String(), "count", d)
+		}
+	}
+}
+
+// Collector exports the latest snapshot to Prometheus. Register it on a
+// registry served by the daemon's --metrics-addr.
+func (s *Sidecar) Collector() prometheus.Collector { return collector{s} }
+
+type collector struct{ s *Sidecar }
+
+var (
+	descCounter  = prometheus.NewDesc("qos_events_total", "Loop events by kind (see the event label).", []string{"event"}, nil)
+	descReceived = prometheus.NewDesc("qos_received_packets_total", "Packets read from a packet channel.", []string{"channel"}, nil)
+	descRejected = prometheus.NewDesc("qos_rejected_packets_total", "Packets rejected, by reason.", []string{"reason"}, nil)
+	descSkipped  = prometheus.NewDesc("qos_overrun_skipped_total", "Records lost because the loop was overrun, by channel.", []string{"channel"}, nil)
+	descAlive    = prometheus.NewDesc("qos_producer_alive", "1 when the channel's producer heartbeat moved at the last check.", []string{"channel"}, nil)
+	descJoined   = prometheus.NewDesc("qos_channel_joined", "1 when the channel is joined.", []string{"channel"}, nil)
+	descQueue    = prometheus.NewDesc("qos_queue_length", "Packets waiting in the priority queue.", nil, nil)
+	descRecent   = prometheus.NewDesc("qos_recent_signatures", "Recently confirmed signatures held.", nil, nil)
+	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table.", []string{"table"}, nil)
+	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
+	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
+)
+
+func (c collector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn} {
+		ch <- d
+	}
+}
+
+func (c collector) Collect(ch chan<- prometheus.Metric) {
+	sn := c.s.Latest()
+	for k := Counter(0); k < numCounters; k++ {
+		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(sn.Counters[k]), k.Name())
+	}
+	for i, name := range packetChannels {
+		ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(sn.Received[i]), name)
+	}
+	for r := score.Reject(1); int(r) < score.NumRejects; r++ {
+		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(sn.Rejects[r]), r.String())
+	}
+	for i, name := range inputNames {
+		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(sn.Skipped[i]), name)
+		ch <- prometheus.MustNewConstMetric(descAlive, prometheus.GaugeValue, b2f(sn.ProducerAlive[i]), name)
+		ch <- prometheus.MustNewConstMetric(descJoined, prometheus.GaugeValue, b2f(sn.Joined[i]), name)
+	}
+	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(sn.QueueLen))
+	ch <- prometheus.MustNewConstMetric(descRecent, prometheus.GaugeValue, float64(sn.RecentLen))
+	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelIPs), "ip")
+	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelSigners), "signer")
+	ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, float64(sn.MaxStallNanos)/1e9)
+	ch <- prometheus.MustNewConstMetric(descLearn, prometheus.GaugeValue, float64(sn.MaxLearnNanos)/1e9)
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,207 @@
+package sidecar
+
+import (
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/model"
+)
+
+// periodic runs the loop's timed chores. It is reached at most every
+// PublishInterval, so none of it is on the per-packet path.
+func (s *Sidecar) periodic(mono, wall int64) {
+	s.nextPublish = mono + s.cfg.PublishInterval.Nanoseconds()
+	s.beat()
+	s.publish(wall)
+	if mono >= s.nextRowFlush {
+		s.nextRowFlush = mono + s.cfg.RowFlushInterval.Nanoseconds()
+		if s.cfg.Handoff != nil {
+			s.cfg.Handoff.Flush()
+		}
+	}
+	if mono >= s.nextPeer {
+		s.nextPeer = mono + s.cfg.PeerCheck.Nanoseconds()
+		if mono > 0 {
+			s.checkPeers()
+		}
+	}
+	if s.cfg.SaveInterval > 0 && s.cfg.ModelFile != "" && s.learn {
+		if s.nextSave == 0 {
+			s.nextSave = mono + s.cfg.SaveInterval.Nanoseconds()
+		} else if mono >= s.nextSave {
+			s.nextSave = mono + s.cfg.SaveInterval.Nanoseconds()
+			s.queueSave()
+		}
+	}
+}
+
+func (s *Sidecar) beat() {
+	for _, c := range s.in {
+		if c != nil {
+			c.Beat()
+		}
+	}
+	s.sig.Beat()
+	s.sch.Beat()
+	s.status.Beat()
+	s.out.Beat()
+}
+
+// publish copies the live counters into the one-slot snapshot channel,
+// replacing an unread older snapshot. Never blocks.
+func (s *Sidecar) publish(wall int64) {
+	s.snap.At = wall
+	for i, c := range s.in {
+		s.snap.Joined[i] = c != nil
+		if c != nil {
+			s.snap.Skipped[i] = c.Skipped()
+		}
+	}
+	s.snap.Skipped[chanSig] = s.sig.Skipped()
+	s.snap.Skipped[chanSch] = s.sch.Skipped()
+	s.snap.Skipped[chanStatus] = s.status.Skipped()
+	s.snap.Joined[chanSig], s.snap.Joined[chanSch], s.snap.Joined[chanStatus] = true, true, true
+	qs := s.queue.Stats()
+	s.snap.Counters[Expired] = qs.Expired
+	s.snap.QueueLen = s.queue.Len()
+	s.snap.RecentLen = s.recent.Len()
+	ms := s.model.Stats()
+	s.snap.ModelIPs, s.snap.ModelSigners = ms.IPs, ms.Signers
+
+	select {
+	case s.snaps <- s.snap:
+	default:
+		select {
+		case <-s.snaps:
+		default:
+		}
+		select {
+		case s.snaps <- s.snap:
+		default:
+		}
+	}
+	s.snap.MaxStallNanos = 0
+	s.snap.MaxLearnNanos = 0
+}
+
+// checkPeers reports producers whose heartbeat stopped or resumed and
+// rejoins channels whose file was recreated or that appeared.
+func (s *Sidecar) checkPeers() {
+	for i, name := range packetChannels {
+		s.in[i] = rejoin(s, s.in[i], name, i)
+	}
+	if c := rejoin(s, s.sig, channels.SigToQoS, chanSig); c != nil {
+		s.sig = c
+	}
+	if c := rejoin(s, s.sch, channels.SchToQoS, chanSch); c != nil {
+		if c != s.sch {
+			c.SetMeta(channels.SeedMetaOffset, s.cfg.Seed)
+		}
+		s.sch = c
+	}
+	if c := rejoin(s, s.status, channels.TxStatusCache, chanStatus); c != nil {
+		s.status = c
+	}
+}
+
+// rejoin checks one consumer: heartbeat, replacement, late appearance. It
+// returns the consumer to use from now on; nil only for a packet channel
+// that is (still) absent. Feedback channels keep their old mapping until a
+// new file can be joined, so the loop never sees nil for them.
+func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string, idx int) *channels.Consumer[R] {
+	if c != nil && !c.Replaced() {
+		alive := c.ProducerAlive()
+		s.snap.ProducerAlive[idx] = alive
+		switch {
+		case !alive && !s.stalled[idx]:
+			s.stalled[idx] = true
+			s.log.Warn("producer heartbeat stopped", "channel", name, "path", c.Path())
+		case alive && s.stalled[idx]:
+			s.stalled[idx] = false
+			s.log.Info("producer heartbeat resumed", "channel", name)
+		}
+		return c
+	}
+	nc, err := channels.OpenConsumer[R](s.cfg.Channels, spec(name))
+	if err != nil {
+		if c != nil && !s.stalled[idx] {
+			s.stalled[idx] = true
+			s.log.Warn("channel file replaced or removed and cannot be rejoined yet", "channel", name, "err", err)
+		}
+		if idx < numPacketChannels && c != nil && !errors.Is(err, channels.ErrNotExist) {
+			return c
+		}
+		if idx < numPacketChannels {
+			if c != nil {
+				_ = c.Close()
+			}
+			return nil
+		}
+		return c
+	}
+	if c != nil {
+		_ = c.Close()
+		s.snap.Counters[Rejoins]++
+		s.log.Info("channel rejoined", "channel", name, "path", nc.Path())
+	} else {
+		s.log.Info("channel joined", "channel", name, "path", nc.Path())
+	}
+	s.stalled[idx] = false
+	return nc
+}
+
+// queueSave serialises the model and hands the bytes to the saver
+// goroutine; the file write and fsync happen off the loop. A save still in
+// progress makes this one skip.
+func (s *Sidecar) queueSave() {
+	b, err := s.model.AppendBinary(nil)
+	if err != nil {
+		s.log.Error("serialise model", "err", err)
+		return
+	}
+	select {
+	case s.saves <- b:
+	default:
+		s.log.Warn("previous model save still in progress; skipping this one")
+	}
+}
+
+func (s *Sidecar) saver() {
+	for b := range s.saves {
+		start := time.Now()
+		if err := model.WriteFileAtomic(s.cfg.ModelFile, b); err != nil {
+			s.log.Error("periodic model save failed", "file", s.cfg.ModelFile, "err", err)
+			select {
+			case s.saveErrs <- fmt.Errorf("periodic save: %w", err):
+			default:
+			}
+			continue
+		}
+		s.log.Debug("model saved", "file", s.cfg.ModelFile, "bytes", len(b), "took", time.Since(start))
+	}
+}
+
+func (s *Sidecar) closeChannels() error {
+	var errs []error
+	for i, c := range s.in {
+		if c != nil {
+			errs = append(errs, c.Close())
+			s.in[i] = nil
+		}
+	}
+	if s.sig != nil {
+		errs = append(errs, s.sig.Close())
+	}
+	if s.sch != nil {
+		errs = append(errs, s.sch.Close())
+	}
+	if s.status != nil {
+		errs = append(errs, s.status.Close())
+	}
+	if s.out != nil {
+		errs = append(errs, s.out.Close())
+	}
+	return errors.Join(errs...)
+}

@@ -1,0 +1,446 @@
+package sidecar
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"runtime"
+	"sync"
+	"time"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/metastore"
+	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/score"
+	"github.com/solqos/qos/sigcache"
+	"github.com/solqos/qos/sigverifyfb"
+)
+
+// Sidecar owns the channels, the scoring state and the model of one daemon
+// run. Open it, Run it on one goroutine, then it closes itself.
+type Sidecar struct {
+	cfg Config
+	log *slog.Logger
+
+	in     [numPacketChannels]*channels.Consumer[channels.Packet]
+	sig    *channels.Consumer[channels.Packet]
+	sch    *channels.Consumer[channels.RemainingMeta]
+	status *channels.Consumer[channels.Signature]
+	out    *channels.Producer[channels.Packet]
+
+	eval    score.Evaluator
+	queue   *score.Queue
+	pacer   *score.Pacer
+	partial *metastore.PartialStore
+	recent  *sigcache.Set
+	model   *model.IPSigner
+	learn   bool // the policy uses and trains the model
+
+	// Scratch records the loop pops into; they live here so that nothing
+	// escapes per packet.
+	pkt    channels.Packet
+	meta   channels.RemainingMeta
+	sigRec channels.Signature
+
+	snap    Snapshot // the loop's live counters
+	start   time.Time
+	rowSeq  uint64
+	stalled [numInputs]bool // producer heartbeat reported stopped
+
+	nextPublish, nextPeer, nextSave, nextRowFlush int64
+
+	// Published state, read by other goroutines.
+	snaps    chan Snapshot // one slot, latest wins
+	saves    chan []byte   // serialised models for the saver goroutine
+	mu       sync.Mutex
+	latest   Snapshot
+	saveErrs chan error
+}
+
+// Open joins the validator-fed channels, creates or joins qos_to_sig,
+// publishes the hash seed, loads the model and allocates every fixed-size
+// structure. Nothing is allocated per packet after this.
+func Open(cfg Config) (_ *Sidecar, err error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("invalid configuration: %w", err)
+	}
+	log := cfg.Logger
+	if log == nil {
+		log = slog.Default()
+	}
+	s := &Sidecar{
+		cfg:      cfg,
+		log:      log,
+		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees},
+		queue:    score.NewQueue(cfg.QueueCapacity, cfg.QueueTTL),
+		pacer:    score.NewPacer(cfg.TargetPPS, cfg.PacerTick, cfg.PacerBurst),
+		partial:  metastore.NewPartialStore(cfg.PartialCapacity),
+		recent:   sigcache.New(cfg.RecentCapacity, cfg.Seed),
+		learn:    cfg.Policy == PolicyModel,
+		snaps:    make(chan Snapshot, 1),
+		saves:    make(chan []byte, 1),
+		saveErrs: make(chan error, 1),
+	}
+	defer func() {
+		if err != nil {
+			s.closeChannels()
+		}
+	}()
+
+	for i, name := range packetChannels {
+		c, err := channels.OpenConsumer[channels.Packet](cfg.Channels, spec(name))
+		if err != nil {
+			if s.optional(name) && errors.Is(err, channels.ErrNotExist) {
+				log.Info("optional channel absent; it will be joined when it appears", "channel", name, "path", cfg.Channels.Path(name))
+				continue
+			}
+			return nil, err
+		}
+		s.in[i] = c
+	}
+	if s.sig, err = channels.OpenConsumer[channels.Packet](cfg.Channels, spec(channels.SigToQoS)); err != nil {
+		return nil, err
+	}
+	if s.sch, err = channels.OpenConsumer[channels.RemainingMeta](cfg.Channels, spec(channels.SchToQoS)); err != nil {
+		return nil, err
+	}
+	s.sch.SetMeta(channels.SeedMetaOffset, cfg.Seed)
+	if s.status, err = channels.OpenConsumer[channels.Signature](cfg.Channels, spec(channels.TxStatusCache)); err != nil {
+		return nil, err
+	}
+	if s.out, err = channels.OpenProducer[channels.Packet](cfg.Channels, spec(channels.QoSToSig)); err != nil {
+		return nil, err
+	}
+
+	s.model = model.New(cfg.Model)
+	if cfg.ModelFile != "" {
+		m, err := model.Load(cfg.ModelFile)
+		switch {
+		case err == nil:
+			if err := m.SetParams(cfg.Model); err != nil {
+				return nil, fmt.Errorf("model file %s: %w", cfg.ModelFile, err)
+			}
+			s.model = m
+			st := m.Stats()
+			log.Info("model loaded", "file", cfg.ModelFile, "ips", st.IPs, "signers", st.Signers)
+		case errors.Is(err, fs.ErrNotExist):
+			log.Info("no model file yet; starting with an empty model", "file", cfg.ModelFile)
+		default:
+			return nil, fmt.Errorf("load model (move the file away to start fresh): %w", err)
+		}
+	}
+	return s, nil
+}
+
+func spec(name string) channels.Spec {
+	s, ok := channels.Lookup(name)
+	if !ok {
+		panic("BUG: channel " + name + " missing from channels.Table")
+	}
+	return s
+}
+
+func (s *Sidecar) optional(name string) bool {
+	for _, o := range s.cfg.Optional {
+		if o == name {
+			return true
+		}
+	}
+	return false
+}
+
+// Model returns the loop's model. Only for use before Run or after it
+// returned.
+func (s *Sidecar) Model() *model.IPSigner { return s.model }
+
+// Latest returns the most recent counter snapshot. Safe from any goroutine
+// while Run is going.
+func (s *Sidecar) Latest() Snapshot {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.latest
+}
+
+// Run drives the loop on the calling goroutine, locked to its OS thread,
+// until ctx is done; then it flushes, saves the model and closes the
+// channels. It returns the error of the final save or close, if any.
+func (s *Sidecar) Run(ctx context.Context) error {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+
+	var wg sync.WaitGroup
+	observeDone := make(chan struct{})
+	wg.Add(2)
+	go func() { defer wg.Done(); s.observe(observeDone) }()
+	go func() { defer wg.Done(); s.saver() }()
+
+	s.start = time.Now()
+	s.log.Info("loop started", "policy", s.cfg.Policy.String(), "target_pps", s.cfg.TargetPPS,
+		"queue", s.cfg.QueueCapacity, "ttl", s.cfg.QueueTTL, "tick", s.cfg.PacerTick)
+	s.loop(ctx.Done())
+
+	// Shut down: last sends are already synced by send; flush rows, stop
+	// the helpers, save the model synchronously.
+	s.out.Sync()
+	if s.cfg.Handoff != nil {
+		s.cfg.Handoff.Flush()
+	}
+	s.publish(time.Now().UnixNano())
+	close(s.saves)
+	close(observeDone)
+	wg.Wait()
+	var errs []error
+	select {
+	case err := <-s.saveErrs:
+		errs = append(errs, err)
+	default:
+	}
+	if s.cfg.ModelFile != "" && s.learn {
+		if err := s.model.Save(s.cfg.ModelFile); err != nil {
+			errs = append(errs, fmt.Errorf("save model: %w", err))
+		} else {
+			st := s.model.Stats()
+			s.log.Info("model saved", "file", s.cfg.ModelFile, "ips", st.IPs, "signers", st.Signers)
+		}
+	}
+	errs = append(errs, s.closeChannels())
+	return errors.Join(errs...)
+}
+
+// loop is the busy loop. REQUIRES: called once, from Run.
+func (s *Sidecar) loop(done <-chan struct{}) {
+	var (
+		idleSince int64 = -1
+		prev            = time.Now()
+		maxStall  int64
+		spins     int
+	)
+	for iter := uint64(0); ; iter++ {
+		if iter&255 == 0 {
+			select {
+			case <-done:
+				return
+			default:
+			}
+		}
+		now := time.Now()
+		if d := now.Sub(prev).Nanoseconds(); d > maxStall {
+			maxStall = d
+		}
+		prev = now
+		mono := now.Sub(s.start).Nanoseconds()
+		wall := now.UnixNano()
+
+		work := s.step(mono, wall)
+
+		if mono >= s.nextPublish {
+			s.snap.Iterations = iter
+			if maxStall > s.snap.MaxStallNanos {
+				s.snap.MaxStallNanos = maxStall
+			}
+			maxStall = 0
+			s.periodic(mono, wall)
+		}
+
+		if work > 0 {
+			idleSince = -1
+			spins = 0
+			continue
+		}
+		if idleSince < 0 {
+			idleSince = mono
+		}
+		spins++
+		switch {
+		case s.cfg.IdleSleep > 0 && mono-idleSince > int64(time.Millisecond):
+			time.Sleep(s.cfg.IdleSleep)
+			prev = time.Now() // a chosen sleep is not a stall
+		case spins&63 == 0:
+			runtime.Gosched()
+		}
+	}
+}
+
+// step runs one pass over every input and the pacer, and returns how many
+// records it handled.
+func (s *Sidecar) step(mono, wall int64) int {
+	n := s.drainStatus()
+	for i, c := range s.in {
+		if c != nil {
+			n += s.drainPackets(uint8(i), c, mono)
+		}
+	}
+	n += s.drainSigFailures()
+	n += s.drainResults(wall)
+	n += s.send(mono)
+	return n
+}
+
+func (s *Sidecar) drainStatus() int {
+	if s.status == nil {
+		return 0
+	}
+	n := 0
+	for n < s.cfg.FeedbackBatch && s.status.Pop(&s.sigRec) {
+		s.recent.Add((*[64]byte)(&s.sigRec))
+		n++
+	}
+	s.snap.Counters[StatusSignatures] += uint64(n)
+	return n
+}
+
+func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
+	n := 0
+	for n < s.cfg.PacketBatch && c.Pop(&s.pkt) {
+		s.admit(src, &s.pkt, mono)
+		n++
+	}
+	s.snap.Received[src] += uint64(n)
+	return n
+}
+
+// admit takes one packet record through validation, scoring, dedup and the
+// queue. The per-packet path: no allocation, no system call.
+func (s *Sidecar) admit(src uint8, p *channels.Packet, mono int64) {
+	info, rej := s.eval.Evaluate(p)
+	if rej != score.OK {
+		s.snap.Rejects[rej]++
+		if rej.Parse() && s.learn {
+			if addr, ok := p.Addr(); ok {
+				s.model.Penalize(model.IPOf(addr))
+				s.snap.Counters[ParsePenalties]++
+			}
+		}
+		return
+	}
+	// An accepted packet has at least one signature, at data[1:65].
+	if s.recent.Contains(p[1:65]) {
+		s.snap.Counters[RecentlyConfirmed]++
+		return
+	}
+	addr, _ := p.Addr() // Evaluate checked the tag
+	b := info.Budget
+	var sc float64
+	switch s.cfg.Policy {
+	case PolicyModel:
+		sc = score.Score(s.model.Forward(model.IPOf(addr), model.Signer(info.Payer)), b.Fee, b.CUs)
+	case PolicyFeeOnly:
+		sc = score.Score(1, b.Fee, b.CUs)
+	default: // FIFO: equal scores, the queue keeps arrival order
+	}
+	if s.partial.Insert(info.Hash, metastore.Partial{
+		ArrivedAt: mono,
+		Channel:   src,
+		IP:        addr.As16(),
+		Signer:    info.Payer,
+		Fee:       b.Fee,
+		CUs:       b.CUs,
+		CUPrice:   b.CUPrice,
+		Score:     sc,
+	}) {
+		s.snap.Counters[Duplicates]++
+		return
+	}
+	admitted, evicted := s.queue.Push(p, sc, info.Hash, mono)
+	switch {
+	case !admitted:
+		s.snap.Counters[RejectedLow]++
+	case evicted:
+		s.snap.Counters[Admitted]++
+		s.snap.Counters[Evicted]++
+	default:
+		s.snap.Counters[Admitted]++
+	}
+}
+
+func (s *Sidecar) drainSigFailures() int {
+	n := 0
+	for n < s.cfg.FeedbackBatch && s.sig.Pop(&s.pkt) {
+		n++
+		ip, ok := sigverifyfb.Source(&s.pkt)
+		if !ok {
+			s.snap.Counters[SigverifyBadAddr]++
+			continue
+		}
+		if s.learn {
+			s.model.Penalize(ip)
+		}
+	}
+	s.snap.Counters[SigverifyFailed] += uint64(n)
+	return n
+}
+
+func (s *Sidecar) drainResults(wall int64) int {
+	n := 0
+	for n < s.cfg.FeedbackBatch && s.sch.Pop(&s.meta) {
+		n++
+		hash, exec := s.meta.Hash(), s.meta.ExecNanos()
+		p, ok := s.partial.Complete(hash)
+		if !ok {
+			s.snap.Counters[JoinMisses]++
+			continue
+		}
+		s.snap.Counters[Joined]++
+		obs := model.Observation{
+			IP:        model.IPOf(netip.AddrFrom16(p.IP).Unmap()),
+			Signer:    p.Signer,
+			Fee:       p.Fee,
+			ExecNanos: exec,
+		}
+		if s.learn {
+			t0 := time.Now()
+			if s.model.Observe(obs) {
+				s.snap.Counters[ModelUpdates]++
+				if d := time.Since(t0).Nanoseconds(); d > s.snap.MaxLearnNanos {
+					s.snap.MaxLearnNanos = d
+				}
+			}
+		}
+		if h := s.cfg.Handoff; h != nil {
+			s.rowSeq++
+			row := metastore.Join(&p, hash, s.cfg.Seed, s.rowSeq, wall, exec, model.Value(s.cfg.Model, obs))
+			if h.Offer(&row) {
+				s.snap.Counters[RowsOffered]++
+			} else {
+				s.snap.Counters[RowsDropped]++
+			}
+		}
+	}
+	s.snap.Counters[Results] += uint64(n)
+	return n
+}
+
+// send releases what the pacer allows, best first, to qos_to_sig.
+func (s *Sidecar) send(mono int64) int {
+	budget := s.pacer.Allow(mono)
+	sent := 0
+	for sent < budget {
+		if s.outputFull() {
+			s.snap.Counters[OutputFull]++
+			break
+		}
+		p, _, ok := s.queue.PopMax(mono)
+		if !ok {
+			break
+		}
+		if s.recent.Contains(p[1:65]) {
+			s.snap.Counters[RecentlyConfirmedAtSend]++
+			continue
+		}
+		s.out.Push(p)
+		sent++
+	}
+	if sent > 0 {
+		s.out.Sync()
+		s.pacer.Sent(sent)
+		s.snap.Counters[Sent] += uint64(sent)
+	}
+	return sent
+}
+
+// outputFull reports whether the sigverify consumer has not read the
+// output ring. PENDING: channels.Producer.Full.
+func (s *Sidecar) outputFull() bool { return false }

@@ -1,0 +1,347 @@
+package sidecar
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"net/netip"
+	"path/filepath"
+	"testing"
+	"time"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/metastore"
+	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/score"
+)
+
+func ipN(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}) }
+
+func payerN(i int) [32]byte {
+	var k [32]byte
+	binary.LittleEndian.PutUint64(k[:], uint64(i)+1)
+	k[31] = 0x77
+	return k
+}
+
+func sigN(i int) [64]byte {
+	var s [64]byte
+	binary.LittleEndian.PutUint64(s[:], uint64(i)+1)
+	s[63] = 0x55
+	return s
+}
+
+// TestRanksByFeePerCU: with an empty model every key scores 1, so the
+// loop must send in fee-per-CU order whatever the arrival order.
+func TestRanksByFeePerCU(t *testing.T) {
+	h := newHarness(t, nil)
+	const n = 100
+	for i := range n {
+		// arrival order scrambled against price order
+		price := uint64((i*37)%n+1) * 1000
+		x := tx{payer: payerN(i), sig: sigN(i), limit: 200_000, price: price, nonce: uint64(i)}
+		p := x.packet(t, ipN(i))
+		h.tpu.Push(&p)
+	}
+	h.tpu.Sync()
+	for range 4 {
+		h.s.drainPackets(0, h.s.in[0], 0)
+	}
+	if got := h.s.snap.Received[0]; got != n {
+		t.Fatalf("received %d, want %d", got, n)
+	}
+	var mono int64
+	out := h.sendAll(&mono)
+	if len(out) != n {
+		t.Fatalf("sent %d packets, want %d", len(out), n)
+	}
+	var v score.View
+	prev := uint64(1 << 62)
+	for i := range out {
+		data := out[i].Data()
+		if r := v.Parse(data); r != score.OK {
+			t.Fatalf("output %d does not parse: %v", i, r)
+		}
+		b, r := v.Budget(data, score.DefaultFeeParams())
+		if r != score.OK {
+			t.Fatalf("output %d budget: %v", i, r)
+		}
+		if b.CUPrice > prev {
+			t.Fatalf("output %d has price %d after %d: not in score order", i, b.CUPrice, prev)
+		}
+		prev = b.CUPrice
+	}
+	if got := h.s.snap.Counters[Sent]; got != n {
+		t.Errorf("sent counter %d, want %d", got, n)
+	}
+}
+
+// TestPacerPaces: the loop never sends more than the pacer allows.
+func TestPacerPaces(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.TargetPPS = 1000; c.PacerBurst = 1 }) // one per ms
+	for i := range 50 {
+		x := tx{payer: payerN(i), sig: sigN(i), limit: 1000, price: 1, nonce: uint64(i)}
+		p := x.packet(t, ipN(i))
+		h.tpu.Push(&p)
+	}
+	h.tpu.Sync()
+	h.s.drainPackets(0, h.s.in[0], 0)
+	sent := 0
+	for ms := int64(1); ms <= 20; ms++ {
+		sent += h.s.send(ms * int64(time.Millisecond))
+	}
+	if sent < 19 || sent > 21 {
+		t.Fatalf("sent %d packets in 20 ms at 1000 pps with burst 1", sent)
+	}
+}
+
+func TestAdmissionOutcomes(t *testing.T) {
+	h := newHarness(t, nil)
+	good := tx{payer: payerN(1), sig: sigN(1), limit: 10_000, price: 5, nonce: 1}
+	p := good.packet(t, ipN(1))
+	h.tpu.Push(&p)
+	h.fwd.Push(&p) // same packet twice: duplicate
+
+	big := p
+	big.SetSize(channels.PacketDataSize + 1)
+	h.tpu.Push(&big)
+
+	discard := p
+	discard.SetFlags(channels.FlagDiscard)
+	h.tpu.Push(&discard)
+
+	garbage := p
+	garbage.SetData([]byte{0, 1, 2}) // zero signatures: a parse failure
+	garbage.SetAddr(ipN(66))
+	h.tpu.Push(&garbage)
+
+	confirmed := tx{payer: payerN(2), sig: sigN(2), limit: 10_000, price: 5, nonce: 2}
+	sig := channels.Signature(sigN(2))
+	h.status.Push(&sig)
+	h.status.Sync()
+	cp := confirmed.packet(t, ipN(2))
+	h.tpu.Push(&cp)
+
+	v6 := tx{payer: payerN(3), sig: sigN(3), limit: 10_000, price: 5, nonce: 3}
+	pv6 := v6.packet(t, netip.MustParseAddr("2001:db8::1"))
+	h.tpu.Push(&pv6)
+	h.tpu.Sync()
+	h.fwd.Sync()
+
+	h.s.step(0, time.Now().UnixNano())
+
+	c := &h.s.snap
+	checks := []struct {
+		name      string
+		got, want uint64
+	}{
+		{"received tpu", c.Received[0], 6},
+		{"received fwd", c.Received[1], 1},
+		{"duplicates", c.Counters[Duplicates], 1},
+		{"size rejects", c.Rejects[score.RejectSize], 1},
+		{"discard rejects", c.Rejects[score.RejectDiscard], 1},
+		{"parse penalties", c.Counters[ParsePenalties], 1},
+		{"recently confirmed", c.Counters[RecentlyConfirmed], 1},
+		{"admitted (one IPv4, one IPv6)", c.Counters[Admitted], 2},
+		{"status signatures", c.Counters[StatusSignatures], 1},
+	}
+	for _, ck := range checks {
+		if ck.got != ck.want {
+			t.Errorf("%s = %d, want %d", ck.name, ck.got, ck.want)
+		}
+	}
+	// The unparsable packet's IP entered the model at median × 0.01.
+	if s, ok := h.s.model.IPScore(model.IPOf(ipN(66))); !ok || s > 0.011 {
+		t.Errorf("unparsable sender's score = %v (known %v), want about 0.01", s, ok)
+	}
+}
+
+func TestRecentlyConfirmedAtSend(t *testing.T) {
+	h := newHarness(t, nil)
+	x := tx{payer: payerN(1), sig: sigN(7), limit: 10_000, price: 5, nonce: 1}
+	p := x.packet(t, ipN(1))
+	h.tpu.Push(&p)
+	h.tpu.Sync()
+	h.s.drainPackets(0, h.s.in[0], 0)
+	sig := channels.Signature(sigN(7))
+	h.status.Push(&sig)
+	h.status.Sync()
+	h.s.drainStatus()
+	var mono int64
+	if out := h.sendAll(&mono); len(out) != 0 {
+		t.Fatalf("sent %d packets confirmed while queued", len(out))
+	}
+	if got := h.s.snap.Counters[RecentlyConfirmedAtSend]; got != 1 {
+		t.Fatalf("recently confirmed at send = %d, want 1", got)
+	}
+}
+
+func TestSigverifyFeedbackPenalizes(t *testing.T) {
+	h := newHarness(t, nil)
+	x := tx{payer: payerN(1), sig: sigN(1), limit: 10_000, price: 5, nonce: 1}
+	p := x.packet(t, ipN(9))
+	p.SetFlags(channels.FlagDiscard)
+	h.sig.Push(&p)
+	var bad channels.Packet
+	bad[1240] = 7 // invalid address tag
+	h.sig.Push(&bad)
+	h.sig.Sync()
+	h.s.drainSigFailures()
+	if got := h.s.snap.Counters[SigverifyFailed]; got != 2 {
+		t.Fatalf("sigverify failures = %d, want 2", got)
+	}
+	if got := h.s.snap.Counters[SigverifyBadAddr]; got != 1 {
+		t.Fatalf("bad-address failures = %d, want 1", got)
+	}
+	s, ok := h.s.model.IPScore(model.IPOf(ipN(9)))
+	if !ok || s != 0.01 {
+		t.Fatalf("penalised unknown IP score = %v (known %v), want 0.01 (median 1 × 0.01)", s, ok)
+	}
+	if f := h.s.model.Forward(model.IPOf(ipN(9)), payerN(1)); f >= 0.02 {
+		t.Fatalf("forward after penalty = %v, want about 0.01", f)
+	}
+}
+
+// TestResultsJoinLearnAndRow: scheduler results are joined with their
+// partial metadata, feed the model and become metastore rows.
+func TestResultsJoinLearnAndRow(t *testing.T) {
+	handoff := metastore.NewHandoff(metastore.HandoffConfig{BatchRows: 8, Batches: 4})
+	h := newHarness(t, func(c *Config) {
+		c.Handoff = handoff
+		c.Model.BatchSize = 10
+		c.Model.MinObservations = 5
+	})
+	const n = 10
+	hashes := make([]uint64, n)
+	for i := range n {
+		x := tx{payer: payerN(1), sig: sigN(i), limit: 100_000, price: 10, nonce: uint64(i)}
+		p := x.packet(t, ipN(1))
+		hashes[i] = score.PacketHash(0x5eed, &p)
+		h.tpu.Push(&p)
+	}
+	h.tpu.Sync()
+	h.s.drainPackets(0, h.s.in[0], 0)
+	for i, hash := range hashes {
+		var m channels.RemainingMeta
+		m.Set(hash, uint64(1000*(i%2))) // half executed
+		h.sch.Push(&m)
+	}
+	var miss channels.RemainingMeta
+	miss.Set(12345, 1)
+	h.sch.Push(&miss)
+	h.sch.Sync()
+	h.s.drainResults(time.Now().UnixNano())
+
+	c := &h.s.snap
+	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != 1 {
+		t.Fatalf("joined %d, misses %d, updates %d; want %d, 1, 1", c.Counters[Joined], c.Counters[JoinMisses], c.Counters[ModelUpdates], n)
+	}
+	if c.Counters[RowsOffered] != n || handoff.Offered() != n {
+		t.Fatalf("rows offered %d (handoff %d), want %d", c.Counters[RowsOffered], handoff.Offered(), n)
+	}
+	// The sender now has a learned score above the median of an otherwise
+	// empty table: it is the only key, so its score is its mean value.
+	if _, ok := h.s.model.IPScore(model.IPOf(ipN(1))); !ok {
+		t.Fatal("sender's IP not learned after a full batch")
+	}
+	if _, ok := h.s.model.SignerScore(payerN(1)); !ok {
+		t.Fatal("sender's signer not learned after a full batch")
+	}
+}
+
+// TestRunSavesAndLoadsModel: Run stops on cancel, saves the model, and the
+// next Open loads it.
+func TestRunSavesAndLoadsModel(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "model.bin")
+	h := newHarness(t, func(c *Config) { c.ModelFile = file; c.IdleSleep = 100 * time.Microsecond })
+	h.s.model.Penalize(model.IPOf(ipN(3)))
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- h.s.Run(ctx) }()
+	time.Sleep(50 * time.Millisecond)
+	cancel()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatal(err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Run did not stop after cancel")
+	}
+	m, err := model.Load(file)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s, ok := m.IPScore(model.IPOf(ipN(3))); !ok || s != 0.01 {
+		t.Fatalf("saved model has score %v (known %v) for the penalised IP", s, ok)
+	}
+
+	cfg := testConfig(h.opts)
+	cfg.ModelFile = file
+	s2, err := Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s2.closeChannels()
+	if d := model.Diff(m, s2.model, 0); len(d) != 0 {
+		t.Fatalf("reopened model differs from the saved one: %v", d)
+	}
+}
+
+func TestOpenErrors(t *testing.T) {
+	o := testOptions(t)
+	cfg := testConfig(o)
+	_, err := Open(cfg)
+	if !errors.Is(err, channels.ErrNotExist) {
+		t.Fatalf("Open with no channels: %v, want ErrNotExist", err)
+	}
+	createChannels(t, o)
+	bad := filepath.Join(t.TempDir(), "model.bin")
+	if err := writeFile(bad, []byte("not a model")); err != nil {
+		t.Fatal(err)
+	}
+	cfg.ModelFile = bad
+	if _, err := Open(cfg); err == nil {
+		t.Fatal("Open with a corrupt model file succeeded")
+	}
+	cfg.ModelFile = ""
+	cfg.TargetPPS = 0
+	if _, err := Open(cfg); err == nil {
+		t.Fatal("Open with target-pps 0 succeeded")
+	}
+}
+
+// TestOptionalChannelJoinedLater: relayer channels absent at start are
+// joined once they appear.
+func TestOptionalChannelJoinedLater(t *testing.T) {
+	o := testOptions(t)
+	for _, s := range channels.Table {
+		if s.Name == channels.RE1 || s.Name == channels.RE2 {
+			continue
+		}
+		if _, err := channels.Create(o, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := Open(testConfig(o))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.closeChannels()
+	if s.in[2] != nil || s.in[3] != nil {
+		t.Fatal("absent relayer channels reported joined")
+	}
+	re1 := openProducer[channels.Packet](t, o, channels.RE1)
+	s.checkPeers()
+	if s.in[2] == nil {
+		t.Fatal("re1_to_qos not joined after it appeared")
+	}
+	x := tx{payer: payerN(1), sig: sigN(1), limit: 10_000, price: 5, nonce: 1}
+	p := x.packet(t, ipN(1))
+	re1.Push(&p)
+	re1.Sync()
+	s.step(0, 0)
+	if s.snap.Received[2] != 1 {
+		t.Fatalf("received on re1 = %d, want 1", s.snap.Received[2])
+	}
+}
