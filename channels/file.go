@@ -320,13 +320,65 @@ func hugetlbfsPageSize(dir, op string) (int64, error) {
 	}
 	if uint32(st.Type) != uint32(unix.HUGETLBFS_MAGIC) {
 		return 0, &Error{Path: dir, Op: op, Err: ErrHugetlbfs,
-			Detail: fmt.Sprintf("%s is on a file system of type 0x%x, not hugetlbfs", dir, uint32(st.Type)), Remedy: remedy}
+			Detail: fmt.Sprintf("%s is on %s, not hugetlbfs", dir, fsName(uint32(st.Type))), Remedy: remedy}
 	}
 	page := int64(st.Bsize)
 	if page <= 0 || page&(page-1) != 0 {
 		page = hugePageSize2M
 	}
 	return page, nil
+}
+
+// fsName names a few common file-system types by their statfs magic.
+func fsName(magic uint32) string {
+	switch magic {
+	case unix.TMPFS_MAGIC:
+		return "tmpfs"
+	case unix.EXT4_SUPER_MAGIC:
+		return "ext2/3/4"
+	case unix.OVERLAYFS_SUPER_MAGIC:
+		return "overlayfs"
+	case unix.XFS_SUPER_MAGIC:
+		return "xfs"
+	case unix.BTRFS_SUPER_MAGIC:
+		return "btrfs"
+	}
+	return fmt.Sprintf("a file system of type 0x%x", magic)
+}
+
+// CheckHugePages checks, before creating channels on huge pages, that the
+// hugetlbfs mount exists and that enough pages are free for every channel
+// of specs whose file does not exist yet. The error names the total
+// needed and the command that reserves them.
+func CheckHugePages(o Options, specs []Spec) error {
+	if !o.HugePages {
+		return nil
+	}
+	page, err := hugetlbfsPageSize(o.Dir(), "create")
+	if err != nil {
+		return err
+	}
+	var need int64
+	var names []string
+	for _, s := range specs {
+		if err := checkSpec(o, s, "create"); err != nil {
+			return err
+		}
+		if _, err := os.Stat(o.Path(s.Name)); err == nil {
+			continue // existing files already hold (or will reserve) their pages
+		}
+		need += roundUp(s.MinSize(), page)
+		names = append(names, s.Name)
+	}
+	if need == 0 {
+		return nil
+	}
+	if c, err := ReadHugePages(page); err != nil || need/page <= c.Available() {
+		return nil
+	}
+	e := hugePagesError(o.Dir(), "create", need, page, nil).(*Error)
+	e.Detail = fmt.Sprintf("%d channels (%s): %s", len(names), strings.Join(names, ", "), e.Detail)
+	return e
 }
 
 // HugePageCounts are the kernel's counters of one huge-page size.
