@@ -1,0 +1,193 @@
+package score
+
+import (
+	"bytes"
+	"testing"
+
+	bin "github.com/gagliardetto/binary"
+	solana "github.com/gagliardetto/solana-go"
+)
+
+// addSeeds adds the corpus both fuzz targets start from.
+func addSeeds(f *testing.F) {
+	for _, b := range [][]byte{
+		// spec §6 case 1: minimal legacy transaction, 134 bytes.
+		legacy1(1).bytes(),
+		// legacy: one instruction, program 1, accounts [0 1].
+		fixLegacy.bytes(),
+		// v0: one lookup, instruction using lookup accounts.
+		fixV0.bytes(),
+		// compute budget: limit, price, heap, loaded size, one transfer.
+		cbTx(cb(cbLimit(300_000)), cb(cbPrice(5)), cb(cbHeap(64<<10)), cb(cbLoaded(1<<20)), other()).bytes(),
+		// compute budget: duplicate price (DuplicateInstruction).
+		cbTx(cb(cbPrice(1)), cb(cbPrice(2))).bytes(),
+		// precompiles: ed25519 and secp256k1 signature counts.
+		pcTx(ed(2, 0), secp(1)).bytes(),
+		// v0 at 256 accounts exactly.
+		fixTx{nsig: 1, v0: true, hdr: [3]byte{1, 0, 1}, nkeys: 2, ixs: []fixIx{{prog: 1, accs: []byte{255}}},
+			luts: []fixLut{{key: 1, w: seq(0, 200), r: seq(0, 54)}}}.bytes(),
+		// two-byte shortvec (128-byte instruction data).
+		fixLegacy.withIxs(fixIx{prog: 1, data: seq(0, 128)}).bytes(),
+		// malformed: zero signatures, v1 prefix, alias shortvec, trailing byte.
+		{0x00},
+		splice(fixV0.bytes(), 65, 66, 0x81),
+		splice(fixLegacy.bytes(), fixLegacy.nixOff(), fixLegacy.nixOff()+1, 0x80, 0x00),
+		append(fixLegacy.bytes(), 0),
+	} {
+		f.Add(b)
+	}
+	// Built and signed by solana-go.
+	f.Add(typicalTx(f))
+	f.Add(v0Tx(f))
+	f.Add(maxSizeTx(f))
+	f.Add(manyTx(f, 64))
+}
+
+// FuzzParse checks, for any bytes: no panic; the fused single-pass View
+// agrees with the plain reference (refParse) on the reason and the
+// budget; an accepted view has every offset and accessor in bounds and
+// re-encodes to the same bytes; a rejected one yields nothing; and
+// Evaluate returns either Info or a Reject, never both.
+func FuzzParse(f *testing.F) {
+	addSeeds(f)
+	e := NewEvaluator(0x5eed)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v View
+		r := v.Parse(data)
+		b, br := v.Budget(data, DefaultFeeParams())
+		if r != OK && br != r {
+			t.Fatalf("Budget after rejected Parse: %v, want %v", br, r)
+		}
+		if br != OK && b != (Budget{}) {
+			t.Fatalf("Budget %+v with reject %v", b, br)
+		}
+		wb, wr := refParse(data)
+		if br != wr || b != wb {
+			t.Fatalf("View: %v %+v\nref:  %v %+v", br, b, wr, wb)
+		}
+		checkView(t, &v, data)
+		if r == OK {
+			checkOffsets(t, &v, data)
+			if re := reencode(&v, data); !bytes.Equal(re, data) {
+				t.Fatalf("re-encoding differs:\n% x\n% x", re, data)
+			}
+		}
+		if len(data) <= MaxTransactionSize {
+			info, er := e.Evaluate(packetOf(t, data))
+			if er != br {
+				t.Fatalf("Evaluate: %v, Parse+Budget: %v", er, br)
+			}
+			if (er == OK) == (info == Info{}) {
+				t.Fatalf("Evaluate returned %+v with %v", info, er)
+			}
+			if er == OK && (info.Budget != b || info.Payer != v.FeePayer(data)) {
+				t.Fatal("Evaluate disagrees with the view")
+			}
+		}
+	})
+}
+
+// checkOffsets checks a parsed view's recorded offsets directly.
+func checkOffsets(t *testing.T, v *View, data []byte) {
+	t.Helper()
+	n := len(data)
+	ok := int(v.size) == n &&
+		int(v.msgOff) == 1+64*int(v.nsig) &&
+		int(v.keysOff)+32*int(v.nkeys) <= n &&
+		int(v.hashOff) == int(v.keysOff)+32*int(v.nkeys) &&
+		int(v.hashOff)+32 <= n &&
+		int(v.ixOff) <= n &&
+		int(v.lutOff) <= n &&
+		v.nsig >= 1 && v.nsig <= MaxSignatures && v.nkeys >= 1 && v.nkeys <= MaxStaticKeys &&
+		v.nlut <= MaxLookups && v.NumAccounts() <= MaxAccounts
+	if !ok {
+		t.Fatalf("offsets out of bounds: %+v for %d bytes", *v, n)
+	}
+}
+
+// reencode writes a parsed view back out from its accessors alone.
+func reencode(v *View, data []byte) []byte {
+	b := []byte{byte(v.NumSignatures())}
+	for i := range v.NumSignatures() {
+		b = append(b, v.Signature(data, i)...)
+	}
+	if v.V0() {
+		b = append(b, 0x80)
+	}
+	b = append(b, byte(v.NumRequiredSignatures()), byte(v.NumReadonlySigned()), byte(v.NumReadonlyUnsigned()), byte(v.NumStaticKeys()))
+	for i := range v.NumStaticKeys() {
+		b = append(b, v.StaticKey(data, i)...)
+	}
+	b = append(b, v.RecentBlockhash(data)...)
+	b = shortvec(b, v.NumInstructions())
+	it := v.Instructions()
+	var in Instruction
+	for it.Next(data, &in) {
+		b = append(b, in.ProgramIndex)
+		b = shortvec(b, len(in.Accounts(data)))
+		b = append(b, in.Accounts(data)...)
+		b = shortvec(b, len(in.Data(data)))
+		b = append(b, in.Data(data)...)
+	}
+	if v.V0() {
+		b = append(b, byte(v.NumLookups()))
+		lt := v.Lookups()
+		var l Lookup
+		for lt.Next(data, &l) {
+			b = append(b, l.Key(data)...)
+			b = shortvec(b, len(l.Writable(data)))
+			b = append(b, l.Writable(data)...)
+			b = shortvec(b, len(l.Readonly(data)))
+			b = append(b, l.Readonly(data)...)
+		}
+	}
+	return b
+}
+
+// solanaDecode decodes data with solana-go, reporting whether it accepted
+// all of it (a decoder panic counts as refusal).
+func solanaDecode(data []byte) (tx *solana.Transaction, ok bool) {
+	defer func() {
+		if recover() != nil {
+			tx, ok = nil, false
+		}
+	}()
+	dec := bin.NewBinDecoder(data)
+	tx = new(solana.Transaction)
+	if err := tx.UnmarshalWithDecoder(dec); err != nil {
+		return nil, false
+	}
+	return tx, dec.Remaining() == 0
+}
+
+// FuzzDifferential compares the View with solana-go's decoder.
+//
+// Whatever the View accepts, solana-go must decode completely, to the
+// same signatures, header, static keys, blockhash, instructions (program
+// index, accounts, data) and lookups. The converse does not hold, and
+// legitimately so; solana-go accepts what agave 2.1 refuses:
+//   - any sanitize failure (S1–S9): solana-go does not sanitize;
+//   - three-byte shortvecs and two-byte values above 16383
+//     (TransactionView reads at most two bytes);
+//   - signature and static-key counts above 12 and 38 or written as
+//     two-byte shortvecs (TransactionView reads one byte, with limits);
+//   - message prefixes 0x7F and ≥ 0x81 (it treats every byte ≥ 127 as a
+//     versioned prefix of some version);
+//   - lookup sections shorter than 35 bytes per lookup, and lookup counts
+//     above 31;
+//   - more than 1232 bytes.
+func FuzzDifferential(f *testing.F) {
+	addSeeds(f)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		var v View
+		r := v.Parse(data)
+		tx, ok := solanaDecode(data)
+		if r != OK {
+			return
+		}
+		if !ok {
+			t.Fatalf("View accepts what solana-go refuses: % x", data)
+		}
+		compareWithDecoder(t, &v, data, tx)
+	})
+}
