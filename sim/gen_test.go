@@ -1,0 +1,231 @@
+package sim
+
+import (
+	"bytes"
+	"math"
+	"testing"
+	"time"
+
+	"github.com/cespare/xxhash/v2"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/score"
+)
+
+// testConfig is DefaultConfig made small enough for tests.
+func testConfig(t testing.TB) Config {
+	t.Helper()
+	c := DefaultConfig()
+	c.Duration = 2 * time.Second
+	c.Warmup = time.Second
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+func newTestGenerator(t testing.TB, c *Config) *generator {
+	t.Helper()
+	g, err := newGenerator(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return g
+}
+
+// meaningful returns the bytes of a packet record that carry information:
+// data in use, size, address and port.
+func meaningful(p *channels.Packet) []byte {
+	var out []byte
+	out = append(out, p.Data()...)
+	out = append(out, p[channels.PacketDataSize:channels.PacketSize]...)
+	return out
+}
+
+// TestDeterminism: the same seed gives the same bytes in the same order;
+// another seed gives other bytes; the oracle's skip pass sees the same
+// events as the encoding pass.
+func TestDeterminism(t *testing.T) {
+	c := testConfig(t)
+	const n = 20000
+	digest := func(seed int64) (uint64, []event) {
+		c.Seed = seed
+		g := newTestGenerator(t, &c)
+		var p channels.Packet
+		d := xxhash.New()
+		evs := make([]event, 0, n)
+		for i := 0; i < n; i++ {
+			evs = append(evs, g.next(&p))
+			_, _ = d.Write(meaningful(&p))
+		}
+		return d.Sum64(), evs
+	}
+	a, evA := digest(1)
+	b, evB := digest(1)
+	x, _ := digest(2)
+	if a != b {
+		t.Fatal("same seed, different traffic bytes")
+	}
+	if a == x {
+		t.Fatal("different seeds, same traffic bytes")
+	}
+	for i := range evA {
+		if evA[i] != evB[i] {
+			t.Fatalf("event %d differs: %+v vs %+v", i, evA[i], evB[i])
+		}
+	}
+	c.Seed = 1
+	g := newTestGenerator(t, &c)
+	for i := range evA {
+		if ev := g.skip(); ev != evA[i] {
+			t.Fatalf("skip event %d = %+v, encoded pass %+v", i, ev, evA[i])
+		}
+		if i > 0 && evA[i].t < evA[i-1].t {
+			t.Fatalf("event %d goes back in time", i)
+		}
+	}
+}
+
+// TestGeneratedKinds checks every kind of packet the default agents make
+// against the sidecar's parser and the mock sigverify, the duplicates
+// against earlier packets, and the rates and mix against the config.
+func TestGeneratedKinds(t *testing.T) {
+	c := testConfig(t)
+	g := newTestGenerator(t, &c)
+	owners := g.owners()
+	ev := score.NewEvaluator(99)
+	var sg signer
+	var p channels.Packet
+	seen := make(map[uint64]bool)
+	perAgent := make([]int, len(c.Agents))
+	perKind := make(map[kind]int)
+	var last event
+	const dur = int64(time.Second)
+	for {
+		if g.peek() >= dur {
+			break
+		}
+		e := g.next(&p)
+		last = e
+		perAgent[e.agent]++
+		h := score.PacketHash(99, &p)
+		if e.dup {
+			perKind[kindDuplicate]++
+			if !seen[h] {
+				t.Fatalf("duplicate %+v does not repeat an earlier packet", e)
+			}
+			continue
+		}
+		perKind[e.kind]++
+		if seen[h] {
+			t.Fatalf("original %+v repeats an earlier packet", e)
+		}
+		seen[h] = true
+		if a, ok := owners[keyOfPacket(&p)]; !ok || a != e.agent {
+			t.Fatalf("packet of agent %d attributed to %d (%v)", e.agent, a, ok)
+		}
+		info, rej := ev.Evaluate(&p)
+		switch e.kind {
+		case kindValid, kindBadSignature:
+			if rej != score.OK {
+				t.Fatalf("%+v: score rejects: %v", e, rej)
+			}
+			if info.Budget.Fee != e.fee || info.Budget.CUs != uint64(e.cus) {
+				t.Fatalf("%+v: score budget %+v", e, info.Budget)
+			}
+			if got := sg.verify(p.Data()); got != (e.kind == kindValid) {
+				t.Fatalf("%+v: verify = %v", e, got)
+			}
+		case kindUnparsable:
+			if !rej.Parse() {
+				t.Fatalf("%+v: score says %v, want a parse failure", e, rej)
+			}
+			if sg.verify(p.Data()) && p.Data()[0] != 0 {
+				// Truncated or trailing-byte variants keep a valid
+				// signature over their original message only if the
+				// message is intact, which it is not.
+				t.Fatalf("%+v: unparsable packet verifies", e)
+			}
+		}
+	}
+	if last.t >= dur {
+		t.Fatalf("event past the horizon: %+v", last)
+	}
+	for i, a := range c.Agents {
+		want := a.PPS
+		got := float64(perAgent[i])
+		if math.Abs(got-want) > 5*math.Sqrt(want)+2 {
+			t.Errorf("agent %s: %v packets in 1 s, want about %v", a.Name, got, want)
+		}
+	}
+	// Spammer mix: 25 % duplicates, 15 % unparsable.
+	sp := float64(perAgent[3])
+	if d := float64(perKind[kindDuplicate]) / sp; math.Abs(d-0.25) > 0.02 {
+		t.Errorf("duplicate share of spammer %v, want 0.25", d)
+	}
+	if u := float64(perKind[kindUnparsable]) / sp; math.Abs(u-0.15) > 0.02 {
+		t.Errorf("unparsable share of spammer %v, want 0.15", u)
+	}
+}
+
+// TestIPv6Agent checks the IPv6 agent's range steps by /64 and reaches
+// the packet record as an IPv6 address.
+func TestIPv6Agent(t *testing.T) {
+	c := testConfig(t)
+	ips, err := c.Agents[1].addrs()
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []string{"2001:db8:100::1", "2001:db8:100:1::1", "2001:db8:100:2::1", "2001:db8:100:3::1"}
+	for i, w := range want {
+		if ips[i].String() != w {
+			t.Errorf("ip %d = %v, want %s", i, ips[i], w)
+		}
+	}
+	g := newTestGenerator(t, &c)
+	var p channels.Packet
+	for i := 0; i < 5000; i++ {
+		if e := g.next(&p); e.agent == 1 {
+			if p.AddrTag() != channels.AddrTagIPv6 || len(p.AddrBytes()) != 16 {
+				t.Fatalf("IPv6 agent packet has tag %d", p.AddrTag())
+			}
+			return
+		}
+	}
+	t.Fatal("no packet from the IPv6 agent")
+}
+
+func TestGenerateAllocs(t *testing.T) {
+	c := testConfig(t)
+	g := newTestGenerator(t, &c)
+	var p channels.Packet
+	if n := testing.AllocsPerRun(10000, func() { g.next(&p) }); n != 0 {
+		t.Errorf("generator.next: %v allocs per packet", n)
+	}
+	if n := testing.AllocsPerRun(10000, func() { g.skip() }); n != 0 {
+		t.Errorf("generator.skip: %v allocs per packet", n)
+	}
+}
+
+func TestDuplicateBytes(t *testing.T) {
+	c := testConfig(t)
+	g := newTestGenerator(t, &c)
+	var p channels.Packet
+	prev := make(map[uint64][]byte)
+	dups := 0
+	for i := 0; i < 20000 && dups < 100; i++ {
+		e := g.next(&p)
+		key := e.seq
+		if e.dup {
+			if !bytes.Equal(prev[key], meaningful(&p)) {
+				t.Fatalf("duplicate of seq %d differs from its original", key)
+			}
+			dups++
+			continue
+		}
+		prev[key] = meaningful(&p)
+	}
+	if dups == 0 {
+		t.Fatal("no duplicates generated")
+	}
+}
