@@ -115,6 +115,7 @@ func childProduce[R Record](cfg childConfig) (string, error) {
 		return "", err
 	}
 	defer p.Close()
+	p.Beat() // tell the parent this process has joined
 	deadline := time.Now().Add(20 * time.Second)
 	for !p.ConsumerAlive() {
 		if time.Now().After(deadline) {
@@ -122,7 +123,7 @@ func childProduce[R Record](cfg childConfig) (string, error) {
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	expired := func() bool { return time.Now().After(deadline) }
+	expired := stalled(p)
 	var r R
 	for i := range cfg.count {
 		fill(&r, i)
@@ -134,6 +135,19 @@ func childProduce[R Record](cfg childConfig) (string, error) {
 	}
 	p.Sync()
 	return fmt.Sprintf("ok pushed=%d", cfg.count), nil
+}
+
+// stalled returns a stop function for pushThrottled: true once the
+// consumer's head has not moved for 10 seconds.
+func stalled[R Record](p *Producer[R]) func() bool {
+	last, moved := p.headNow(), time.Now()
+	return func() bool {
+		if h := p.headNow(); h != last {
+			last, moved = h, time.Now()
+			return false
+		}
+		return time.Since(moved) > 10*time.Second
+	}
 }
 
 // childConsume joins, beats, and reads until count records are accounted
@@ -345,7 +359,7 @@ func crossProcess[R Record](t *testing.T, o Options, kind string, childProduces,
 		}
 		time.Sleep(100 * time.Microsecond)
 	}
-	expired := func() bool { return time.Now().After(deadline) }
+	expired := stalled(p)
 	var r R
 	for i := range count {
 		fill(&r, i)

@@ -4,4 +4,59 @@
 // lossy producer and consumer, the table of named channels and their record
 // layouts. It knows nothing of Solana or scoring; it is the only package
 // that uses unsafe or atomics.
+//
+// # File layout
+//
+// One file per channel, /dev/shm/<prefix><name> or <hugetlbfs>/<prefix><name>
+// (rounded up to whole huge pages there). Little-endian; each counter alone
+// on a 128-byte line:
+//
+//	0     128    256    384    512          624   632   640
+//	+-----+------+------+------+------------+-----+-----+--------------------+
+//	|tail | head | prod | cons |  metadata  | N   |magic| N records          |
+//	|u64  | u64  | hb   | hb   |  112 bytes | u64 |     | of the record size |
+//	+-----+------+------+------+------------+-----+-----+--------------------+
+//	 ^producer ^consumer                          "TEMPORAL" as LE u64
+//
+// Record i (counting from the ring's creation) lives in slot i & (N-1).
+// sch_to_qos carries the packet-hash seed at metadata offset 0 (file
+// offset 512).
+//
+// # Lossy ("headless") protocol
+//
+// The producer never waits. It writes record tail into its slot, increments
+// a private tail, and publishes it (an atomic store) at least every N/4
+// records and on Sync. The consumer keeps a private read index; when the
+// published tail is more than N - N/4 ahead of it, the producer may be
+// rewriting the slots it would read next, so it jumps to tail - (N - N/4)
+// and counts the records it passed as skipped. It copies a record out, then
+// loads the tail again: the producer publishes a tail beyond next+N-N/4
+// before it starts rewriting slot next, so if the tail is still inside the
+// window the copy is whole; otherwise it is discarded as an overrun (a
+// seqlock read). The consumer stores its index as head every few hundred
+// records and when idle; in lossy mode nobody depends on it but `qos-cli
+// inspect`.
+//
+// # Memory ordering
+//
+// Go's sync/atomic operations are sequentially consistent. The tail store
+// is the only edge between the two sides: records written before a tail
+// store are visible to a consumer whose tail load returns that value.
+// Between a record copy and the tail re-check, loadFence keeps the copy's
+// loads from completing after the re-check (nothing on amd64; a full
+// barrier on weakly ordered CPUs). Each atomic in the code says what it
+// orders. Joining loads the magic before the capacity; initialising stores
+// them in the opposite order.
+//
+// # Faults
+//
+// Joining checks the magic, the capacity and the file size before reading
+// a record; every failure is an *Error naming the file and the remedy,
+// matching one of the Err* sentinels. Whatever the producer writes into the
+// header or the records afterwards, the consumer only ever reads slots
+// inside the ring and never panics. (A file truncated under a live mapping
+// would fault on access, as for any mapped file: channels are removed, not
+// truncated, and Replaced tells a consumer to rejoin.)
+//
+// The package is Linux-only (mmap flags, hugetlbfs).
 package channels
