@@ -68,6 +68,11 @@ type Config struct {
 	PacketBatch     int // packets taken from one channel per visit
 	FeedbackBatch   int // records taken from each feedback channel per visit
 
+	// OutputBackpressure keeps packets queued rather than overwrite records
+	// the sigverify consumer has not read. Only for a consumer that
+	// publishes its read index promptly; otherwise sends would stall.
+	OutputBackpressure bool
+
 	Fees   score.FeeParams
 	Model  model.Params
 	Policy Policy

@@ -19,7 +19,8 @@ const (
 	RejectedLow
 	Expired
 	Sent
-	OutputFull
+	OutputOverwrite
+	HeldBack
 	ParsePenalties
 	SigverifyFailed
 	SigverifyBadAddr
@@ -43,7 +44,8 @@ var counterInfo = [numCounters]struct{ name, help string }{
 	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores."},
 	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
 	Sent:                    {"sent", "Packets written to qos_to_sig."},
-	OutputFull:              {"output_full", "Sends held back because the sigverify consumer had not read the ring."},
+	OutputOverwrite:         {"output_overwrite", "Packets written over records the sigverify consumer had not read (per its published head)."},
+	HeldBack:                {"held_back", "Sends deferred because the sigverify consumer had not read the ring (--output-backpressure)."},
 	ParsePenalties:          {"parse_penalties", "Model penalties for unparsable packets."},
 	SigverifyFailed:         {"sigverify_failed", "Failed-sigverify records received."},
 	SigverifyBadAddr:        {"sigverify_bad_addr", "Failed-sigverify records without a valid address (ignored)."},

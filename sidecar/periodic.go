@@ -86,32 +86,71 @@ func (s *Sidecar) publish(wall int64) {
 	s.snap.MaxLearnNanos = 0
 }
 
-// checkPeers reports producers whose heartbeat stopped or resumed and
-// rejoins channels whose file was recreated or that appeared.
-func (s *Sidecar) checkPeers() {
-	for i, name := range packetChannels {
-		s.in[i] = rejoin(s, s.in[i], name, i)
-	}
-	if c := rejoin(s, s.sig, channels.SigToQoS, chanSig); c != nil {
-		s.sig = c
-	}
-	if c := rejoin(s, s.sch, channels.SchToQoS, chanSch); c != nil {
-		if c != s.sch {
-			c.SetMeta(channels.SeedMetaOffset, s.cfg.Seed)
+// fileState is what the watcher goroutine saw at one channel's path.
+type fileState struct {
+	id     channels.FileID
+	exists bool
+}
+
+// watch stats every input channel's path each PeerCheck and hands the
+// results to the loop, so the loop itself makes no system call to notice a
+// recreated channel.
+func (s *Sidecar) watch(done <-chan struct{}) {
+	t := time.NewTicker(s.cfg.PeerCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-done:
+			return
+		case <-t.C:
 		}
-		s.sch = c
-	}
-	if c := rejoin(s, s.status, channels.TxStatusCache, chanStatus); c != nil {
-		s.status = c
+		select {
+		case s.files <- s.statFiles():
+		default: // the loop has not taken the previous one; it is as good
+		}
 	}
 }
 
-// rejoin checks one consumer: heartbeat, replacement, late appearance. It
-// returns the consumer to use from now on; nil only for a packet channel
-// that is (still) absent. Feedback channels keep their old mapping until a
-// new file can be joined, so the loop never sees nil for them.
-func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string, idx int) *channels.Consumer[R] {
-	if c != nil && !c.Replaced() {
+// statFiles looks at every input channel's path.
+func (s *Sidecar) statFiles() [numInputs]fileState {
+	var st [numInputs]fileState
+	for i, name := range inputNames {
+		id, err := channels.StatFileID(s.cfg.Channels.Path(name))
+		st[i] = fileState{id: id, exists: err == nil}
+	}
+	return st
+}
+
+// checkPeers reports producers whose heartbeat stopped or resumed and,
+// from the watcher's latest look at the files, joins channels that appeared
+// and rejoins those the validator recreated.
+func (s *Sidecar) checkPeers() {
+	var files [numInputs]fileState
+	fresh := false
+	select {
+	case files = <-s.files:
+		fresh = true
+	default:
+	}
+	for i, name := range packetChannels {
+		s.in[i] = rejoin(s, s.in[i], name, i, files[i], fresh)
+	}
+	s.sig = rejoin(s, s.sig, channels.SigToQoS, chanSig, files[chanSig], fresh)
+	if c := rejoin(s, s.sch, channels.SchToQoS, chanSch, files[chanSch], fresh); c != s.sch {
+		c.SetMeta(channels.SeedMetaOffset, s.cfg.Seed)
+		s.sch = c
+	}
+	s.status = rejoin(s, s.status, channels.TxStatusCache, chanStatus, files[chanStatus], fresh)
+}
+
+// rejoin checks one consumer's producer heartbeat and, when the watcher saw
+// a different file at its path (or a file where there was none), joins
+// that file instead. It returns the consumer to use from now on: the old
+// one as long as no new file can be joined (a removed file keeps its
+// mapping until the validator creates a new one), nil only for an optional
+// channel that has not appeared.
+func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string, idx int, f fileState, fresh bool) *channels.Consumer[R] {
+	if c != nil {
 		alive := c.ProducerAlive()
 		s.snap.ProducerAlive[idx] = alive
 		switch {
@@ -122,33 +161,27 @@ func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string,
 			s.stalled[idx] = false
 			s.log.Info("producer heartbeat resumed", "channel", name)
 		}
+	}
+	if !fresh || !f.exists || (c != nil && c.FileID() == f.id) {
 		return c
 	}
 	nc, err := channels.OpenConsumer[R](s.cfg.Channels, spec(name))
 	if err != nil {
-		if c != nil && !s.stalled[idx] {
-			s.stalled[idx] = true
-			s.log.Warn("channel file replaced or removed and cannot be rejoined yet", "channel", name, "err", err)
-		}
-		if idx < numPacketChannels && c != nil && !errors.Is(err, channels.ErrNotExist) {
-			return c
-		}
-		if idx < numPacketChannels {
-			if c != nil {
-				_ = c.Close()
-			}
-			return nil
+		if !s.joinWarned[idx] {
+			s.joinWarned[idx] = true
+			s.log.Warn("channel file changed but cannot be joined yet; retrying", "channel", name, "err", err)
 		}
 		return c
 	}
+	s.joinWarned[idx] = false
+	s.stalled[idx] = false
 	if c != nil {
 		_ = c.Close()
 		s.snap.Counters[Rejoins]++
-		s.log.Info("channel rejoined", "channel", name, "path", nc.Path())
+		s.log.Info("channel recreated by its producer; rejoined", "channel", name, "path", nc.Path())
 	} else {
-		s.log.Info("channel joined", "channel", name, "path", nc.Path())
+		s.log.Info("channel appeared; joined", "channel", name, "path", nc.Path())
 	}
-	s.stalled[idx] = false
 	return nc
 }
 

@@ -45,16 +45,19 @@ type Sidecar struct {
 	meta   channels.RemainingMeta
 	sigRec channels.Signature
 
-	snap    Snapshot // the loop's live counters
-	start   time.Time
-	rowSeq  uint64
-	stalled [numInputs]bool // producer heartbeat reported stopped
+	snap       Snapshot // the loop's live counters
+	start      time.Time
+	rowSeq     uint64
+	stalled    [numInputs]bool // producer heartbeat reported stopped
+	joinWarned [numInputs]bool // a failed (re)join was reported
+	outCap     uint64
 
 	nextPublish, nextPeer, nextSave, nextRowFlush int64
 
 	// Published state, read by other goroutines.
 	snaps    chan Snapshot // one slot, latest wins
 	saves    chan []byte   // serialised models for the saver goroutine
+	files    chan [numInputs]fileState
 	mu       sync.Mutex
 	latest   Snapshot
 	saveErrs chan error
@@ -82,6 +85,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		learn:    cfg.Policy == PolicyModel,
 		snaps:    make(chan Snapshot, 1),
 		saves:    make(chan []byte, 1),
+		files:    make(chan [numInputs]fileState, 1),
 		saveErrs: make(chan error, 1),
 	}
 	defer func() {
@@ -114,6 +118,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 	if s.out, err = channels.OpenProducer[channels.Packet](cfg.Channels, spec(channels.QoSToSig)); err != nil {
 		return nil, err
 	}
+	s.outCap = s.out.Capacity()
 
 	s.model = model.New(cfg.Model)
 	if cfg.ModelFile != "" {
@@ -173,8 +178,9 @@ func (s *Sidecar) Run(ctx context.Context) error {
 
 	var wg sync.WaitGroup
 	observeDone := make(chan struct{})
-	wg.Add(2)
+	wg.Add(3)
 	go func() { defer wg.Done(); s.observe(observeDone) }()
+	go func() { defer wg.Done(); s.watch(observeDone) }()
 	go func() { defer wg.Done(); s.saver() }()
 
 	s.start = time.Now()
@@ -413,14 +419,24 @@ func (s *Sidecar) drainResults(wall int64) int {
 	return n
 }
 
-// send releases what the pacer allows, best first, to qos_to_sig.
+// send releases what the pacer allows, best first, to qos_to_sig. When
+// the sigverify consumer publishes its read index and has not read a full
+// ring, each further packet would overwrite an unread one: that is counted,
+// and with OutputBackpressure the packets stay queued instead.
 func (s *Sidecar) send(mono int64) int {
 	budget := s.pacer.Allow(mono)
+	if budget == 0 {
+		return 0
+	}
+	unread, known := s.out.Unread()
 	sent := 0
 	for sent < budget {
-		if s.outputFull() {
-			s.snap.Counters[OutputFull]++
-			break
+		if known && unread >= s.outCap {
+			if s.cfg.OutputBackpressure {
+				s.snap.Counters[HeldBack]++
+				break
+			}
+			s.snap.Counters[OutputOverwrite]++
 		}
 		p, _, ok := s.queue.PopMax(mono)
 		if !ok {
@@ -431,6 +447,7 @@ func (s *Sidecar) send(mono int64) int {
 			continue
 		}
 		s.out.Push(p)
+		unread++
 		sent++
 	}
 	if sent > 0 {
@@ -440,7 +457,3 @@ func (s *Sidecar) send(mono int64) int {
 	}
 	return sent
 }
-
-// outputFull reports whether the sigverify consumer has not read the
-// output ring. PENDING: channels.Producer.Full.
-func (s *Sidecar) outputFull() bool { return false }

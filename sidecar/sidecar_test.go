@@ -332,6 +332,7 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 		t.Fatal("absent relayer channels reported joined")
 	}
 	re1 := openProducer[channels.Packet](t, o, channels.RE1)
+	s.files <- s.statFiles()
 	s.checkPeers()
 	if s.in[2] == nil {
 		t.Fatal("re1_to_qos not joined after it appeared")
