@@ -144,6 +144,7 @@ const (
 	maxAgents       = 1 << 12
 	maxIPsPerAgent  = 1 << 20
 	maxSigners      = 1 << 14
+	maxTotalSigners = 1 << 16 // 2 templates of ~300 bytes each
 	maxTotalPPS     = 20_000_000
 	maxRunDuration  = 24 * time.Hour
 	maxSeriesPoints = 1 << 16
@@ -169,6 +170,7 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("agents: need 1..%d, have %d", maxAgents, len(c.Agents))
 	}
 	var total float64
+	signers := 0
 	names := make(map[string]bool, len(c.Agents))
 	owner := make(map[netip.Addr]string)
 	for i := range c.Agents {
@@ -181,6 +183,7 @@ func (c *Config) Validate() error {
 		}
 		names[a.Name] = true
 		total += a.PPS
+		signers += a.Signers
 		ips, err := a.addrs()
 		if err != nil {
 			return fmt.Errorf("agent %d (%q): %w", i, a.Name, err)
@@ -191,6 +194,9 @@ func (c *Config) Validate() error {
 			}
 			owner[ip] = a.Name
 		}
+	}
+	if signers > maxTotalSigners {
+		return fmt.Errorf("agents: %d signers in total, more than %d", signers, maxTotalSigners)
 	}
 	if total > maxTotalPPS {
 		return fmt.Errorf("agents: %.0f packets/s in total, more than %d", total, maxTotalPPS)

@@ -1,0 +1,120 @@
+package sim
+
+import (
+	"encoding/xml"
+	"errors"
+	"io"
+	"strings"
+	"testing"
+)
+
+// syntheticRuns returns three runs over the default agents with made-up
+// numbers, one with a name that needs escaping.
+func syntheticRuns() []NamedResult {
+	c := DefaultConfig()
+	mk := func(name string, scale float64) NamedResult {
+		r := Result{Seed: 1, DurationS: 5, WarmupS: 3, BucketS: 0.5, SlotS: 0.4, SlotCUBudget: 48_000_000, SigverifyPPS: 5000,
+			InPackets: 485_000, OutPackets: 25_000, InPPS: 97_000, OutPPS: 5000,
+			Value: uint64(1e9 * scale), Oracle: 1e9, ValueAfterWarmup: uint64(4e8 * scale), OracleAfterWarmup: 4e8,
+			AttackerShareAfterWarmup: 1 - scale, LatencyP50Us: 80, LatencyP99Us: 2500}
+		for i, a := range c.Agents {
+			ar := AgentResult{Name: a.Name, Attacker: a.Attacker, InPackets: uint64(a.PPS * 5), OutPackets: uint64(1000 * (i + 1)),
+				ValueIn: uint64(1e8 * float64(i+1)), ValueOut: uint64(5e7 * float64(i+1) * scale)}
+			for b := 0; b < 10; b++ {
+				ar.InSeries = append(ar.InSeries, uint64(a.PPS/2))
+				ar.OutSeries = append(ar.OutSeries, uint64(100*b))
+			}
+			r.Agents = append(r.Agents, ar)
+		}
+		for b := 0; b < 10; b++ {
+			r.InPPSSeries = append(r.InPPSSeries, 97_000)
+			r.OutPPSSeries = append(r.OutPPSSeries, 5000)
+			r.AttackerShareSeries = append(r.AttackerShareSeries, (1-scale)*float64(10-b)/10)
+		}
+		return NamedResult{Name: name, Result: r}
+	}
+	return []NamedResult{mk("model", 0.97), mk("fee-only <&\"'>", 0.2), mk("fifo", 0.1)}
+}
+
+// TestHTMLReport checks the report is well-formed XML, self-contained,
+// escapes names, and has its four charts and two tables.
+func TestHTMLReport(t *testing.T) {
+	var sb strings.Builder
+	if err := WriteHTMLReport(&sb, syntheticRuns()); err != nil {
+		t.Fatal(err)
+	}
+	doc := sb.String()
+	d := xml.NewDecoder(strings.NewReader(doc))
+	d.Strict = true
+	count := map[string]int{}
+	var texts strings.Builder
+	for {
+		tok, err := d.Token()
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("not well-formed: %v\n%s", err, doc)
+		}
+		switch tk := tok.(type) {
+		case xml.StartElement:
+			count[tk.Name.Local]++
+			for _, a := range tk.Attr {
+				if a.Name.Local == "src" || a.Name.Local == "href" {
+					t.Errorf("external reference %s=%q", a.Name.Local, a.Value)
+				}
+			}
+		case xml.CharData:
+			texts.Write(tk)
+		}
+	}
+	if count["svg"] != 4 || count["table"] != 2 || count["polyline"] < 4 || count["rect"] < 10 || count["script"] != 0 || count["link"] != 0 {
+		t.Errorf("elements: %v", count)
+	}
+	if !strings.Contains(texts.String(), `fee-only <&"'>`) {
+		t.Error("escaped run name does not read back")
+	}
+	if strings.Contains(strings.ReplaceAll(doc, `xmlns="http://www.w3.org/2000/svg"`, ""), "http") {
+		t.Error("report refers to an outside address")
+	}
+	if err := WriteHTMLReport(io.Discard, nil); err == nil {
+		t.Error("no runs: no error")
+	}
+}
+
+// TestHTMLReportEmpty: a run that measured nothing still gives a
+// well-formed page (no NaN or infinite coordinates).
+func TestHTMLReportEmpty(t *testing.T) {
+	var sb strings.Builder
+	if err := WriteHTMLReport(&sb, []NamedResult{{Name: "empty"}}); err != nil {
+		t.Fatal(err)
+	}
+	if s := sb.String(); strings.Contains(s, "NaN") || strings.Contains(s, "Inf") {
+		t.Errorf("NaN or Inf in the report")
+	}
+	d := xml.NewDecoder(strings.NewReader(sb.String()))
+	for {
+		if _, err := d.Token(); err != nil {
+			if !errors.Is(err, io.EOF) {
+				t.Fatalf("not well-formed: %v", err)
+			}
+			break
+		}
+	}
+}
+
+func TestWriteTable(t *testing.T) {
+	var sb strings.Builder
+	if err := WriteTable(&sb, syntheticRuns()); err != nil {
+		t.Fatal(err)
+	}
+	out := sb.String()
+	for _, want := range []string{"policy", "% oracle", "model", "97.0%", "fifo", "10.0%", "80µs", "2.5ms", "5000/s"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("table lacks %q:\n%s", want, out)
+		}
+	}
+	if lines := strings.Count(out, "\n"); lines != 5 {
+		t.Errorf("%d lines:\n%s", lines, out)
+	}
+}

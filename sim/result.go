@@ -1,0 +1,203 @@
+package sim
+
+import (
+	"fmt"
+	"io"
+	"text/tabwriter"
+	"time"
+)
+
+// Result is what one Run measured. Values are in lamports; rates in
+// packets per second; times in microseconds.
+type Result struct {
+	Seed      int64   `json:"seed"`
+	HashSeed  uint64  `json:"hash_seed"`
+	DurationS float64 `json:"duration_s"`
+	WarmupS   float64 `json:"warmup_s"`
+	BucketS   float64 `json:"bucket_s"`
+	SlotS     float64 `json:"slot_s"`
+	// SlotCUBudget and SigverifyPPS are the scheduler's and sigverify's
+	// capacities the run had.
+	SlotCUBudget uint64 `json:"slot_cu_budget"`
+	SigverifyPPS uint64 `json:"sigverify_pps"`
+
+	InPackets  uint64  `json:"in_packets"`  // produced on tpu/fwd/re1/re2
+	OutPackets uint64  `json:"out_packets"` // received on qos_to_sig
+	InPPS      float64 `json:"in_pps"`
+	OutPPS     float64 `json:"out_pps"`
+
+	// What became of the output.
+	Duplicates       uint64 `json:"duplicates"`        // by packet hash; must be 0
+	SigverifyDropped uint64 `json:"sigverify_dropped"` // beyond sigverify's capacity
+	FailedSigverify  uint64 `json:"failed_sigverify"`
+	Verified         uint64 `json:"verified"`
+	Foreign          uint64 `json:"foreign"` // verified but not made by the simulator
+	Included         uint64 `json:"included"`
+	Unattributed     uint64 `json:"unattributed"` // from an address no agent uses
+	Skipped          uint64 `json:"skipped"`      // lost to overrun of qos_to_sig
+
+	Value             uint64 `json:"value"` // fees of included transactions
+	Oracle            uint64 `json:"oracle"`
+	ValueAfterWarmup  uint64 `json:"value_after_warmup"`
+	OracleAfterWarmup uint64 `json:"oracle_after_warmup"`
+
+	// AttackerShareAfterWarmup is the attackers' share of output received
+	// after Warmup.
+	AttackerShareAfterWarmup float64 `json:"attacker_share_after_warmup"`
+
+	LatencySamples uint64  `json:"latency_samples"`
+	LatencyP50Us   float64 `json:"latency_p50_us"` // produce → qos_to_sig
+	LatencyP99Us   float64 `json:"latency_p99_us"`
+	ProducerLagUs  float64 `json:"producer_lag_max_us"` // how late the simulator produced
+
+	Agents []AgentResult `json:"agents"`
+	// Per bucket of BucketS seconds.
+	InPPSSeries         []float64 `json:"in_pps_series"`
+	OutPPSSeries        []float64 `json:"out_pps_series"`
+	AttackerShareSeries []float64 `json:"attacker_share_series"`
+}
+
+// AgentResult is one agent's part of a Result.
+type AgentResult struct {
+	Name       string   `json:"name"`
+	Attacker   bool     `json:"attacker"`
+	InPackets  uint64   `json:"in_packets"`
+	OutPackets uint64   `json:"out_packets"`
+	Offered    uint64   `json:"offered"`  // unique valid transactions produced
+	Included   uint64   `json:"included"` // transactions the scheduler included
+	ValueIn    uint64   `json:"value_in"` // fees of the unique valid transactions produced
+	ValueOut   uint64   `json:"value_out"`
+	InSeries   []uint64 `json:"in_series"`
+	OutSeries  []uint64 `json:"out_series"`
+}
+
+// NamedResult labels a Result with the policy it ran under.
+type NamedResult struct {
+	Name   string `json:"name"`
+	Result Result `json:"result"`
+}
+
+// OracleShare returns Value/Oracle (0 when the oracle is 0).
+func (r *Result) OracleShare() float64 { return share(r.Value, r.Oracle) }
+
+// OracleShareAfterWarmup returns ValueAfterWarmup/OracleAfterWarmup.
+func (r *Result) OracleShareAfterWarmup() float64 {
+	return share(r.ValueAfterWarmup, r.OracleAfterWarmup)
+}
+
+func (r *recorder) result() Result {
+	cfg := r.cfg
+	secs := cfg.Duration.Seconds()
+	bsecs := cfg.Bucket.Seconds()
+	res := Result{
+		Seed: cfg.Seed, HashSeed: r.seed,
+		DurationS: secs, WarmupS: cfg.Warmup.Seconds(), BucketS: bsecs, SlotS: cfg.SlotDuration.Seconds(),
+		SlotCUBudget: cfg.SlotCUBudget, SigverifyPPS: cfg.SigverifyPPS,
+		InPackets: r.produced, OutPackets: r.received,
+		InPPS: float64(r.produced) / secs, OutPPS: float64(r.received) / secs,
+		Duplicates: r.duplicates, SigverifyDropped: r.sigDropped, FailedSigverify: r.failed,
+		Verified: r.verified, Foreign: r.foreign, Included: r.nIncluded,
+		Unattributed: r.unattributed, Skipped: r.skipped,
+		Value: r.value, Oracle: r.oracle, ValueAfterWarmup: r.valueAfter, OracleAfterWarmup: r.oracleAfter,
+		AttackerShareAfterWarmup: share(r.attackAfter, r.outAfter),
+		LatencySamples:           r.lat.n,
+		LatencyP50Us:             float64(r.lat.quantile(0.50)) / 1e3,
+		LatencyP99Us:             float64(r.lat.quantile(0.99)) / 1e3,
+		ProducerLagUs:            float64(r.prodLagMax) / 1e3,
+		InPPSSeries:              make([]float64, r.nBuckets),
+		OutPPSSeries:             make([]float64, r.nBuckets),
+		AttackerShareSeries:      make([]float64, r.nBuckets),
+	}
+	// The last bucket may be partial.
+	width := func(b int) float64 {
+		end := min(time.Duration(b+1)*cfg.Bucket, cfg.Duration)
+		return (end - time.Duration(b)*cfg.Bucket).Seconds()
+	}
+	for i := range cfg.Agents {
+		a := AgentResult{Name: cfg.Agents[i].Name, Attacker: r.attacker[i],
+			OutPackets: r.outAgent[i], Offered: r.offered[i], Included: r.included[i],
+			ValueIn: r.valueIn[i], ValueOut: r.valueOut[i],
+			InSeries: make([]uint64, r.nBuckets), OutSeries: make([]uint64, r.nBuckets)}
+		for b := 0; b < r.nBuckets; b++ {
+			a.InSeries[b] = r.prodIn[b*r.nAgents+i]
+			a.OutSeries[b] = r.out[b*r.nAgents+i]
+			a.InPackets += a.InSeries[b]
+		}
+		res.Agents = append(res.Agents, a)
+	}
+	for b := 0; b < r.nBuckets; b++ {
+		w := width(b)
+		if w <= 0 {
+			res.InPPSSeries = res.InPPSSeries[:b]
+			res.OutPPSSeries = res.OutPPSSeries[:b]
+			res.AttackerShareSeries = res.AttackerShareSeries[:b]
+			for i := range res.Agents {
+				res.Agents[i].InSeries = res.Agents[i].InSeries[:b]
+				res.Agents[i].OutSeries = res.Agents[i].OutSeries[:b]
+			}
+			break
+		}
+		var in, out, att uint64
+		for i := range res.Agents {
+			in += r.prodIn[b*r.nAgents+i]
+			o := r.out[b*r.nAgents+i]
+			out += o
+			if r.attacker[i] {
+				att += o
+			}
+		}
+		res.InPPSSeries[b] = float64(in) / w
+		res.OutPPSSeries[b] = float64(out) / w
+		res.AttackerShareSeries[b] = share(att, out)
+	}
+	return res
+}
+
+// WriteTable writes one row per run comparing them: value captured and its
+// share of the oracle, the attackers' share of output after warm-up,
+// failed sigverify and duplicates in output, packet rates and admission
+// latency.
+func WriteTable(w io.Writer, runs []NamedResult) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "policy\tvalue (SOL)\toracle (SOL)\t% oracle\t% oracle after warm-up\tspam share after warm-up\tfailed sigverify\tduplicates\tin pps\tout pps\tlatency p50\tlatency p99\t")
+	for _, nr := range runs {
+		r := &nr.Result
+		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t\n",
+			nr.Name, float64(r.Value)/1e9, float64(r.Oracle)/1e9, 100*r.OracleShare(), 100*r.OracleShareAfterWarmup(),
+			100*r.AttackerShareAfterWarmup, r.FailedSigverify, r.Duplicates, r.InPPS, r.OutPPS,
+			fmtMicros(r.LatencyP50Us), fmtMicros(r.LatencyP99Us))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write comparison table: %w", err)
+	}
+	if len(runs) > 0 {
+		r := &runs[0].Result
+		_, err := fmt.Fprintf(w, "value: fees of included transactions. oracle: per %v slot, the best choice of as many valid transactions as sigverify took (capacity %s) within %d CUs. spam: attacker agents. warm-up %v of %v.\n",
+			secs(r.SlotS), sigverifyCap(r.SigverifyPPS), r.SlotCUBudget, secs(r.WarmupS), secs(r.DurationS))
+		if err != nil {
+			return fmt.Errorf("write comparison table: %w", err)
+		}
+	}
+	return nil
+}
+
+// secs turns seconds back into a duration for printing.
+func secs(s float64) time.Duration { return time.Duration(s * 1e9).Round(time.Millisecond) }
+
+func sigverifyCap(pps uint64) string {
+	if pps == 0 {
+		return "unlimited"
+	}
+	return fmt.Sprintf("%d/s", pps)
+}
+
+// fmtMicros prints a duration given in microseconds with a readable unit.
+func fmtMicros(us float64) string {
+	switch {
+	case us >= 1e6:
+		return fmt.Sprintf("%.2fs", us/1e6)
+	case us >= 1e3:
+		return fmt.Sprintf("%.1fms", us/1e3)
+	}
+	return fmt.Sprintf("%.0fµs", us)
+}
