@@ -40,14 +40,16 @@
 //
 // # The median, and what it costs
 //
-// Each table keeps its median exact at every moment with two heaps of slot
-// numbers (a max-heap of the lower half, a min-heap of the upper half).
-// Forward reads the cached median in O(1). Penalize moves one entry between
-// the heaps in O(log n), so a burst of penalties on a 10 000-entry table
-// costs about 14 sift steps each, never an O(n) recomputation. Learn, which
-// changes every score anyway, rebuilds the heaps in O(n) with a
-// quickselect (median-of-three pivots, falling back to a sort after
-// 2·log2(n) rounds, so O(n log n) at worst).
+// Each table keeps its median exact at every moment with two heaps of
+// (score, slot) pairs: a max-heap of the lower half, a min-heap of the upper
+// half. Forward reads the cached median in O(1). Penalize re-files one
+// entry and rebalances the heaps in O(log n) (a few sifts of about 14
+// levels on a 10 000-entry table), so a burst of penalties never costs an
+// O(n) recomputation each. Learn, which changes every score anyway, works
+// in O(n): one quickselect for the new median, one to choose what pruning
+// removes, one to split the heaps again, then a heapify (quickselect with
+// median-of-three pivots falls back to a sort after 2·log2(n) rounds, so
+// O(n log n) at worst).
 //
 // Between learns, penalties on unknown IPs add entries; when the IP table
 // reaches 2·MaxIPs the next such penalty first prunes it to MaxIPs, so its

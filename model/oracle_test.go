@@ -124,23 +124,28 @@ func checkTable[K key[K]](t *testing.T, what string, tb *table[K]) {
 	if len(tb.lo)+len(tb.hi) != len(tb.slab) || len(tb.lo) < len(tb.hi) || len(tb.lo) > len(tb.hi)+1 {
 		t.Fatalf("%s: heaps of %d and %d for %d entries", what, len(tb.lo), len(tb.hi), len(tb.slab))
 	}
-	for i, s := range tb.lo {
-		if tb.slab[s].pos != int32(i) {
-			t.Fatalf("%s: lo[%d] pos %d", what, i, tb.slab[s].pos)
-		}
-		if i > 0 && tb.slab[tb.lo[(i-1)/2]].score < tb.slab[s].score {
-			t.Fatalf("%s: lo heap order broken at %d", what, i)
+	for _, side := range []struct {
+		name string
+		h    []item
+		pos  func(int) int32
+		ok   func(parent, child float64) bool
+	}{
+		{"lo", tb.lo, func(i int) int32 { return int32(i) }, func(p, c float64) bool { return p >= c }},
+		{"hi", tb.hi, func(i int) int32 { return ^int32(i) }, func(p, c float64) bool { return p <= c }},
+	} {
+		for i, it := range side.h {
+			if tb.slab[it.slot].pos != side.pos(i) {
+				t.Fatalf("%s: %s[%d] pos %d", what, side.name, i, tb.slab[it.slot].pos)
+			}
+			if it.v != tb.slab[it.slot].score {
+				t.Fatalf("%s: %s[%d] holds %v, slab %v", what, side.name, i, it.v, tb.slab[it.slot].score)
+			}
+			if i > 0 && !side.ok(side.h[(i-1)/2].v, it.v) {
+				t.Fatalf("%s: %s heap order broken at %d", what, side.name, i)
+			}
 		}
 	}
-	for i, s := range tb.hi {
-		if tb.slab[s].pos != ^int32(i) {
-			t.Fatalf("%s: hi[%d] pos %d", what, i, tb.slab[s].pos)
-		}
-		if i > 0 && tb.slab[tb.hi[(i-1)/2]].score > tb.slab[s].score {
-			t.Fatalf("%s: hi heap order broken at %d", what, i)
-		}
-	}
-	if len(tb.hi) > 0 && tb.slab[tb.lo[0]].score > tb.slab[tb.hi[0]].score {
+	if len(tb.hi) > 0 && tb.lo[0].v > tb.hi[0].v {
 		t.Fatalf("%s: max(lo) > min(hi)", what)
 	}
 	tab := map[K]float64{}
@@ -221,14 +226,10 @@ func TestSelectSmallest(t *testing.T) {
 		for i := range n {
 			tb.slab = append(tb.slab, entry[IP]{key: ip4(1, byte(i>>16), byte(i>>8), byte(i)), score: float64(r.IntN(5))})
 		}
-		val := tb.values(n)
-		for i := range val {
-			val[i] = tb.slab[i].score
-		}
-		want := slices.Clone(tb.slots())
-		slices.SortFunc(want, tb.cmpSlots)
+		want := slices.Clone(tb.items(false, 0))
+		slices.SortFunc(want, tb.cmpItems)
 		for _, k := range []int{0, 1, n / 3, n / 2, n - 1, n} {
-			s := tb.slots()
+			s := tb.items(false, 0)
 			r.Shuffle(len(s), func(i, j int) { s[i], s[j] = s[j], s[i] })
 			for _, budget := range []int{-1, 0, 1, 3} { // -1: the default budget
 				if budget < 0 {
@@ -237,7 +238,7 @@ func TestSelectSmallest(t *testing.T) {
 					tb.selectWithin(s, k, budget)
 				}
 				got := slices.Clone(s[:k])
-				slices.SortFunc(got, tb.cmpSlots)
+				slices.SortFunc(got, tb.cmpItems)
 				if !slices.Equal(got, want[:k]) {
 					t.Fatalf("n %d k %d budget %d: wrong set", n, k, budget)
 				}

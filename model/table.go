@@ -28,23 +28,30 @@ type agg[K any] struct {
 	slot  int32 // the key's slot in the table when known, else -1
 }
 
+// item is what the heaps and selections order: a value (a score, or a
+// distance to the median) and the slot it belongs to. Keeping the value
+// next to the slot keeps those loops on contiguous memory.
+type item struct {
+	v    float64
+	slot int32
+}
+
 // table maps keys to scores and keeps their exact median.
 //
 // The entries live in a slab indexed by int32; index maps a key to its slot.
 // Neither holds pointers, so the garbage collector does not scan them. The
-// median is kept exact at all times by two heaps of slots: lo, a max-heap of
-// the lower ⌈n/2⌉ scores, and hi, a min-heap of the upper ⌊n/2⌋. Changing
-// one score (Penalize) costs O(log n); Learn, which changes every score,
+// median is kept exact at all times by two heaps: lo, a max-heap of the
+// lower ⌈n/2⌉ scores, and hi, a min-heap of the upper ⌊n/2⌋. Changing one
+// score (Penalize) costs O(log n); Learn, which changes every score,
 // rebuilds the heaps in O(n) with a selection.
 type table[K key[K]] struct {
 	index  map[K]int32
 	slab   []entry[K]
-	lo, hi []int32
+	lo, hi []item
 	median float64
 
 	// Scratch, preallocated, reused by every learn and prune.
-	order []int32   // slots, reordered by selections
-	val   []float64 // per slot: the value a selection orders by
+	order []item    // reordered by selections
 	upd   []float64 // per slot: the EMA target of the current batch
 	aggIx map[K]int32
 	aggs  []agg[K]
@@ -54,11 +61,10 @@ func newTable[K key[K]](capacity, batch int) *table[K] {
 	return &table[K]{
 		index:  make(map[K]int32, capacity),
 		slab:   make([]entry[K], 0, capacity),
-		lo:     make([]int32, 0, capacity/2+1),
-		hi:     make([]int32, 0, capacity/2+1),
+		lo:     make([]item, 0, capacity/2+1),
+		hi:     make([]item, 0, capacity/2+1),
 		median: 1,
-		order:  make([]int32, 0, capacity),
-		val:    make([]float64, 0, capacity),
+		order:  make([]item, 0, capacity),
 		upd:    make([]float64, 0, capacity),
 		aggIx:  make(map[K]int32, batch),
 		aggs:   make([]agg[K], 0, batch),
@@ -77,76 +83,79 @@ func (t *table[K]) score(k K) float64 {
 
 // --- median heaps -----------------------------------------------------------
 
-// above reports whether slot a belongs nearer the top of heap lo (max-heap)
-// or hi (min-heap) than slot b.
-func (t *table[K]) above(isLo bool, a, b int32) bool {
+// above reports whether value a belongs nearer the top of heap lo
+// (max-heap) or hi (min-heap) than value b.
+func above(isLo bool, a, b float64) bool {
 	if isLo {
-		return t.slab[a].score > t.slab[b].score
+		return a > b
 	}
-	return t.slab[a].score < t.slab[b].score
+	return a < b
 }
 
-func (t *table[K]) heap(isLo bool) []int32 {
+func (t *table[K]) heap(isLo bool) []item {
 	if isLo {
 		return t.lo
 	}
 	return t.hi
 }
 
-func (t *table[K]) place(isLo bool, h []int32, i int) {
+// place records in the slab that h[i] now sits at i.
+func (t *table[K]) place(isLo bool, h []item, i int) {
 	if isLo {
-		t.slab[h[i]].pos = int32(i)
+		t.slab[h[i].slot].pos = int32(i)
 	} else {
-		t.slab[h[i]].pos = ^int32(i)
+		t.slab[h[i].slot].pos = ^int32(i)
 	}
 }
 
+// up sifts h[i] toward the top; it reports whether it moved.
 func (t *table[K]) up(isLo bool, i int) bool {
 	h := t.heap(isLo)
-	moved := false
+	x, start := h[i], i
 	for i > 0 {
 		p := (i - 1) / 2
-		if !t.above(isLo, h[i], h[p]) {
+		if !above(isLo, x.v, h[p].v) {
 			break
 		}
-		h[i], h[p] = h[p], h[i]
+		h[i] = h[p]
 		t.place(isLo, h, i)
 		i = p
-		moved = true
 	}
+	h[i] = x
 	t.place(isLo, h, i)
-	return moved
+	return i != start
 }
 
+// down sifts h[i] toward the leaves. REQUIRES: i < len(heap).
 func (t *table[K]) down(isLo bool, i int) {
 	h := t.heap(isLo)
 	n := len(h)
+	x := h[i]
 	for {
 		c := 2*i + 1
 		if c >= n {
 			break
 		}
-		if r := c + 1; r < n && t.above(isLo, h[r], h[c]) {
+		if r := c + 1; r < n && above(isLo, h[r].v, h[c].v) {
 			c = r
 		}
-		if !t.above(isLo, h[c], h[i]) {
+		if !above(isLo, h[c].v, x.v) {
 			break
 		}
-		h[i], h[c] = h[c], h[i]
+		h[i] = h[c]
 		t.place(isLo, h, i)
 		i = c
 	}
-	if i < n {
-		t.place(isLo, h, i)
-	}
+	h[i] = x
+	t.place(isLo, h, i)
 }
 
-func (t *table[K]) push(isLo bool, slot int32) {
+func (t *table[K]) push(isLo bool, it item) {
 	if isLo {
-		t.lo = append(t.lo, slot)
+		t.lo = append(t.lo, it)
 		t.up(true, len(t.lo)-1)
 	} else {
-		t.hi = append(t.hi, slot)
+		t.hi = append(t.hi, it)
 		t.up(false, len(t.hi)-1)
 	}
 }
@@ -162,10 +171,8 @@ func (t *table[K]) removeAt(isLo bool, i int) {
 	} else {
 		t.hi = h
 	}
-	if i < last {
-		if !t.up(isLo, i) {
-			t.down(isLo, i)
-		}
+	if i < last && !t.up(isLo, i) {
+		t.down(isLo, i)
 	}
 }
 
@@ -181,24 +188,25 @@ func (t *table[K]) unlink(slot int32) {
 // link adds slot to the heaps and restores their balance:
 // len(lo) == len(hi) or len(lo) == len(hi)+1, and max(lo) ≤ min(hi).
 func (t *table[K]) link(slot int32) {
-	if len(t.lo) == 0 || t.slab[slot].score <= t.slab[t.lo[0]].score {
-		t.push(true, slot)
+	it := item{t.slab[slot].score, slot}
+	if len(t.lo) == 0 || it.v <= t.lo[0].v {
+		t.push(true, it)
 	} else {
-		t.push(false, slot)
+		t.push(false, it)
 	}
 	t.balance()
 }
 
 func (t *table[K]) balance() {
 	for len(t.lo) > len(t.hi)+1 {
-		s := t.lo[0]
+		it := t.lo[0]
 		t.removeAt(true, 0)
-		t.push(false, s)
+		t.push(false, it)
 	}
 	for len(t.hi) > len(t.lo) {
-		s := t.hi[0]
+		it := t.hi[0]
 		t.removeAt(false, 0)
-		t.push(true, s)
+		t.push(true, it)
 	}
 	t.setMedian()
 }
@@ -211,23 +219,22 @@ func (t *table[K]) setMedian() {
 	case len(t.lo) == 0:
 		t.median = 1
 	case len(t.lo) > len(t.hi):
-		t.median = t.slab[t.lo[0]].score
+		t.median = t.lo[0].v
 	default:
-		l, h := t.slab[t.lo[0]].score, t.slab[t.hi[0]].score
-		t.median = l + (h-l)*0.5 // h ≥ l ≥ 0: no overflow; the product is exact
+		t.median = midpoint(t.lo[0].v, t.hi[0].v)
 	}
 }
 
+// midpoint is the mean of the two middle scores l ≤ h (both finite, ≥ 0):
+// no overflow, and the product by 0.5 is exact, so no fused multiply-add
+// can change the result.
+func midpoint(l, h float64) float64 { return l + (h-l)*0.5 }
+
 // rebuild recomputes both heaps from the slab in O(n): a selection splits
-// the slots at rank ⌈n/2⌉, then each half is heapified.
+// the scores at rank ⌈n/2⌉, then each half is heapified.
 func (t *table[K]) rebuild() {
-	n := len(t.slab)
-	order := t.slots()
-	val := t.values(n)
-	for i := range t.slab {
-		val[i] = t.slab[i].score
-	}
-	k := (n + 1) / 2
+	order := t.items(false, 0)
+	k := (len(order) + 1) / 2
 	t.selectSmallest(order, k)
 	t.lo = append(t.lo[:0], order[:k]...)
 	t.hi = append(t.hi[:0], order[k:]...)
@@ -243,40 +250,62 @@ func (t *table[K]) rebuild() {
 	t.setMedian()
 }
 
-// slots returns the scratch order filled with 0..n-1.
-func (t *table[K]) slots() []int32 {
+// selectMedian computes the exact median of the slab's scores by selection,
+// with the same result setMedian gives from valid heaps.
+func (t *table[K]) selectMedian() float64 {
+	order := t.items(false, 0)
+	n := len(order)
+	if n == 0 {
+		return 1
+	}
+	k := (n + 1) / 2
+	t.selectSmallest(order, k)
+	l := order[0].v
+	for _, it := range order[1:k] {
+		l = max(l, it.v)
+	}
+	if n%2 == 1 {
+		return l
+	}
+	h := order[k].v
+	for _, it := range order[k+1:] {
+		h = min(h, it.v)
+	}
+	return midpoint(l, h)
+}
+
+// items returns the scratch order holding one item per slot: its score,
+// or with byDist its score's distance to m.
+func (t *table[K]) items(byDist bool, m float64) []item {
 	n := len(t.slab)
 	if cap(t.order) < n {
-		t.order = make([]int32, n, n+n/4)
+		t.order = make([]item, n, n+n/4)
 	}
 	o := t.order[:n]
 	for i := range o {
-		o[i] = int32(i)
+		v := t.slab[i].score
+		if byDist {
+			v = math.Abs(v - m)
+		}
+		o[i] = item{v, int32(i)}
 	}
 	return o
 }
 
-func (t *table[K]) values(n int) []float64 {
-	if cap(t.val) < n {
-		t.val = make([]float64, n, n+n/4)
-	}
-	t.val = t.val[:n]
-	return t.val
-}
-
 // --- selection --------------------------------------------------------------
 
-// before is the strict total order selections use: by val, then by key
+// before is the strict total order selections use: by value, then by key
 // bytes, so the chosen set never depends on the order of the slab.
-func (t *table[K]) before(a, b int32) bool {
-	va, vb := t.val[a], t.val[b]
-	if va != vb {
-		return va < vb
-	}
+func (t *table[K]) before(a, b item) bool {
+	return a.v < b.v || a.v == b.v && t.keyBefore(a.slot, b.slot)
+}
+
+// keyBefore breaks ties between equal values by key bytes.
+func (t *table[K]) keyBefore(a, b int32) bool {
 	return t.slab[a].key.compare(t.slab[b].key) < 0
 }
 
-func (t *table[K]) cmpSlots(a, b int32) int {
+func (t *table[K]) cmpItems(a, b item) int {
 	if t.before(a, b) {
 		return -1
 	}
@@ -286,23 +315,23 @@ func (t *table[K]) cmpSlots(a, b int32) int {
 	return 0
 }
 
-// selectSmallest reorders s so that s[:k] holds its k first slots in the
+// selectSmallest reorders s so that s[:k] holds its k first items in the
 // order of before (in no particular order among themselves). Quickselect
 // with a median-of-three pivot; after 2·log2(n) rounds without
 // converging it sorts what is left, so the worst case is O(n log n).
-func (t *table[K]) selectSmallest(s []int32, k int) {
+func (t *table[K]) selectSmallest(s []item, k int) {
 	t.selectWithin(s, k, 2*bits.Len(uint(len(s))))
 }
 
 // selectWithin is selectSmallest with at most budget partition rounds.
-func (t *table[K]) selectWithin(s []int32, k, budget int) {
+func (t *table[K]) selectWithin(s []item, k, budget int) {
 	lo, hi := 0, len(s)
 	if k <= lo || k >= hi {
 		return
 	}
 	for hi-lo > 12 {
 		if budget == 0 {
-			slices.SortFunc(s[lo:hi], t.cmpSlots)
+			slices.SortFunc(s[lo:hi], t.cmpItems)
 			return
 		}
 		budget--
@@ -325,7 +354,8 @@ func (t *table[K]) selectWithin(s []int32, k, budget int) {
 
 // partition moves a median-of-three pivot to its final place in s and
 // returns that place: everything before it comes before the pivot.
-func (t *table[K]) partition(s []int32) int {
+// REQUIRES: len(s) ≥ 4.
+func (t *table[K]) partition(s []item) int {
 	n := len(s)
 	m := n / 2
 	if t.before(s[m], s[0]) {
@@ -342,8 +372,9 @@ func (t *table[K]) partition(s []int32) int {
 	pivot := s[n-2]
 	i := 1
 	for j := 1; j < n-2; j++ {
-		if t.before(s[j], pivot) {
-			s[i], s[j] = s[j], s[i]
+		// before(x, pivot), with the common case inline.
+		if x := s[j]; x.v < pivot.v || x.v == pivot.v && t.keyBefore(x.slot, pivot.slot) {
+			s[i], s[j] = x, s[i]
 			i++
 		}
 	}
@@ -372,22 +403,22 @@ func (t *table[K]) set(slot int32, score float64) {
 // median (ties: lower key bytes first), keeping the extremes. REQUIRES
 // valid heaps; leaves them valid. Returns how many entries it removed.
 func (t *table[K]) prune(limit int) int {
-	n := len(t.slab)
-	r := n - limit
-	if r <= 0 {
+	if len(t.slab) <= limit {
 		return 0
 	}
-	m := t.median
-	val := t.values(n)
-	for i := range t.slab {
-		val[i] = math.Abs(t.slab[i].score - m)
-	}
-	order := t.slots()
+	return t.pruneAround(limit, t.median)
+}
+
+// pruneAround removes the len-limit entries closest to m, then rebuilds the
+// heaps. REQUIRES: len > limit; m the exact median of the slab's scores.
+func (t *table[K]) pruneAround(limit int, m float64) int {
+	r := len(t.slab) - limit
+	order := t.items(true, m)
 	t.selectSmallest(order, r)
 	gone := order[:r]
-	slices.Sort(gone)
+	slices.SortFunc(gone, func(a, b item) int { return int(a.slot - b.slot) })
 	for i := r - 1; i >= 0; i-- { // highest slot first: the last slot is never pending
-		t.removeSlot(gone[i])
+		t.removeSlot(gone[i].slot)
 	}
 	t.rebuild()
 	return r
@@ -455,8 +486,11 @@ func (t *table[K]) learn(alpha float64, minObs, limit int) int {
 	}
 	clear(t.aggIx)
 	t.aggs = t.aggs[:0]
+	if len(t.slab) > limit {
+		return t.pruneAround(limit, t.selectMedian())
+	}
 	t.rebuild()
-	return t.prune(limit)
+	return 0
 }
 
 // ema is the reference's update, old·(1-α) + new·α. The conversions force
