@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"sync"
 )
 
 // The rows travel in Postgres's binary format both ways: COPY ... FROM STDIN
@@ -180,8 +181,14 @@ func (d *decoder) u64(vals [][]byte, col int) uint64 {
 }
 
 // copyReader streams batches of rows as one binary COPY (an io.Reader for
-// pgconn.CopyFrom). Reset it before each COPY; it never allocates.
+// pgconn.CopyFrom).
+//
+// pgconn reads it from a goroutine of its own that, when the connection
+// fails, may outlive the CopyFrom call. So each COPY gets a fresh reader,
+// Read runs under a mutex, and detach (called once CopyFrom returns) cuts
+// the reader off from the batches before they are reused.
 type copyReader struct {
+	mu      sync.Mutex
 	batches []*batch
 	bi, ri  int // next batch, next row in it
 	state   uint8
@@ -191,17 +198,31 @@ const (
 	copyStateHeader = iota
 	copyStateRows
 	copyStateDone
+	copyStateDetached
 )
 
-func (c *copyReader) reset(bs []*batch) {
-	c.batches = bs
-	c.bi, c.ri = 0, 0
-	c.state = copyStateHeader
+var errCopyDetached = errors.New("copy source detached")
+
+func newCopyReader(bs []*batch) *copyReader {
+	return &copyReader{batches: bs}
+}
+
+// detach makes every later Read fail; on return no Read is running.
+func (c *copyReader) detach() {
+	c.mu.Lock()
+	c.batches = nil
+	c.state = copyStateDetached
+	c.mu.Unlock()
 }
 
 // Read fills p with whole tuples. REQUIRES: len(p) ≥ maxCopyRowSize +
 // len(copyHeader) (pgconn reads in 64 KiB chunks).
 func (c *copyReader) Read(p []byte) (int, error) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	if c.state == copyStateDetached {
+		return 0, errCopyDetached
+	}
 	n := 0
 	if c.state == copyStateHeader {
 		n += copy(p, copyHeader)

@@ -85,9 +85,8 @@ func TestCopyReader(t *testing.T) {
 		b2.rows[i] = testRow(uint64(i + 5))
 	}
 	b1.n, b2.n = 5, 2
-	var c copyReader
 	for _, chunk := range []int{65536, maxCopyRowSize + len(copyHeader)} {
-		c.reset([]*batch{b1, {rows: nil}, b2})
+		c := newCopyReader([]*batch{b1, {rows: nil}, b2})
 		var out bytes.Buffer
 		buf := make([]byte, chunk)
 		for {
@@ -119,16 +118,22 @@ func TestCopyReader(t *testing.T) {
 		if len(s) != 0 {
 			t.Fatalf("chunk %d: %d trailing bytes", chunk, len(s))
 		}
+		c.detach()
+		if _, err := c.Read(buf); !errors.Is(err, errCopyDetached) {
+			t.Fatalf("Read after detach: %v", err)
+		}
 	}
 }
 
+// TestCopyReaderAllocs: encoding rows allocates nothing (the reader itself
+// is one allocation per COPY transaction).
 func TestCopyReaderAllocs(t *testing.T) {
 	b1 := &batch{rows: make([]Row, 100), n: 100}
 	bs := []*batch{b1}
-	var c copyReader
+	c := newCopyReader(bs)
 	buf := make([]byte, 65536)
 	allocs := testing.AllocsPerRun(100, func() {
-		c.reset(bs)
+		c.batches, c.bi, c.ri, c.state = bs, 0, 0, copyStateHeader
 		for {
 			if _, err := c.Read(buf); err != nil {
 				break

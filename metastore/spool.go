@@ -370,7 +370,9 @@ func (s *spool) commit() error {
 	done := s.rSeg // segments before the cursor's were read to their end
 	if s.rSeg < len(s.segs) && int64(s.rOff) >= s.segs[s.rSeg].size {
 		if s.isWriteSeg(s.rSeg) {
-			s.closeWriter()
+			// Read to its end: delete it without syncing.
+			_ = s.w.Close()
+			s.w = nil
 		}
 		done = s.rSeg + 1
 	}
@@ -391,6 +393,9 @@ func (s *spool) commit() error {
 	}
 	s.rSeg -= min(done, s.rSeg)
 	s.cSeg, s.cOff = s.rSeg, s.rOff
+	if len(s.segs) == 0 {
+		s.rows = 0 // everything was read, including rows lost to corruption
+	}
 	return err
 }
 
