@@ -24,9 +24,9 @@ type oracle struct {
 func (o *oracle) insert(e Entry) {
 	i, _ := slices.BinarySearchFunc(o.es, e, func(a, b Entry) int {
 		switch {
-		case above(&b, &a):
+		case entryAbove(&b, &a):
 			return -1
-		case above(&a, &b):
+		case entryAbove(&a, &b):
 			return 1
 		}
 		return 0
@@ -44,7 +44,7 @@ func (o *oracle) push(score float64, hash uint64, now int64) (admitted, evicted 
 		switch {
 		case now-m.Enqueued > o.ttl:
 			o.stats.Expired++
-		case !above(&e, &m):
+		case !entryAbove(&e, &m):
 			o.stats.RejectedLow++
 			return false, false
 		default:
@@ -281,4 +281,9 @@ func TestMinLevel(t *testing.T) {
 			t.Fatalf("minLevel(%d) = %v at level %d", i, minLevel(i), level)
 		}
 	}
+}
+
+// entryAbove is the queue's order on entries.
+func entryAbove(a, b *Entry) bool {
+	return above(&node{score: a.Score, seq: a.Seq}, &node{score: b.Score, seq: b.Seq})
 }

@@ -261,6 +261,7 @@ func (v *View) scanInstructions(data []byte, off, nix int) int {
 	keys := int(v.keysOff)
 	s := sanFacts{badIx: noBad}
 	cb := &v.cb
+	var known, cbKeys, pcKeys uint64 // by static key index (< 38 < 64)
 	for i := range nix {
 		if off >= n {
 			return -1
@@ -299,17 +300,28 @@ func (v *View) scanInstructions(data []byte, off, nix int) int {
 		}
 
 		// Compute-budget and precompile facts. A program index that is
-		// not a static key fails S6 anyway; skip it here.
+		// not a static key fails S6 anyway; skip it here. Each program key
+		// is classified once per transaction (bit masks by key index).
 		if prog >= nkeys {
 			continue
 		}
-		kOff := keys + prog*keyLen
-		switch programOf(data[kOff : kOff+keyLen]) {
-		case progComputeBudget:
+		bit := uint64(1) << prog
+		if known&bit == 0 {
+			known |= bit
+			kOff := keys + prog*keyLen
+			switch programOf(data[kOff : kOff+keyLen]) {
+			case progComputeBudget:
+				cbKeys |= bit
+			case progEd25519, progSecp256k1:
+				pcKeys |= bit
+			}
+		}
+		switch {
+		case cbKeys&bit != 0:
 			if cb.err == OK {
 				cb.process(i, data[dataOff:dataOff+dl])
 			}
-		case progEd25519, progSecp256k1:
+		case pcKeys&bit != 0:
 			cb.nonCB++
 			if dl > 0 {
 				cb.precompile += uint64(data[dataOff])
