@@ -82,9 +82,6 @@ type Config struct {
 
 	// Handoff receives completed rows; nil disables row output.
 	Handoff *metastore.Handoff
-	// RowFlushInterval hands a partially filled row batch over at least
-	// this often.
-	RowFlushInterval time.Duration
 
 	LogInterval     time.Duration // summary log line; 0 disables
 	PublishInterval time.Duration // counter snapshots for metrics
@@ -100,23 +97,22 @@ type Config struct {
 // DefaultConfig returns the daemon's defaults.
 func DefaultConfig() Config {
 	return Config{
-		Optional:         []string{channels.RE1, channels.RE2},
-		TargetPPS:        1_000_000,
-		PacerTick:        time.Millisecond,
-		QueueCapacity:    16384,
-		QueueTTL:         2 * time.Second,
-		PartialCapacity:  1 << 20,
-		RecentCapacity:   1 << 20,
-		PacketBatch:      64,
-		FeedbackBatch:    1024,
-		Fees:             score.DefaultFeeParams(),
-		Model:            model.DefaultParams(),
-		Policy:           PolicyModel,
-		SaveInterval:     5 * time.Minute,
-		RowFlushInterval: 100 * time.Millisecond,
-		LogInterval:      5 * time.Second,
-		PublishInterval:  100 * time.Millisecond,
-		PeerCheck:        time.Second,
+		Optional:        []string{channels.RE1, channels.RE2},
+		TargetPPS:       1_000_000,
+		PacerTick:       time.Millisecond,
+		QueueCapacity:   16384,
+		QueueTTL:        2 * time.Second,
+		PartialCapacity: 1 << 20,
+		RecentCapacity:  1 << 20,
+		PacketBatch:     64,
+		FeedbackBatch:   1024,
+		Fees:            score.DefaultFeeParams(),
+		Model:           model.DefaultParams(),
+		Policy:          PolicyModel,
+		SaveInterval:    5 * time.Minute,
+		LogInterval:     5 * time.Second,
+		PublishInterval: 100 * time.Millisecond,
+		PeerCheck:       time.Second,
 	}
 }
 
@@ -144,8 +140,8 @@ func (c *Config) Validate() error {
 	if c.PacketBatch < 1 || c.FeedbackBatch < 1 {
 		errs = append(errs, errors.New("batch sizes must be positive"))
 	}
-	if c.PublishInterval <= 0 || c.PeerCheck <= 0 || c.RowFlushInterval <= 0 {
-		errs = append(errs, errors.New("publish, peer-check and row-flush intervals must be positive"))
+	if c.PublishInterval <= 0 || c.PeerCheck <= 0 {
+		errs = append(errs, errors.New("publish and peer-check intervals must be positive"))
 	}
 	if err := c.Model.Validate(); err != nil {
 		errs = append(errs, err)

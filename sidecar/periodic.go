@@ -15,11 +15,8 @@ func (s *Sidecar) periodic(mono, wall int64) {
 	s.nextPublish = mono + s.cfg.PublishInterval.Nanoseconds()
 	s.beat()
 	s.publish(wall)
-	if mono >= s.nextRowFlush {
-		s.nextRowFlush = mono + s.cfg.RowFlushInterval.Nanoseconds()
-		if s.cfg.Handoff != nil {
-			s.cfg.Handoff.Flush()
-		}
+	if s.cfg.Handoff != nil {
+		s.cfg.Handoff.Tick(wall)
 	}
 	if mono >= s.nextPeer {
 		s.nextPeer = mono + s.cfg.PeerCheck.Nanoseconds()

@@ -52,7 +52,7 @@ type Sidecar struct {
 	joinWarned [numInputs]bool // a failed (re)join was reported
 	outCap     uint64
 
-	nextPublish, nextPeer, nextSave, nextRowFlush int64
+	nextPublish, nextPeer, nextSave int64
 
 	// Published state, read by other goroutines.
 	snaps    chan Snapshot // one slot, latest wins
