@@ -1,0 +1,173 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"log/slog"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/urfave/cli/v2"
+
+	"github.com/solqos/qos/cmd/internal/cliflags"
+	"github.com/solqos/qos/metastore"
+	qsql "github.com/solqos/qos/sql"
+)
+
+func dbFlags() []cli.Flag {
+	cat := cliflags.CatDatabase
+	return []cli.Flag{
+		&cli.StringFlag{Name: "db-url", Category: cat, EnvVars: cliflags.Env("db-url"),
+			Usage: "write completed-transaction rows to this Postgres (postgres:// URL or key=value; PG* variables fill the gaps); off when empty"},
+		&cli.BoolFlag{Name: "db", Category: cat, EnvVars: cliflags.Env("db"),
+			Usage: "write rows to the Postgres named by the PG* environment variables alone (no --db-url)"},
+		&cli.StringFlag{Name: "spool-dir", Category: cat, EnvVars: cliflags.Env("spool-dir"),
+			Usage: "keep rows here while Postgres is slow or down, and write them back in order when it returns (off when empty: such rows are dropped)"},
+		&cli.Int64Flag{Name: "spool-max-bytes", Category: cat, Value: 1 << 30, EnvVars: cliflags.Env("spool-max-bytes"),
+			Usage: "size bound of the spool; past it rows are dropped and counted"},
+		&cli.IntFlag{Name: "db-batch-rows", Category: cat, Value: 4096, EnvVars: cliflags.Env("db-batch-rows"),
+			Usage: "rows per batch handed from the loop to the writer"},
+		&cli.IntFlag{Name: "db-batches", Category: cat, Value: 64, EnvVars: cliflags.Env("db-batches"),
+			Usage: "preallocated batches between loop and writer; when all are in use rows are dropped and counted"},
+		&cli.DurationFlag{Name: "db-flush-interval", Category: cat, Value: time.Second, EnvVars: cliflags.Env("db-flush-interval"),
+			Usage: "hand a partly filled batch to the writer at least this often"},
+		&cli.DurationFlag{Name: "db-close-timeout", Category: cat, Value: 10 * time.Second, EnvVars: cliflags.Env("db-close-timeout"),
+			Usage: "at shutdown, how long to keep writing queued and spooled rows"},
+	}
+}
+
+// database is the daemon's optional Postgres output: the loop's hand-off
+// and the writer goroutine behind it. A nil *database means no database.
+type database struct {
+	h       *metastore.Handoff
+	sink    *metastore.Sink
+	timeout time.Duration
+}
+
+// startDatabase migrates the schema (a database that cannot be reached is
+// no reason not to start: rows are spooled until it can be) and starts the
+// writer. It returns nil when no database is configured.
+func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*database, error) {
+	url := c.String("db-url")
+	if url == "" && !c.Bool("db") {
+		return nil, nil
+	}
+	conn, err := metastore.ParseConnConfig(url, "qos")
+	if err != nil {
+		return nil, err
+	}
+	desc := metastore.Describe(conn)
+	if err := migrate(ctx, conn, log); err != nil {
+		if errors.Is(err, qsql.ErrSchemaTooNew) {
+			return nil, err
+		}
+		log.Warn("database not migrated at start; rows are spooled until it can be reached and migrated",
+			"db", desc, "err", err)
+	}
+	if c.String("spool-dir") == "" {
+		log.Warn("no --spool-dir: rows completed while Postgres is unavailable will be dropped")
+	}
+	h := metastore.NewHandoff(metastore.HandoffConfig{
+		BatchRows:     c.Int("db-batch-rows"),
+		Batches:       c.Int("db-batches"),
+		FlushInterval: c.Duration("db-flush-interval"),
+	})
+	sink, err := metastore.NewSink(metastore.SinkConfig{
+		Conn:          conn,
+		SpoolDir:      c.String("spool-dir"),
+		SpoolMaxBytes: c.Int64("spool-max-bytes"),
+		Logger:        log,
+	}, h)
+	if err != nil {
+		return nil, err
+	}
+	log.Info("writing completed transactions to Postgres", "db", desc, "spool", c.String("spool-dir"))
+	return &database{h: h, sink: sink, timeout: c.Duration("db-close-timeout")}, nil
+}
+
+func migrate(ctx context.Context, conn *pgx.ConnConfig, log *slog.Logger) error {
+	ctx, cancel := context.WithTimeout(ctx, 10*time.Second)
+	defer cancel()
+	pc, err := pgx.ConnectConfig(ctx, conn)
+	if err != nil {
+		return err
+	}
+	defer pc.Close(context.Background())
+	res, err := qsql.Migrate(ctx, pc)
+	if err != nil {
+		return err
+	}
+	if len(res.Applied) > 0 {
+		log.Info("database schema migrated", "schema", res.Schema, "from", res.From, "to", res.To)
+	}
+	return nil
+}
+
+func (d *database) handoff() *metastore.Handoff {
+	if d == nil {
+		return nil
+	}
+	return d.h
+}
+
+// close writes what is queued and spooled, within --db-close-timeout.
+// REQUIRES: the loop has stopped.
+func (d *database) close(log *slog.Logger) {
+	if d == nil {
+		return
+	}
+	if err := d.sink.Close(d.timeout); err != nil {
+		log.Error("metastore did not drain before the timeout; spooled rows are kept for the next start", "err", err)
+	}
+	st := d.sink.Stats()
+	log.Info("metastore closed", "written", st.Written, "spooled_now", st.SpoolRows, "dropped", st.Dropped)
+}
+
+// register exports the sink's counters.
+func (d *database) register(reg *prometheus.Registry) {
+	if d == nil {
+		return
+	}
+	reg.MustRegister(sinkCollector{d})
+}
+
+type sinkCollector struct{ d *database }
+
+var (
+	descSinkRows = prometheus.NewDesc("qos_db_rows_total", "Metastore rows by outcome.", []string{"outcome"}, nil)
+	descSpool    = prometheus.NewDesc("qos_db_spool_bytes", "Bytes waiting in the spool.", nil, nil)
+	descSpoolRow = prometheus.NewDesc("qos_db_spool_rows", "Rows waiting in the spool.", nil, nil)
+	descConn     = prometheus.NewDesc("qos_db_connected", "1 while the writer holds a database connection.", nil, nil)
+	descDBErrs   = prometheus.NewDesc("qos_db_errors_total", "Failed write or connection attempts.", nil, nil)
+)
+
+func (c sinkCollector) Describe(ch chan<- *prometheus.Desc) {
+	for _, d := range []*prometheus.Desc{descSinkRows, descSpool, descSpoolRow, descConn, descDBErrs} {
+		ch <- d
+	}
+}
+
+func (c sinkCollector) Collect(ch chan<- prometheus.Metric) {
+	st := c.d.sink.Stats()
+	for _, o := range []struct {
+		name string
+		v    uint64
+	}{
+		{"written", st.Written}, {"backfilled", st.Backfilled}, {"duplicate", st.Duplicates},
+		{"spooled", st.Spooled}, {"dropped", st.Dropped}, {"spool_corrupt", st.SpoolCorrupt},
+	} {
+		ch <- prometheus.MustNewConstMetric(descSinkRows, prometheus.CounterValue, float64(o.v), o.name)
+	}
+	ch <- prometheus.MustNewConstMetric(descSpool, prometheus.GaugeValue, float64(st.SpoolBytes))
+	ch <- prometheus.MustNewConstMetric(descSpoolRow, prometheus.GaugeValue, float64(st.SpoolRows))
+	ch <- prometheus.MustNewConstMetric(descConn, prometheus.GaugeValue, b2f(st.Connected))
+	ch <- prometheus.MustNewConstMetric(descDBErrs, prometheus.CounterValue, float64(st.Errors))
+}
+
+func b2f(b bool) float64 {
+	if b {
+		return 1
+	}
+	return 0
+}

@@ -1,0 +1,169 @@
+// Command qos is the QoS sidecar daemon: it joins the validator's channels,
+// scores and paces packets toward sigverify, and learns who brings value.
+// See README.md for running it next to a validator.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"os"
+	"os/signal"
+	"syscall"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"github.com/urfave/cli/v2"
+
+	"github.com/solqos/qos/cmd/internal/cliflags"
+	"github.com/solqos/qos/sidecar"
+)
+
+func main() {
+	if err := app().Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "qos:", err)
+		os.Exit(1)
+	}
+}
+
+func app() *cli.App {
+	d := sidecar.DefaultConfig()
+	flags := []cli.Flag{
+		&cli.Uint64Flag{Name: "xxhash-seed", Required: true, EnvVars: cliflags.Env("xxhash-seed"),
+			Usage: "seed of the packet hash; published to the validator in sch_to_qos metadata"},
+		&cli.StringFlag{Name: "policy", Value: d.Policy.String(), EnvVars: cliflags.Env("policy"),
+			Usage: "ranking: model (reputation × fee/CU, learning), fee-only or fifo (baselines)"},
+		&cli.Uint64Flag{Name: "target-pps", Category: cliflags.CatQueue, Value: d.TargetPPS, EnvVars: cliflags.Env("target-pps"),
+			Usage: "packets per second handed to sigverify"},
+		&cli.DurationFlag{Name: "pacer-tick", Category: cliflags.CatQueue, Value: d.PacerTick, EnvVars: cliflags.Env("pacer-tick"),
+			Usage: "pacer refill period"},
+		&cli.Uint64Flag{Name: "pacer-burst", Category: cliflags.CatQueue, EnvVars: cliflags.Env("pacer-burst"),
+			Usage: "most packets sent at once after an idle spell (0: one tick's worth)"},
+		&cli.IntFlag{Name: "queue-capacity", Category: cliflags.CatQueue, Value: d.QueueCapacity, EnvVars: cliflags.Env("queue-capacity"),
+			Usage: "packets held in the priority queue; when full the lowest score is evicted"},
+		&cli.DurationFlag{Name: "queue-ttl", Category: cliflags.CatQueue, Value: d.QueueTTL, EnvVars: cliflags.Env("queue-ttl"),
+			Usage: "queued packets older than this are dropped, never sent"},
+		&cli.IntFlag{Name: "partial-capacity", Category: cliflags.CatQueue, Value: d.PartialCapacity, EnvVars: cliflags.Env("partial-capacity"),
+			Usage: "packet hashes remembered for dedup and for joining scheduler results"},
+		&cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity, EnvVars: cliflags.Env("recent-capacity"),
+			Usage: "recently confirmed signatures remembered"},
+		&cli.IntFlag{Name: "packet-batch", Category: cliflags.CatQueue, Value: d.PacketBatch, EnvVars: cliflags.Env("packet-batch"),
+			Usage: "packets taken from one channel per loop visit"},
+		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
+			Usage: "model file: loaded at start if present, saved on shutdown and every --save-interval"},
+		&cli.DurationFlag{Name: "save-interval", Category: cliflags.CatModel, Value: d.SaveInterval, EnvVars: cliflags.Env("save-interval"),
+			Usage: "periodic model save (0: only on shutdown)"},
+		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
+			Usage: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); off when empty"},
+		&cli.StringFlag{Name: "user", Category: cliflags.CatOps, EnvVars: cliflags.Env("user"),
+			Usage: "drop privileges to this user after joining the channels (default: the invoking user under sudo)"},
+		&cli.DurationFlag{Name: "idle-sleep", Category: cliflags.CatOps, EnvVars: cliflags.Env("idle-sleep"),
+			Usage: "sleep this long when idle for over 1 ms (0: spin; the production setting)"},
+	}
+	flags = append(flags, cliflags.ChannelFlags()...)
+	flags = append(flags, cliflags.ModelFlags()...)
+	flags = append(flags, dbFlags()...)
+	flags = append(flags, cliflags.LogFlags()...)
+	return &cli.App{
+		Name:  "qos",
+		Usage: "QoS sidecar for a Solana validator",
+		Description: "qos joins the validator's shared-memory channels (create them first with `qos-cli init`),\n" +
+			"scores every packet by IP/signer reputation × fee per compute unit, keeps the best in a\n" +
+			"priority queue and hands them to sigverify at --target-pps. SIGINT/SIGTERM stop it cleanly.",
+		Flags:  flags,
+		Action: run,
+	}
+}
+
+func run(c *cli.Context) error {
+	log, err := cliflags.Logger(c)
+	if err != nil {
+		return err
+	}
+	slog.SetDefault(log)
+	cfg := sidecar.DefaultConfig()
+	cfg.Logger = log
+	cfg.Channels = cliflags.ChannelOptions(c)
+	cfg.Seed = c.Uint64("xxhash-seed")
+	if cfg.Policy, err = sidecar.ParsePolicy(c.String("policy")); err != nil {
+		return err
+	}
+	cfg.TargetPPS = c.Uint64("target-pps")
+	cfg.PacerTick = c.Duration("pacer-tick")
+	cfg.PacerBurst = c.Uint64("pacer-burst")
+	cfg.QueueCapacity = c.Int("queue-capacity")
+	cfg.QueueTTL = c.Duration("queue-ttl")
+	cfg.PartialCapacity = c.Int("partial-capacity")
+	cfg.RecentCapacity = c.Int("recent-capacity")
+	cfg.PacketBatch = c.Int("packet-batch")
+	cfg.ModelFile = c.String("model-file")
+	cfg.SaveInterval = c.Duration("save-interval")
+	cfg.IdleSleep = c.Duration("idle-sleep")
+	if cfg.Model, err = cliflags.ModelParams(c); err != nil {
+		return err
+	}
+
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+
+	db, err := startDatabase(ctx, c, log)
+	if err != nil {
+		return err
+	}
+	cfg.Handoff = db.handoff()
+
+	s, err := sidecar.Open(cfg)
+	if err != nil {
+		db.close(log)
+		return err
+	}
+	if err := dropPrivileges(c.String("user"), log); err != nil {
+		db.close(log)
+		return err
+	}
+	var srv *http.Server
+	if addr := c.String("metrics-addr"); addr != "" {
+		if srv, err = serveMetrics(addr, s, db, log); err != nil {
+			db.close(log)
+			return err
+		}
+	}
+	runErr := s.Run(ctx)
+	if srv != nil {
+		sctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_ = srv.Shutdown(sctx)
+		cancel()
+	}
+	db.close(log)
+	if runErr != nil {
+		return runErr
+	}
+	log.Info("stopped cleanly")
+	return nil
+}
+
+func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger) (*http.Server, error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	reg.MustRegister(s.Collector())
+	db.register(reg)
+	ln, err := net.Listen("tcp", addr)
+	if err != nil {
+		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
+	srv := &http.Server{Handler: mux, ReadHeaderTimeout: 5 * time.Second}
+	go func() {
+		if err := srv.Serve(ln); err != nil && !errors.Is(err, http.ErrServerClosed) {
+			log.Error("metrics server stopped", "err", err)
+		}
+	}()
+	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
+	return srv, nil
+}
