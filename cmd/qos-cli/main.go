@@ -30,6 +30,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		initCommand(),
 		inspectCommand(),
 		removeCommand(),
+		demoCommand(),
+		simulateCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {
