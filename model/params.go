@@ -6,11 +6,11 @@ import (
 	"math"
 )
 
-// Limits on Params, so that a model's preallocated buffers stay bounded and
-// every score stays a finite number.
+// Limits on Params, so that a model's preallocated buffers stay bounded
+// (at the limits, a few hundred MiB) and every score stays a finite number.
 const (
 	MaxBatchSize          = 1 << 20
-	MaxTableSize          = 1 << 22
+	MaxTableSize          = 1 << 20
 	MaxExecutedMultiplier = 1e9
 )
 
