@@ -52,6 +52,8 @@ func app() *cli.App {
 			Usage: "packet hashes remembered for dedup and for joining scheduler results"},
 		&cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity, EnvVars: cliflags.Env("recent-capacity"),
 			Usage: "recently confirmed signatures remembered"},
+		&cli.BoolFlag{Name: "output-backpressure", Category: cliflags.CatQueue, EnvVars: cliflags.Env("output-backpressure"),
+			Usage: "keep packets queued instead of overwriting qos_to_sig records sigverify has not read (only for a consumer that publishes its read index; overwrites are always counted)"},
 		&cli.IntFlag{Name: "packet-batch", Category: cliflags.CatQueue, Value: d.PacketBatch, EnvVars: cliflags.Env("packet-batch"),
 			Usage: "packets taken from one channel per loop visit"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
@@ -101,6 +103,7 @@ func run(c *cli.Context) error {
 	cfg.PartialCapacity = c.Int("partial-capacity")
 	cfg.RecentCapacity = c.Int("recent-capacity")
 	cfg.PacketBatch = c.Int("packet-batch")
+	cfg.OutputBackpressure = c.Bool("output-backpressure")
 	cfg.ModelFile = c.String("model-file")
 	cfg.SaveInterval = c.Duration("save-interval")
 	cfg.IdleSleep = c.Duration("idle-sleep")
