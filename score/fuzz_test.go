@@ -51,6 +51,7 @@ func addSeeds(f *testing.F) {
 func FuzzParse(f *testing.F) {
 	addSeeds(f)
 	e := NewEvaluator(0x5eed)
+	pkt := packetOf(f, nil) // reused: the fuzz function runs sequentially
 	f.Fuzz(func(t *testing.T, data []byte) {
 		var v View
 		r := v.Parse(data)
@@ -73,7 +74,8 @@ func FuzzParse(f *testing.F) {
 			}
 		}
 		if len(data) <= MaxTransactionSize {
-			info, er := e.Evaluate(packetOf(t, data))
+			pkt.SetData(data)
+			info, er := e.Evaluate(pkt)
 			if er != br {
 				t.Fatalf("Evaluate: %v, Parse+Budget: %v", er, br)
 			}
