@@ -344,6 +344,9 @@ func (r *recorder) consume(ctx context.Context, start time.Time, v *validator) {
 			r.receive(v, now, slotIdx)
 			n++
 		}
+		if n > 0 {
+			v.out.Commit() // publish how far sigverify has read
+		}
 		v.sig.Sync()
 		if now-lastBeat >= beatEvery {
 			v.out.Beat()
