@@ -372,14 +372,28 @@ func (t *table[K]) partition(s []item) int {
 	pivot := s[n-2]
 	i := 1
 	for j := 1; j < n-2; j++ {
-		// before(x, pivot), with the common case inline.
-		if x := s[j]; x.v < pivot.v || x.v == pivot.v && t.keyBefore(x.slot, pivot.slot) {
-			s[i], s[j] = x, s[i]
-			i++
+		// Branch-free Lomuto step: s[1:i] come before the pivot, s[i:j]
+		// do not; swapping unconditionally and advancing i by the
+		// comparison avoids a mispredicted branch per element. Equal
+		// values (rare) fall back to the key order.
+		x := s[j]
+		lt := x.v < pivot.v
+		if x.v == pivot.v {
+			lt = t.keyBefore(x.slot, pivot.slot)
 		}
+		s[j] = s[i]
+		s[i] = x
+		i += b2i(lt)
 	}
 	s[i], s[n-2] = s[n-2], s[i]
 	return i
+}
+
+func b2i(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
 }
 
 // --- mutation ---------------------------------------------------------------
