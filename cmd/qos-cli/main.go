@@ -32,6 +32,9 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		removeCommand(),
 		demoCommand(),
 		simulateCommand(),
+		migrateCommand(),
+		dbCommand(),
+		replayCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {
