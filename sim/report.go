@@ -94,27 +94,51 @@ svg text{font-size:11px;fill:#333}
 	}
 	lineChart(&b, "Attackers' share of output to sigverify over time, %", lines, 100, first.WarmupS, func(v float64) string { return fmt.Sprintf("%.0f", v) })
 
-	// Packet rates over time.
+	// Packet rates over time: what reached sigverify (against its
+	// capacity), then what the validator received.
 	lines = lines[:0]
-	lines = append(lines, lineSeries{name: "input (" + runs[0].Name + ")", color: "#999999", step: first.BucketS, ys: first.InPPSSeries, dash: true})
-	yMax := 0.0
-	for _, v := range first.InPPSSeries {
-		yMax = max(yMax, v)
+	yMax := float64(first.SigverifyPPS)
+	if first.SigverifyPPS > 0 {
+		n := len(first.OutPPSSeries)
+		capLine := make([]float64, n)
+		for i := range capLine {
+			capLine[i] = float64(first.SigverifyPPS)
+		}
+		lines = append(lines, lineSeries{name: "sigverify capacity", color: "#999999", step: first.BucketS, ys: capLine, dash: true})
 	}
 	for ri := range runs {
 		r := &runs[ri].Result
-		lines = append(lines, lineSeries{name: runs[ri].Name + " output", color: runColor(ri), step: r.BucketS, ys: r.OutPPSSeries})
+		lines = append(lines, lineSeries{name: runs[ri].Name, color: runColor(ri), step: r.BucketS, ys: r.OutPPSSeries})
 		for _, v := range r.OutPPSSeries {
 			yMax = max(yMax, v)
 		}
 	}
-	lineChart(&b, "Packets per second: input and output to sigverify", lines, niceCeil(yMax), first.WarmupS, func(v float64) string { return fmt.Sprintf("%.0fk", v/1e3) })
+	lineChart(&b, "Packets per second sent to sigverify", lines, niceCeil(yMax*1.05), first.WarmupS, kilo)
+
+	lines = lines[:0]
+	yMax = 0
+	for ri := range runs {
+		r := &runs[ri].Result
+		lines = append(lines, lineSeries{name: runs[ri].Name, color: runColor(ri), step: r.BucketS, ys: r.InPPSSeries, dash: ri > 0})
+		for _, v := range r.InPPSSeries {
+			yMax = max(yMax, v)
+		}
+	}
+	lineChart(&b, "Packets per second received by the validator (input to qos; the same traffic in every run)", lines, niceCeil(yMax*1.05), first.WarmupS, kilo)
 
 	b.WriteString("</body></html>\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write HTML report: %w", err)
 	}
 	return nil
+}
+
+// kilo labels packet rates: 2500 → "2.5k".
+func kilo(v float64) string {
+	if v >= 1000 {
+		return fmt.Sprintf("%gk", math.Round(v/100)/10)
+	}
+	return fmt.Sprintf("%.0f", v)
 }
 
 func esc(s string) string { return html.EscapeString(s) }

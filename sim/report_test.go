@@ -37,7 +37,7 @@ func syntheticRuns() []NamedResult {
 }
 
 // TestHTMLReport checks the report is well-formed XML, self-contained,
-// escapes names, and has its four charts and two tables.
+// escapes names, and has its five charts and two tables.
 func TestHTMLReport(t *testing.T) {
 	var sb strings.Builder
 	if err := WriteHTMLReport(&sb, syntheticRuns()); err != nil {
@@ -68,7 +68,7 @@ func TestHTMLReport(t *testing.T) {
 			texts.Write(tk)
 		}
 	}
-	if count["svg"] != 4 || count["table"] != 2 || count["polyline"] < 4 || count["rect"] < 10 || count["script"] != 0 || count["link"] != 0 {
+	if count["svg"] != 5 || count["table"] != 2 || count["polyline"] < 4 || count["rect"] < 10 || count["script"] != 0 || count["link"] != 0 {
 		t.Errorf("elements: %v", count)
 	}
 	if !strings.Contains(texts.String(), `fee-only <&"'>`) {
