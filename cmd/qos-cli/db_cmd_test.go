@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"path/filepath"
@@ -9,36 +8,16 @@ import (
 	"testing"
 	"time"
 
-	"github.com/urfave/cli/v2"
-
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 	qsql "github.com/solqos/qos/sql"
 	"github.com/solqos/qos/sql/sqltest"
 )
 
-// runDBCLI runs qos-cli with the database commands present (whether or not
-// main.go lists them yet).
+// runDBCLI runs qos-cli (main.go lists the database commands).
 func runDBCLI(t *testing.T, args ...string) (int, string, string) {
 	t.Helper()
-	var stdout, stderr bytes.Buffer
-	app := newApp(&stdout, &stderr)
-	have := map[string]bool{}
-	for _, c := range app.Commands {
-		have[c.Name] = true
-	}
-	for _, c := range []*cli.Command{migrateCommand(), dbCommand(), replayCommand()} {
-		if !have[c.Name] {
-			c.OnUsageError = usageError
-			app.Commands = append(app.Commands, c)
-		}
-	}
-	if err := app.RunContext(context.Background(), append([]string{"qos-cli"}, args...)); err != nil {
-		msg := strings.Join(strings.Fields(err.Error()), " ")
-		stderr.WriteString("qos-cli: " + msg + "\n")
-		return 1, stdout.String(), stderr.String()
-	}
-	return 0, stdout.String(), stderr.String()
+	return runCLI(t, args...)
 }
 
 func TestMigrateCommand(t *testing.T) {
