@@ -11,9 +11,8 @@ import (
 // the metrics collector, and logs a summary every LogInterval.
 func (s *Sidecar) observe(done <-chan struct{}) {
 	var (
-		last    Snapshot
-		haveLog bool
-		tick    <-chan time.Time
+		last = Snapshot{At: time.Now().UnixNano()} // summaries cover everything from the start
+		tick <-chan time.Time
 	)
 	if s.cfg.LogInterval > 0 {
 		t := time.NewTicker(s.cfg.LogInterval)
@@ -34,10 +33,8 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 			take(sn)
 		case <-tick:
 			cur := s.Latest()
-			if haveLog {
-				s.logSummary(&last, &cur, maxStall, maxLearn)
-			}
-			last, haveLog = cur, true
+			s.logSummary(&last, &cur, maxStall, maxLearn)
+			last = cur
 			maxStall, maxLearn = 0, 0
 		case <-done:
 			select {
@@ -45,8 +42,8 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 				take(sn)
 			default:
 			}
-			cur := s.Latest()
-			if haveLog {
+			if tick != nil {
+				cur := s.Latest()
 				s.logSummary(&last, &cur, maxStall, maxLearn)
 			}
 			return
@@ -142,4 +139,14 @@ func b2f(b bool) float64 {
 		return 1
 	}
 	return 0
+}
+
+// logTotals logs the run's totals once, when the loop has stopped.
+func (s *Sidecar) logTotals() {
+	t := &s.snap
+	attrs := []any{"received", t.TotalReceived(), "rejected", t.TotalRejected()}
+	for c := Counter(0); c < numCounters; c++ {
+		attrs = append(attrs, c.Name(), t.Counters[c])
+	}
+	s.log.Info("loop stopped", attrs...)
 }

@@ -198,6 +198,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 	close(s.saves)
 	close(observeDone)
 	wg.Wait()
+	s.logTotals()
 	var errs []error
 	select {
 	case err := <-s.saveErrs:
