@@ -1,0 +1,158 @@
+package e2e
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/sim"
+)
+
+// testDatabase returns a URL whose search_path is a fresh schema, dropped
+// when the test ends. The database is the one scripts/test starts; in CI
+// its absence is a failure, never a skip.
+func testDatabase(t *testing.T) string {
+	t.Helper()
+	base := os.Getenv("QOS_TEST_DATABASE_URL")
+	if base == "" {
+		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, base)
+	if err != nil {
+		if os.Getenv("CI") != "" {
+			t.Fatalf("Postgres at QOS_TEST_DATABASE_URL unreachable: %v", err)
+		}
+		t.Skipf("Postgres unreachable (run ./scripts/test, which starts it): %v", err)
+	}
+	defer conn.Close(context.Background())
+	schema := fmt.Sprintf("qos_e2e_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
+	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+		defer cancel()
+		if c, err := pgx.Connect(ctx, base); err == nil {
+			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
+			c.Close(ctx)
+		}
+	})
+	u, err := url.Parse(base)
+	if err != nil {
+		t.Fatal(err)
+	}
+	q := u.Query()
+	q.Set("search_path", schema)
+	u.RawQuery = q.Encode()
+	return u.String()
+}
+
+// honestConfig is the default story without attackers: every packet is a
+// valid transaction, so everything the model learns comes from completed
+// transactions, which is what the rows record.
+func honestConfig(t *testing.T) string {
+	t.Helper()
+	cfg := sim.DefaultConfig()
+	var agents []sim.AgentConfig
+	for _, a := range cfg.Agents {
+		if !a.Attacker {
+			agents = append(agents, a)
+		}
+	}
+	cfg.Agents = agents
+	b, err := json.Marshal(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	path := filepath.Join(t.TempDir(), "honest.json")
+	if err := os.WriteFile(path, b, 0o600); err != nil {
+		t.Fatal(err)
+	}
+	return path
+}
+
+// TestReplayRebuildsDaemonModel: the model a daemon saves equals the model
+// qos-cli replay rebuilds from the rows that daemon wrote to Postgres, and
+// every completed transaction became exactly one row.
+func TestReplayRebuildsDaemonModel(t *testing.T) {
+	db := testDatabase(t)
+	dir := t.TempDir()
+	daemonModel, replayModel := filepath.Join(dir, "daemon.bin"), filepath.Join(dir, "replay.bin")
+	p := prefix(t)
+	run(t, cliBin, "init", "--prefix", p)
+	d := startDaemon(t, "--xxhash-seed", "777", "--prefix", p, "--target-pps", sigverifyPPS,
+		"--idle-sleep", "50us", "--model-file", daemonModel, "--db-url", db,
+		"--spool-dir", filepath.Join(dir, "spool"), "--db-flush-interval", "200ms", "--log-level", "info")
+	res := simulate(t, p, "--config", honestConfig(t))
+	d.stop()
+	if res.Included == 0 || res.Verified == 0 {
+		t.Fatalf("the run completed nothing: %+v", res)
+	}
+
+	run(t, cliBin, "replay", "--db-url", db, "--out", replayModel)
+
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	conn, err := pgx.Connect(ctx, db)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close(context.Background())
+	var rows, scheduled int64
+	if err := conn.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE scheduled) FROM completed_tx").Scan(&rows, &scheduled); err != nil {
+		t.Fatal(err)
+	}
+	joined := logCounter(t, d.logs.String(), "joined")
+	t.Logf("rows %d (scheduled %d); daemon joined %d; simulator verified %d, included %d", rows, scheduled, joined, res.Verified, res.Included)
+	if rows == 0 || rows != joined {
+		t.Fatalf("rows written %d, transactions completed (joined) %d", rows, joined)
+	}
+
+	a, err := model.Load(daemonModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Load(replayModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := model.Diff(a, b, 1e-12); len(diff) > 0 {
+		t.Fatalf("replayed model differs from the daemon's (%d differences), first: %v", len(diff), diff[:min(5, len(diff))])
+	}
+	st := a.Stats()
+	if st.Learns == 0 || st.IPs == 0 {
+		t.Fatalf("the daemon's model learned nothing: %+v", st)
+	}
+	t.Logf("daemon and replay agree: %d IPs, %d signers, %d learns", st.IPs, st.Signers, st.Learns)
+}
+
+// logCounter reads a counter from the daemon's "loop stopped" totals line.
+func logCounter(t *testing.T, logs, name string) int64 {
+	t.Helper()
+	var total int64
+	for _, line := range strings.Split(logs, "\n") {
+		if !strings.Contains(line, `msg="loop stopped"`) {
+			continue
+		}
+		for _, f := range strings.Fields(line) {
+			if v, ok := strings.CutPrefix(f, name+"="); ok {
+				var n int64
+				if _, err := fmt.Sscan(v, &n); err == nil {
+					total += n
+				}
+			}
+		}
+	}
+	return total
+}
