@@ -8,7 +8,7 @@ import "fmt"
 // invariants build tag, never the hot path.
 func (q *Queue) verify() error {
 	c := len(q.heap)
-	if q.n < 0 || q.n > c || q.nfree < 0 || q.n+q.nfree != c || len(q.slab) != c || len(q.free) != c || len(q.entries) != c {
+	if q.n < 0 || q.n > c || q.nfree < 0 || q.n+q.nfree != c || len(q.slab) != c || len(q.free) != c || len(q.hashes) != c {
 		return fmt.Errorf("queue counts: n=%d nfree=%d capacity=%d", q.n, q.nfree, c)
 	}
 	h := q.heap[:q.n]
@@ -39,10 +39,6 @@ func (q *Queue) verify() error {
 	for i := range h {
 		if err := mark(h[i].slot, "queued"); err != nil {
 			return err
-		}
-		if e := q.entries[h[i].slot]; e.Slot != h[i].slot || e.Seq != h[i].seq ||
-			(e.Score != h[i].score && e.Score == e.Score) {
-			return fmt.Errorf("entry of slot %d does not match its heap node", h[i].slot)
 		}
 	}
 	for _, s := range q.free[:q.nfree] {
