@@ -60,7 +60,7 @@ type Config struct {
 	Seed            uint64 // packet hash seed, published in sch_to_qos metadata
 	TargetPPS       uint64
 	PacerTick       time.Duration
-	PacerBurst      uint64 // 0: one tick's worth
+	PacerBurst      uint64 // 0: 10 ms of TargetPPS
 	QueueCapacity   int
 	QueueTTL        time.Duration
 	PartialCapacity int

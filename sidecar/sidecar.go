@@ -79,7 +79,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		log:      log,
 		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees},
 		queue:    score.NewQueue(cfg.QueueCapacity, cfg.QueueTTL),
-		pacer:    score.NewPacer(cfg.TargetPPS, cfg.PacerTick, cfg.PacerBurst),
+		pacer:    score.NewPacer(cfg.TargetPPS, cfg.PacerTick, pacerBurst(cfg)),
 		partial:  metastore.NewPartialStore(cfg.PartialCapacity),
 		recent:   sigcache.New(cfg.RecentCapacity, cfg.Seed),
 		learn:    cfg.Policy == PolicyModel,
@@ -138,6 +138,16 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		}
 	}
 	return s, nil
+}
+
+// pacerBurst is the configured burst, or by default 10 ms of the target
+// rate: a loop descheduled for a few milliseconds then catches up instead
+// of losing that budget.
+func pacerBurst(cfg Config) uint64 {
+	if cfg.PacerBurst > 0 {
+		return cfg.PacerBurst
+	}
+	return max(cfg.TargetPPS/100, 1)
 }
 
 func spec(name string) channels.Spec {

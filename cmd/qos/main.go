@@ -43,7 +43,7 @@ func app() *cli.App {
 		&cli.DurationFlag{Name: "pacer-tick", Category: cliflags.CatQueue, Value: d.PacerTick, EnvVars: cliflags.Env("pacer-tick"),
 			Usage: "pacer refill period"},
 		&cli.Uint64Flag{Name: "pacer-burst", Category: cliflags.CatQueue, EnvVars: cliflags.Env("pacer-burst"),
-			Usage: "most packets sent at once after an idle spell (0: one tick's worth)"},
+			Usage: "unused sending budget carried over, in packets (0: 10 ms of --target-pps)"},
 		&cli.IntFlag{Name: "queue-capacity", Category: cliflags.CatQueue, Value: d.QueueCapacity, EnvVars: cliflags.Env("queue-capacity"),
 			Usage: "packets held in the priority queue; when full the lowest score is evicted"},
 		&cli.DurationFlag{Name: "queue-ttl", Category: cliflags.CatQueue, Value: d.QueueTTL, EnvVars: cliflags.Env("queue-ttl"),
