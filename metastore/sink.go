@@ -24,7 +24,8 @@ type SinkConfig struct {
 	// SpoolMaxBytes bounds the spool on disk (default 1 GiB).
 	SpoolMaxBytes int64
 	// MaxCopyRows bounds the rows written by one COPY transaction; batches
-	// waiting together are coalesced up to it (default 65 536).
+	// waiting together are coalesced up to it, and up to a quarter of the
+	// hand-off's batches (default 65 536).
 	MaxCopyRows int
 	// ConnectTimeout bounds a connection attempt (default 5 s).
 	ConnectTimeout time.Duration
@@ -93,9 +94,14 @@ type SinkStats struct {
 // Sink drains a Handoff into Postgres on its own goroutine. Each COPY
 // transaction also records one marker per batch (keyed by the batch's first
 // row) and skips batches whose marker exists, so a retry after a lost
-// acknowledgement writes nothing twice. While Postgres is slow or down,
-// batches go to the spool in order, and the spool is written back before
-// any newer batch once Postgres returns.
+// acknowledgement writes nothing twice.
+//
+// Every database operation runs on a helper goroutine while the sink keeps
+// taking batches from the hand-off; when the batches it holds reach half of
+// the hand-off's, they go to the spool, in order. So while Postgres is slow
+// or down the loop keeps finding free batches, rows wait on disk, and the
+// spool is written back before any newer batch once Postgres keeps up
+// again. Rows are dropped only when the spool is full (or disabled).
 type Sink struct {
 	cfg  SinkConfig
 	h    *Handoff
@@ -111,25 +117,30 @@ type Sink struct {
 	stats SinkStats
 
 	// Writer goroutine only.
-	conn        *pgx.Conn
-	spool       *spool
-	days        map[int64]struct{} // UTC days whose partitions exist
-	dayBuf      []time.Time
-	group       []*batch
-	group2      []*batch // the batches of a group not written before
-	scratch     []*batch // batches read back from the spool
-	backoff     time.Duration
-	nextConnect time.Time
-	deadline    time.Time // set while closing
-	connected   bool      // ever connected
-	outage      bool
-	outageAt    time.Time
-	lastErrAt   time.Time
-	outageStats SinkStats // counters when the outage began
-	markAt      []time.Time
-	markSeq     []int64
-	markSeed    []int64
-	markRows    []int32
+	conn            *pgx.Conn
+	spool           *spool
+	days            map[int64]struct{} // UTC days whose partitions exist
+	dayBuf          []time.Time
+	group           []*batch // the batches being written directly
+	group2          []*batch // the batches of a group not written before
+	pending         []*batch // batches taken from the hand-off during an operation
+	inflight        []*batch // the group an operation is writing, while it does
+	holdMax         int      // batches held before spooling
+	groupMax        int      // batches written in one transaction (< holdMax)
+	inflightSpooled bool
+	scratch         []*batch // batches read back from the spool
+	backoff         time.Duration
+	nextConnect     time.Time
+	deadline        time.Time // set while closing
+	connected       bool      // ever connected
+	outage          bool
+	outageAt        time.Time
+	lastErrAt       time.Time
+	outageStats     SinkStats // counters when the outage began
+	markAt          []time.Time
+	markSeq         []int64
+	markSeed        []int64
+	markRows        []int32
 }
 
 // NewSink opens the spool (indexing what an earlier run left in it) and
@@ -141,14 +152,16 @@ func NewSink(cfg SinkConfig, h *Handoff) (*Sink, error) {
 	}
 	cfg.defaults()
 	s := &Sink{
-		cfg:     cfg,
-		h:       h,
-		log:     cfg.Logger,
-		desc:    Describe(cfg.Conn),
-		closeCh: make(chan time.Time, 1),
-		done:    make(chan struct{}),
-		days:    make(map[int64]struct{}),
-		backoff: cfg.BackoffMin,
+		cfg:      cfg,
+		h:        h,
+		log:      cfg.Logger,
+		desc:     Describe(cfg.Conn),
+		closeCh:  make(chan time.Time, 1),
+		done:     make(chan struct{}),
+		days:     make(map[int64]struct{}),
+		backoff:  cfg.BackoffMin,
+		holdMax:  max(2, cap(h.full)/2),
+		groupMax: max(1, cap(h.full)/4),
 	}
 	if cfg.SpoolDir != "" {
 		sp, err := openSpool(cfg.SpoolDir, cfg.SpoolMaxBytes)
@@ -203,6 +216,10 @@ func (s *Sink) run() {
 			continue
 		}
 		s.publish()
+		if len(s.pending) > 0 {
+			s.accept(nil)
+			continue
+		}
 		select {
 		case b := <-s.h.full:
 			s.accept(b)
@@ -217,12 +234,73 @@ func (s *Sink) run() {
 	}
 }
 
-// accept writes b, and whatever else waits in the hand-off up to
-// MaxCopyRows, or spools them.
+// do runs op (which may touch the connection, never the spool) on a
+// goroutine of its own and, until it returns, keeps taking batches from the
+// hand-off, so the loop never runs short of free batches however long
+// Postgres takes.
+func (s *Sink) do(op func() error) error {
+	done := make(chan error, 1)
+	go func() { done <- op() }()
+	for {
+		select {
+		case err := <-done:
+			return err
+		case b := <-s.h.full:
+			s.hold(b)
+		}
+	}
+}
+
+// hold keeps a batch that arrived during an operation. Once the batches
+// held (the group being written included) reach half of the hand-off's,
+// everything held goes to the spool in order: the group being written
+// first (should its write succeed after all, its batch markers make the
+// spooled copy a no-op), then the arrivals.
+func (s *Sink) hold(b *batch) {
+	s.pending = append(s.pending, b)
+	if s.spool == nil || len(s.inflight)+len(s.pending) < s.holdMax {
+		// Without a spool, holding more only moves the drops to the
+		// hand-off, where the loop counts them.
+		return
+	}
+	if len(s.inflight) > 0 && !s.inflightSpooled {
+		for _, g := range s.inflight {
+			s.spoolBatch(g) // released by its writer
+		}
+		s.inflightSpooled = true
+	}
+	for i, p := range s.pending {
+		s.spoolBatch(p)
+		s.h.release(p)
+		s.pending[i] = nil
+	}
+	s.pending = s.pending[:0]
+}
+
+// accept writes the held batches, b (if not nil) and whatever else waits in
+// the hand-off, up to MaxCopyRows, or spools them.
 func (s *Sink) accept(b *batch) {
-	s.group = append(s.group[:0], b)
-	rows := b.n
-	for rows < s.cfg.MaxCopyRows {
+	s.group = s.group[:0]
+	rows := 0
+	taken := 0
+	for _, p := range s.pending {
+		if rows >= s.cfg.MaxCopyRows || len(s.group) >= s.groupMax {
+			break
+		}
+		s.group = append(s.group, p)
+		rows += p.n
+		taken++
+	}
+	s.pending = append(s.pending[:0], s.pending[taken:]...)
+	if b != nil {
+		if len(s.pending) > 0 {
+			s.pending = append(s.pending, b) // keep the order
+		} else {
+			s.group = append(s.group, b)
+			rows += b.n
+		}
+	}
+	for len(s.pending) == 0 && rows < s.cfg.MaxCopyRows && len(s.group) < s.groupMax {
 		select {
 		case nb := <-s.h.full:
 			s.group = append(s.group, nb)
@@ -232,14 +310,24 @@ func (s *Sink) accept(b *batch) {
 		}
 		break
 	}
-	if s.conn != nil && (s.spool == nil || s.spool.Empty()) {
-		err := s.write(s.group)
-		if err == nil {
-			s.backoff = s.cfg.BackoffMin
-			s.releaseGroup()
-			return
-		}
-		s.failed(err)
+	if s.conn == nil || (s.spool != nil && !s.spool.Empty()) {
+		s.spoolGroup()
+		return
+	}
+	group := s.group
+	s.inflight, s.inflightSpooled = group, false
+	err := s.do(func() error { return s.write(group) })
+	spooled := s.inflightSpooled
+	s.inflight, s.inflightSpooled = nil, false
+	if err == nil {
+		s.backoff = s.cfg.BackoffMin
+		s.releaseGroup()
+		return
+	}
+	s.failed(err)
+	if spooled {
+		s.releaseGroup()
+		return
 	}
 	s.spoolGroup()
 }
@@ -278,9 +366,16 @@ func (s *Sink) spoolBatch(b *batch) {
 	}
 }
 
-// spoolQueued moves every batch waiting in the hand-off into the spool, so
-// the loop always finds free batches while the spool is being written back.
-func (s *Sink) spoolQueued() {
+// spoolWaiting moves the held batches, then every batch waiting in the
+// hand-off, into the spool: while the spool is being written back, newer
+// rows queue behind it.
+func (s *Sink) spoolWaiting() {
+	for i, b := range s.pending {
+		s.spoolBatch(b)
+		s.h.release(b)
+		s.pending[i] = nil
+	}
+	s.pending = s.pending[:0]
 	for {
 		select {
 		case b := <-s.h.full:
@@ -295,7 +390,7 @@ func (s *Sink) spoolQueued() {
 // backfillStep writes the oldest spooled records, up to MaxCopyRows, in one
 // transaction.
 func (s *Sink) backfillStep() {
-	s.spoolQueued()
+	s.spoolWaiting()
 	group := s.scratch[:0]
 	rows := 0
 	for rows < s.cfg.MaxCopyRows {
@@ -317,7 +412,7 @@ func (s *Sink) backfillStep() {
 		rows += b.n
 	}
 	if len(group) > 0 {
-		if err := s.write(group); err != nil {
+		if err := s.do(func() error { return s.write(group) }); err != nil {
 			s.spool.rewind()
 			s.failed(err)
 			return
@@ -523,22 +618,28 @@ func (s *Sink) housekeep() {
 	if s.conn == nil {
 		return
 	}
-	now := s.cfg.Now().UnixNano()
-	today := floorDiv(now, nsPerDay)
+	if err := s.do(s.ensureAhead); err != nil {
+		s.failed(fmt.Errorf("create partitions ahead: %w", err))
+	}
+}
+
+// ensureAhead is housekeep's database part.
+func (s *Sink) ensureAhead() error {
+	today := floorDiv(s.cfg.Now().UnixNano(), nsPerDay)
 	_, ok1 := s.days[today]
 	_, ok2 := s.days[today+1]
 	if ok1 && ok2 {
-		return
+		return nil
 	}
 	ctx, cancel := s.opContext(s.cfg.WriteTimeout)
 	defer cancel()
 	days := []time.Time{time.Unix(0, today*nsPerDay).UTC(), time.Unix(0, (today+1)*nsPerDay).UTC()}
 	if err := qsql.EnsurePartitions(ctx, s.conn, days...); err != nil {
-		s.failed(fmt.Errorf("create partitions ahead: %w", err))
-		return
+		return err
 	}
 	s.days[today] = struct{}{}
 	s.days[today+1] = struct{}{}
+	return nil
 }
 
 // maybeConnect connects when disconnected and the backoff has passed.
@@ -546,15 +647,20 @@ func (s *Sink) maybeConnect() {
 	if s.conn != nil || time.Now().Before(s.nextConnect) {
 		return
 	}
-	ctx, cancel := s.opContext(s.cfg.ConnectTimeout)
-	defer cancel()
-	conn, err := pgx.ConnectConfig(ctx, s.cfg.Conn)
-	if err == nil {
-		err = qsql.CheckVersion(ctx, conn)
-		if err != nil {
-			conn.Close(ctx)
+	var conn *pgx.Conn
+	err := s.do(func() error {
+		ctx, cancel := s.opContext(s.cfg.ConnectTimeout)
+		defer cancel()
+		var err error
+		conn, err = pgx.ConnectConfig(ctx, s.cfg.Conn)
+		if err == nil {
+			err = qsql.CheckVersion(ctx, conn)
+			if err != nil {
+				conn.Close(ctx)
+			}
 		}
-	}
+		return err
+	})
 	if err != nil {
 		// pgx's ConnectError names the user; keep only what went wrong.
 		var ce *pgconn.ConnectError
@@ -577,10 +683,13 @@ func (s *Sink) maybeConnect() {
 // and logs the outage once.
 func (s *Sink) failed(err error) {
 	if s.conn != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-		s.conn.Close(ctx)
-		cancel()
+		conn := s.conn
 		s.conn = nil
+		_ = s.do(func() error {
+			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+			defer cancel()
+			return conn.Close(ctx)
+		})
 	}
 	s.lastErrAt = time.Now()
 	s.nextConnect = s.lastErrAt.Add(s.backoff)
@@ -632,6 +741,10 @@ func (s *Sink) checkRecovered(force bool) {
 func (s *Sink) shutdown(deadline time.Time) {
 	s.deadline = deadline
 	for {
+		if len(s.pending) > 0 {
+			s.accept(nil)
+			continue
+		}
 		select {
 		case b := <-s.h.full:
 			s.accept(b)
