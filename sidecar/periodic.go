@@ -3,6 +3,7 @@ package sidecar
 import (
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/solqos/qos/channels"
@@ -138,6 +139,15 @@ func (s *Sidecar) checkPeers() {
 		s.sch = c
 	}
 	s.status = rejoin(s, s.status, channels.TxStatusCache, chanStatus, files[chanStatus], fresh)
+	if len(s.stopped) > 0 {
+		s.log.Warn("no producer heartbeat in the last check interval (validator stopped or not started?)",
+			"channels", strings.Join(s.stopped, ","), "interval", s.cfg.PeerCheck)
+		s.stopped = s.stopped[:0]
+	}
+	if len(s.resumed) > 0 {
+		s.log.Info("producer heartbeat resumed", "channels", strings.Join(s.resumed, ","))
+		s.resumed = s.resumed[:0]
+	}
 }
 
 // rejoin checks one consumer's producer heartbeat and, when the watcher saw
@@ -153,10 +163,10 @@ func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string,
 		switch {
 		case !alive && !s.stalled[idx]:
 			s.stalled[idx] = true
-			s.log.Warn("producer heartbeat stopped", "channel", name, "path", c.Path())
+			s.stopped = append(s.stopped, name)
 		case alive && s.stalled[idx]:
 			s.stalled[idx] = false
-			s.log.Info("producer heartbeat resumed", "channel", name)
+			s.resumed = append(s.resumed, name)
 		}
 	}
 	if !fresh || !f.exists || (c != nil && c.FileID() == f.id) {

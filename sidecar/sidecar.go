@@ -50,7 +50,10 @@ type Sidecar struct {
 	rowSeq     uint64
 	stalled    [numInputs]bool // producer heartbeat reported stopped
 	joinWarned [numInputs]bool // a failed (re)join was reported
-	outCap     uint64
+	// Channels whose heartbeat stopped or resumed at this check, reported
+	// in one line each; preallocated.
+	stopped, resumed []string
+	outCap           uint64
 
 	nextPublish, nextPeer, nextSave int64
 
@@ -86,6 +89,8 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		snaps:    make(chan Snapshot, 1),
 		saves:    make(chan []byte, 1),
 		files:    make(chan [numInputs]fileState, 1),
+		stopped:  make([]string, 0, numInputs),
+		resumed:  make([]string, 0, numInputs),
 		saveErrs: make(chan error, 1),
 	}
 	defer func() {
