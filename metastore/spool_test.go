@@ -225,8 +225,15 @@ func FuzzSpoolSegment(f *testing.F) {
 	f.Add(valid[:len(valid)-1])                                                                            // torn record
 	f.Add(append(valid[:spoolHeaderSize:spoolHeaderSize], 0x51, 0x53, 0x52, 0x31, 0xff, 0xff, 0xff, 0x7f)) // huge row count
 	f.Add([]byte("QOSSPOOL\x02\x00\x00\x00\x8a\x00\x00\x00"))                                              // other version
+	fdir := f.TempDir()
 	f.Fuzz(func(t *testing.T, data []byte) {
-		dir := t.TempDir()
+		// One directory for every input (creating one each time would
+		// dominate): emptied, then given this input as its only segment.
+		ents, _ := os.ReadDir(fdir)
+		for _, e := range ents {
+			os.Remove(filepath.Join(fdir, e.Name()))
+		}
+		dir := fdir
 		if err := os.WriteFile(filepath.Join(dir, segmentName(1)), data, 0o600); err != nil {
 			t.Fatal(err)
 		}
