@@ -239,6 +239,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 		prev            = time.Now()
 		maxStall  int64
 		spins     int
+		wall      int64
 	)
 	for iter := uint64(0); ; iter++ {
 		if iter&255 == 0 {
@@ -254,7 +255,9 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 		}
 		prev = now
 		mono := now.Sub(s.start).Nanoseconds()
-		wall := now.UnixNano()
+		// Rows are replayed in observed-at order: never let the wall clock
+		// step back within a run.
+		wall = max(wall, now.UnixNano())
 
 		work := s.step(mono, wall)
 
