@@ -104,7 +104,7 @@ func (c *Consumer[R]) Pop(dst *R) bool {
 			c.next = next
 		}
 		src := (*R)(unsafe.Add(c.recs, uintptr(next&c.mask)*c.recSize))
-		*dst = *src
+		copyRecord(dst, src)
 		if testHookAfterCopy != nil {
 			testHookAfterCopy()
 		}

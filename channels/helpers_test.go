@@ -115,3 +115,17 @@ func oneLine(tb testing.TB, err error) {
 		tb.Errorf("error message is not one line: %q", err.Error())
 	}
 }
+
+// significant returns the bytes of a record that a reader may look at: for
+// a packet whose size fits the data area, data[:size] and the metadata
+// (Pop copies only those); otherwise the whole record.
+func significant(b []byte) []byte {
+	if len(b) != PacketSize {
+		return b
+	}
+	n := binary.LittleEndian.Uint64(b[packetSizeOff:])
+	if n > PacketDataSize {
+		return b
+	}
+	return append(append([]byte{}, b[:n]...), b[PacketDataSize:]...)
+}

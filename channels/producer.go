@@ -60,7 +60,7 @@ func OpenProducer[R Record](o Options, s Spec) (*Producer[R], error) {
 // capacity/4 records, or by Sync.
 func (p *Producer[R]) Push(r *R) {
 	dst := (*R)(unsafe.Add(p.recs, uintptr(p.tail&p.mask)*p.recSize))
-	*dst = *r // plain stores; ordered before the tail store below
+	copyRecord(dst, r) // plain stores; ordered before the tail store below
 	p.tail++
 	if p.tail-p.published >= p.burst {
 		p.publish()

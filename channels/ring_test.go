@@ -3,6 +3,7 @@ package channels
 import (
 	"bytes"
 	"encoding/binary"
+	"net/netip"
 	"os"
 	"sync/atomic"
 	"testing"
@@ -631,5 +632,46 @@ func TestZeroAlloc(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(100, func() { p.Push(&in); p.Sync(); c.Pop(&out); c.Beat(); p.Beat() }); n != 0 {
 		t.Errorf("Push+Sync+Pop+Beat allocates %v times", n)
+	}
+}
+
+// TestPacketCopiesUsedBytes: a packet travels as its data[:size] and
+// metadata; stale bytes of the reader's record beyond size stay as they
+// were and are never exposed by Data.
+func TestPacketCopiesUsedBytes(t *testing.T) {
+	o := testOptions(t)
+	s := specFor[Packet]("pkt", 64)
+	p, err := OpenProducer[Packet](o, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer p.Close()
+	c, err := OpenConsumer[Packet](o, s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	var in Packet
+	for i := range in {
+		in[i] = 0xAA
+	}
+	in.SetData([]byte("hello, sigverify"))
+	in.SetAddr(netip.MustParseAddr("2001:db8::7"))
+	in.SetPort(8003)
+	in.SetFlags(FlagForwarded)
+	p.Push(&in)
+	p.Sync()
+	var out Packet
+	if !c.Pop(&out) {
+		t.Fatal("nothing popped")
+	}
+	if string(out.Data()) != "hello, sigverify" || out.Port() != 8003 || out.Flags() != FlagForwarded {
+		t.Fatalf("popped data %q port %d flags %#x", out.Data(), out.Port(), out.Flags())
+	}
+	if a, _ := out.Addr(); a != netip.MustParseAddr("2001:db8::7") {
+		t.Fatalf("popped address %v", a)
+	}
+	if out[100] != 0 {
+		t.Fatalf("byte beyond size copied: %#x", out[100])
 	}
 }
