@@ -20,6 +20,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"github.com/urfave/cli/v2"
 
+	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/sidecar"
 )
@@ -62,6 +63,8 @@ func app() *cli.App {
 			Usage: "periodic model save (0: only on shutdown)"},
 		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
 			Usage: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); off when empty"},
+		&cli.DurationFlag{Name: "join-timeout", Category: cliflags.CatChannels, Value: 30 * time.Second, EnvVars: cliflags.Env("join-timeout"),
+			Usage: "at start, keep retrying channels that do not exist or are not initialised yet for this long (0: fail at once)"},
 		&cli.StringFlag{Name: "user", Category: cliflags.CatOps, EnvVars: cliflags.Env("user"),
 			Usage: "drop privileges to this user after joining the channels (default: the invoking user under sudo)"},
 		&cli.DurationFlag{Name: "idle-sleep", Category: cliflags.CatOps, EnvVars: cliflags.Env("idle-sleep"),
@@ -120,7 +123,7 @@ func run(c *cli.Context) error {
 	}
 	cfg.Handoff = db.handoff()
 
-	s, err := sidecar.Open(cfg)
+	s, err := openWhenReady(ctx, cfg, c.Duration("join-timeout"), log)
 	if err != nil {
 		db.close(log)
 		return err
@@ -148,6 +151,31 @@ func run(c *cli.Context) error {
 	}
 	log.Info("stopped cleanly")
 	return nil
+}
+
+// openWhenReady opens the sidecar, retrying while the validator has not
+// created or initialised its channels yet, up to timeout.
+func openWhenReady(ctx context.Context, cfg sidecar.Config, timeout time.Duration, log *slog.Logger) (*sidecar.Sidecar, error) {
+	deadline := time.Now().Add(timeout)
+	warned := false
+	for {
+		s, err := sidecar.Open(cfg)
+		if err == nil {
+			return s, nil
+		}
+		if !errors.Is(err, channels.ErrNotExist) && !errors.Is(err, channels.ErrNotInitialised) || time.Now().After(deadline) {
+			return nil, err
+		}
+		if !warned {
+			warned = true
+			log.Warn("waiting for the validator's channels", "err", err, "timeout", timeout)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, err
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
 }
 
 func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger) (*http.Server, error) {
