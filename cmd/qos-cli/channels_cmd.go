@@ -10,64 +10,19 @@ import (
 	"text/tabwriter"
 	"time"
 
-	"github.com/solqos/qos/channels"
 	"github.com/urfave/cli/v2"
+
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/cmd/internal/cliflags"
 )
 
-// categoryChannels groups the flags that say where the channel files are.
-const categoryChannels = "channel files"
-
 // channelFlags returns the flags that locate the channel files, shared by
-// every command that opens channels (init, inspect, remove, and the
-// daemon-side tools). Read them back with channelOptions.
-func channelFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.StringFlag{
-			Name:     "prefix",
-			Usage:    "prefix of every channel file name, so that several instances (or tests) can live side by side",
-			EnvVars:  []string{"QOS_PREFIX"},
-			Category: categoryChannels,
-		},
-		&cli.BoolFlag{
-			Name:     "use-huge-pages",
-			Usage:    "put the channels on 2 MiB huge pages in the hugetlbfs mount of --hugetlbfs instead of --shm-dir",
-			EnvVars:  []string{"QOS_USE_HUGE_PAGES"},
-			Category: categoryChannels,
-		},
-		&cli.StringFlag{
-			Name:     "hugetlbfs",
-			Usage:    "hugetlbfs mount point used with --use-huge-pages",
-			Value:    channels.DefaultHugetlbfsDir,
-			EnvVars:  []string{"QOS_HUGETLBFS"},
-			Category: categoryChannels,
-		},
-		&cli.StringFlag{
-			Name:     "shm-dir",
-			Usage:    "directory of the standard-page channel files",
-			Value:    channels.DefaultShmDir,
-			EnvVars:  []string{"QOS_SHM_DIR"},
-			Category: categoryChannels,
-		},
-		&cli.StringFlag{
-			Name: "group",
-			Usage: "create channel files mode 0660 owned by this group (name or id), so that the validator " +
-				"and qos may run as different users; without it files are mode 0600",
-			EnvVars:  []string{"QOS_GROUP"},
-			Category: categoryChannels,
-		},
-	}
-}
+// every command that opens channels and by the daemon. Read them back with
+// channelOptions.
+func channelFlags() []cli.Flag { return cliflags.ChannelFlags() }
 
 // channelOptions reads the flags of channelFlags.
-func channelOptions(c *cli.Context) channels.Options {
-	return channels.Options{
-		Prefix:       c.String("prefix"),
-		ShmDir:       c.String("shm-dir"),
-		HugePages:    c.Bool("use-huge-pages"),
-		HugetlbfsDir: c.String("hugetlbfs"),
-		Group:        c.String("group"),
-	}
-}
+func channelOptions(c *cli.Context) channels.Options { return cliflags.ChannelOptions(c) }
 
 // selectChannels returns the channels named in the arguments, or all of
 // them when there are none.

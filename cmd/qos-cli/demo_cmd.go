@@ -104,7 +104,7 @@ func runDemo(c *cli.Context) error {
 		}
 		fmt.Fprint(out, demoLegend)
 	}
-	if err := writeReport(report, runs); err != nil {
+	if err := writeSimReport(report, runs); err != nil {
 		return err
 	}
 	fmt.Fprintf(out, "\nreport: %s\n", report)
@@ -171,20 +171,4 @@ func randomSeed() uint64 {
 		return uint64(time.Now().UnixNano()) | 1
 	}
 	return binary.LittleEndian.Uint64(b[:]) | 1
-}
-
-func writeReport(path string, runs []sim.NamedResult) (err error) {
-	f, err := os.Create(path)
-	if err != nil {
-		return fmt.Errorf("report: %w", err)
-	}
-	defer func() {
-		if cerr := f.Close(); cerr != nil && err == nil {
-			err = fmt.Errorf("report %s: %w", path, cerr)
-		}
-	}()
-	if err := sim.WriteHTMLReport(f, runs); err != nil {
-		return fmt.Errorf("report %s: %w", path, err)
-	}
-	return nil
 }
