@@ -1,4 +1,6 @@
-// Package metastore keeps the sidecar's memory of completed transactions:
+// Package metastore keeps the sidecar's memory of what its model learned
+// from — completed transactions and penalties (failed sigverify, unparsable
+// packets) — so that replay can rebuild the model exactly:
 // the partial meta store (a fixed-capacity LRU keyed by packet hash that
 // doubles as dedup), the full Row built when the scheduler's result joins a
 // partial, the non-blocking Handoff from the hot loop to a writer goroutine,
@@ -15,6 +17,11 @@
 //	header   = "QOSSPOOL" | version u32 | row size u32            (16 bytes)
 //	record   = magic u32 "QSR1" | rows u32 | crc32c u32 | rows × row   (12+n bytes)
 //	row      = the fixed 138-byte little-endian encoding of Row (row.go)
+//
+// Version 2 stores the row's kind in a byte that version 1 reserved (and
+// wrote as zero), so version 1 segments left by an older binary are read as
+// completed transactions, which is all they held. An older binary sets
+// version 2 segments aside (*.corrupt) instead of misreading them.
 //
 // The checksum (Castagnoli) covers the rows field and the row bytes. A torn
 // or corrupt record ends the segment: the rest of it is counted and skipped.

@@ -22,6 +22,11 @@ type HandoffConfig struct {
 	// FlushInterval is the age after which Tick hands over a partial batch
 	// (default 1 s).
 	FlushInterval time.Duration
+	// CompletedOnly asks the loop for completed transactions only, without
+	// the feedback rows (penalties) that make the rows a complete record of
+	// the model's inputs. Replay is then exact only for runs without
+	// penalties.
+	CompletedOnly bool
 }
 
 func (c *HandoffConfig) defaults() {
@@ -51,6 +56,7 @@ type Handoff struct {
 	curStart  int64 // ObservedAt of the current batch's first row
 	flushNs   int64
 	batchRows int
+	feedback  bool
 
 	offered uint64
 	dropped uint64
@@ -64,12 +70,17 @@ func NewHandoff(c HandoffConfig) *Handoff {
 		free:      make(chan *batch, c.Batches),
 		flushNs:   int64(c.FlushInterval),
 		batchRows: c.BatchRows,
+		feedback:  !c.CompletedOnly,
 	}
 	for range c.Batches {
 		h.free <- &batch{rows: make([]Row, c.BatchRows)}
 	}
 	return h
 }
+
+// Feedback reports whether the hand-off takes feedback rows as well as
+// completed transactions (not CompletedOnly).
+func (h *Handoff) Feedback() bool { return h.feedback }
 
 // BatchRows returns the number of rows per batch.
 func (h *Handoff) BatchRows() int { return h.batchRows }
@@ -140,6 +151,21 @@ func (h *Handoff) handOver() {
 		b.n = 0
 		h.cur = b
 	default:
+	}
+}
+
+// Collect takes the full batches waiting, appends their rows to dst in
+// order and returns the batches to the loop. It is the writer side, for a
+// consumer other than Sink (tests, tools); never use both on one hand-off.
+func (h *Handoff) Collect(dst []Row) []Row {
+	for {
+		select {
+		case b := <-h.full:
+			dst = append(dst, b.rows[:b.n]...)
+			h.release(b)
+		default:
+			return dst
+		}
 	}
 }
 

@@ -15,9 +15,9 @@ import (
 // zero allocations per row and replay's decoding symmetrical.
 
 // columns is the column list of completed_tx in the order rows are encoded.
-const columns = "observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash"
+const columns = "observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind"
 
-const numColumns = 14
+const numColumns = 15
 
 // pgEpochMicros is 2000-01-01T00:00:00Z in unix microseconds, the zero of
 // Postgres timestamps.
@@ -35,8 +35,8 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // copyTrailer ends it: a field count of -1.
 var copyTrailer = []byte{0xff, 0xff}
 
-// maxCopyRowSize bounds one encoded tuple: field count, 14 lengths, data.
-const maxCopyRowSize = 2 + numColumns*4 + 8 + 8 + 8 + 2 + 20 + 32 + 8*4 + 1 + 8 + 8 + 8
+// maxCopyRowSize bounds one encoded tuple: field count, 15 lengths, data.
+const maxCopyRowSize = 2 + numColumns*4 + 8 + 8 + 8 + 2 + 20 + 32 + 8*4 + 1 + 8 + 8 + 8 + 2
 
 // pgMicros converts unix ns to Postgres µs, rounding towards minus infinity.
 func pgMicros(ns int64) int64 {
@@ -90,7 +90,9 @@ func putCopyRow(b []byte, r *Row) int {
 	n = putField64(b, n, math.Float64bits(r.Value))
 	n = putField64(b, n, math.Float64bits(r.Score))
 	n = putField64(b, n, r.Hash)
-	return n
+	be.PutUint32(b[n:], 2)
+	be.PutUint16(b[n+4:], uint16(r.Kind))
+	return n + 6
 }
 
 // putField64 writes an 8-byte field (length, then v big-endian) at b[n:].
@@ -153,13 +155,22 @@ func decodeRow(vals [][]byte, r *Row) error {
 	r.Value = math.Float64frombits(d.u64(vals, 11))
 	r.Score = math.Float64frombits(d.u64(vals, 12))
 	r.Hash = d.u64(vals, 13)
+	if v := vals[14]; len(v) == 2 {
+		k := binary.BigEndian.Uint16(v)
+		if k >= uint16(numRowKinds) {
+			return fmt.Errorf("%w: column kind holds %d, a row kind this binary does not know", errColumns, k)
+		}
+		r.Kind = RowKind(k)
+	} else {
+		d.fail(14, len(v))
+	}
 	if d.col >= 0 {
 		return fmt.Errorf("%w: column %s has %d bytes (or a wrong format)", errColumns, columnNames[d.col], d.got)
 	}
 	return nil
 }
 
-var columnNames = [numColumns]string{"observed_at", "seq", "seed", "channel", "ip", "signer", "fee", "cus", "cu_price", "exec_ns", "scheduled", "value", "score", "packet_hash"}
+var columnNames = [numColumns]string{"observed_at", "seq", "seed", "channel", "ip", "signer", "fee", "cus", "cu_price", "exec_ns", "scheduled", "value", "score", "packet_hash", "kind"}
 
 // decoder remembers the first malformed column (col -1: none yet).
 type decoder struct{ col, got int }

@@ -26,6 +26,9 @@ func splitCopyTuple(t *testing.T, b []byte) ([][]byte, int) {
 func TestCopyRowRoundTrip(t *testing.T) {
 	for i := range uint64(20) {
 		r := testRow(i)
+		if i%4 == 3 {
+			r = FeedbackRow(RowKind(1+i%8/4), r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
+		}
 		r.ObservedAt -= r.ObservedAt % 1000 // Postgres keeps µs
 		var b [maxCopyRowSize]byte
 		n := putCopyRow(b[:], &r)
@@ -75,6 +78,8 @@ func TestDecodeRowErrors(t *testing.T) {
 	f("text inet", func(v [][]byte) [][]byte { v[4] = []byte("10.0.0.1"); return v })
 	f("wide channel", func(v [][]byte) [][]byte { v[3] = make([]byte, 4); return v })
 	f("bool", func(v [][]byte) [][]byte { v[10] = nil; return v })
+	f("null kind", func(v [][]byte) [][]byte { v[14] = nil; return v })
+	f("unknown kind", func(v [][]byte) [][]byte { v[14] = []byte{0, 3}; return v })
 }
 
 func TestCopyReader(t *testing.T) {

@@ -10,8 +10,8 @@ import (
 	qsql "github.com/solqos/qos/sql"
 )
 
-// Reader streams completed transactions back in (observed_at, seq, seed)
-// order, the order the daemon observed them in, one keyset page at a time:
+// Reader streams rows (completed transactions and feedback) back in
+// (observed_at, seq, seed) order, the order the daemon applied them in, one keyset page at a time:
 // memory does not grow with the number of rows, and each page is an index
 // range scan whatever the table's size.
 type Reader struct {
@@ -124,4 +124,21 @@ func Span(ctx context.Context, conn *pgx.Conn, from, to time.Time) (n int64, fir
 		first, last = *f, *l
 	}
 	return n, first, last, nil
+}
+
+// Count returns the number of rows with from ≤ observed_at < to (zero times
+// open), of every kind, and the completed transactions among them.
+func Count(ctx context.Context, conn *pgx.Conn, from, to time.Time) (all, completed int64, err error) {
+	if from.IsZero() {
+		from = minTime
+	}
+	if to.IsZero() {
+		to = maxTime
+	}
+	err = conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE kind = 0) FROM `+qsql.Table+`
+		WHERE observed_at >= $1 AND observed_at < $2`, from, to).Scan(&all, &completed)
+	if err != nil {
+		return 0, 0, fmt.Errorf("count %s: %w", qsql.Table, err)
+	}
+	return all, completed, nil
 }

@@ -14,20 +14,36 @@ import (
 	"github.com/solqos/qos/score"
 )
 
-// Observation is what the model learns from the row, built exactly as the
-// daemon builds it when the scheduler's result arrives.
+// Observation is what the model learns from a completed row, built exactly
+// as the daemon builds it when the scheduler's result arrives.
 func (r *Row) Observation() model.Observation {
 	return model.Observation{
-		IP:        model.IPOf(r.Addr()),
+		IP:        r.Key(),
 		Signer:    r.Signer,
 		Fee:       r.Fee,
 		ExecNanos: r.ExecNanos,
 	}
 }
 
+// Key is the model's key for the row's IP (IPv6 as its /64), the one the
+// daemon observed or penalised.
+func (r *Row) Key() model.IP { return model.IPOf(r.Addr()) }
+
+// Apply gives the row to m as the daemon did: a completed row is observed,
+// a feedback row penalises its IP. Rows of a kind this binary does not know
+// change nothing (decoding refuses them anyway).
+func (r *Row) Apply(m *model.IPSigner) {
+	switch r.Kind {
+	case RowCompleted:
+		m.Observe(r.Observation())
+	case RowSigverifyFailed, RowUnparsable:
+		m.Penalize(r.Key())
+	}
+}
+
 // Progress reports how far a replay got.
 type Progress struct {
-	Rows    int64         // rows read so far
+	Rows    int64         // rows read so far, of every kind
 	Total   int64         // rows in the range (counted before starting)
 	At      time.Time     // observed_at of the last row read
 	Elapsed time.Duration // since the replay started
@@ -61,17 +77,15 @@ type ReplayOptions struct {
 }
 
 // Replay rebuilds the model from the rows in the range, in the order the
-// daemon observed them, calling Observe once per row exactly as the daemon
-// does (so learning happens on the same batches). Memory does not grow with
-// the number of rows.
+// daemon applied them: Observe once per completed row (so learning happens
+// on the same batches), Penalize once per feedback row. Memory does not
+// grow with the number of rows. It returns the rows read, of every kind.
 func Replay(ctx context.Context, conn *pgx.Conn, opt ReplayOptions) (*model.IPSigner, int64, error) {
 	if err := opt.Params.Validate(); err != nil {
 		return nil, 0, err
 	}
 	m := model.New(opt.Params)
-	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) {
-		m.Observe(r.Observation())
-	})
+	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) { r.Apply(m) })
 	if err != nil {
 		return nil, n, err
 	}
@@ -165,10 +179,13 @@ func share(x, oracle float64) float64 {
 
 // EvalResult is one parameter set's evaluation.
 type EvalResult struct {
-	Params    model.Params   `json:"params"`
-	TrainRows int64          `json:"train_rows"`
-	TestRows  int64          `json:"test_rows"`
-	Budgets   []BudgetResult `json:"budgets"`
+	Params    model.Params `json:"params"`
+	TrainRows int64        `json:"train_rows"`
+	TestRows  int64        `json:"test_rows"`
+	// FeedbackRows counts the penalty rows read (applied in their place;
+	// with Frozen, not after training).
+	FeedbackRows int64          `json:"feedback_rows"`
+	Budgets      []BudgetResult `json:"budgets"`
 	// Model is the model after the whole range (or after training when
 	// Frozen).
 	Model *model.IPSigner `json:"-"`
@@ -188,7 +205,9 @@ func (e *EvalResult) Merit() float64 {
 }
 
 // Evaluate replays the range once, feeding every parameter set of the grid,
-// and measures how each ranks the test part. Besides the constant model
+// and measures how each ranks the test part. The split, the test rows and
+// the budgets count completed transactions only; feedback rows (penalties)
+// update every model in their place, and with Frozen not after training. Besides the constant model
 // state, it keeps three float64 per test row plus one per row and grid
 // entry.
 func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResult, error) {
@@ -218,14 +237,16 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 		}
 		models[i] = model.New(p)
 	}
-	total, _, _, err := Span(ctx, conn, opt.From, opt.To)
+	total, completed, err := Count(ctx, conn, opt.From, opt.To)
 	if err != nil {
 		return nil, err
 	}
-	trainN := int64(float64(total) * frac)
-	testN := total - trainN
+	// The split and the ranking are over completed transactions; feedback
+	// rows only update the models, in their place in time.
+	trainN := int64(float64(completed) * frac)
+	testN := completed - trainN
 	if trainN == 0 || testN == 0 {
-		return nil, fmt.Errorf("evaluate: %d rows in the range: too few to split %.0f%%/%.0f%%", total, 100*frac, 100*(1-frac))
+		return nil, fmt.Errorf("evaluate: %d completed transactions in the range: too few to split %.0f%%/%.0f%%", completed, 100*frac, 100*(1-frac))
 	}
 	feePerCU := make([]float64, 0, testN)
 	value := make([]float64, 0, testN)
@@ -233,8 +254,18 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	for i := range scores {
 		scores[i] = make([]float64, 0, testN)
 	}
-	var seen int64
+	var seen, feedback int64 // completed rows, feedback rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
+		if r.Kind != RowCompleted {
+			feedback++
+			if opt.Frozen && seen >= trainN {
+				return
+			}
+			for _, m := range models {
+				r.Apply(m)
+			}
+			return
+		}
 		seen++
 		o := r.Observation()
 		if seen > trainN && int64(len(value)) < testN {
@@ -270,7 +301,7 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	out := make([]EvalResult, len(models))
 	for i, m := range models {
 		got := captured(order, scores[i], value, ks)
-		res := EvalResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, Model: m}
+		res := EvalResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, FeedbackRows: feedback, Model: m}
 		for j, b := range budgets {
 			res.Budgets = append(res.Budgets, BudgetResult{Budget: b, K: ks[j], Model: got[j], FeeOnly: feeOnly[j], Oracle: oracle[j]})
 		}

@@ -41,8 +41,29 @@ func trafficRow(base int64, i uint64) Row {
 	return r
 }
 
+// mixedRow is trafficRow with every 7th row a penalty instead (alternately
+// a failed sigverify and an unparsable packet), as a run with spammers
+// writes them: feedback rows carry only time, seq, kind, channel, IP, seed.
+func mixedRow(base int64, i uint64) Row {
+	r := trafficRow(base, i)
+	if i%7 != 3 {
+		return r
+	}
+	kind, ch := RowSigverifyFailed, SigverifyChannel
+	if i%14 == 10 {
+		kind, ch = RowUnparsable, r.Channel
+	}
+	return FeedbackRow(kind, r.Seq, r.ObservedAt, ch, r.IP, r.Seed)
+}
+
 // writeTraffic writes rows [0, n) of the traffic run at base through a sink.
 func writeTraffic(t testing.TB, d *testDB, base int64, n uint64) {
+	t.Helper()
+	writeRows(t, d, base, n, trafficRow)
+}
+
+// writeRows writes rows row(base, i), i in [0, n), through a sink.
+func writeRows(t testing.TB, d *testDB, base int64, n uint64, row func(int64, uint64) Row) {
 	t.Helper()
 	h := NewHandoff(HandoffConfig{BatchRows: 4096, Batches: 64})
 	s, err := NewSink(SinkConfig{Conn: d.sinkConfig(t)}, h)
@@ -50,7 +71,7 @@ func writeTraffic(t testing.TB, d *testDB, base int64, n uint64) {
 		t.Fatal(err)
 	}
 	for i := range n {
-		r := trafficRow(base, i)
+		r := row(base, i)
 		for !h.Offer(&r) {
 			time.Sleep(time.Millisecond)
 		}
@@ -110,6 +131,56 @@ func TestReplayDeterminism(t *testing.T) {
 	_, rows, err = Replay(context.Background(), d.conn, ReplayOptions{Params: p, From: from, To: to})
 	if err != nil || rows != 10_000 {
 		t.Fatalf("sub-range: %d rows (%v), want 10000", rows, err)
+	}
+}
+
+// TestReplayFeedbackRows: with penalties among the rows, replay applies
+// every row in order (Observe or Penalize) and rebuilds the model the rows
+// were produced with; evaluation splits and ranks completed rows only.
+func TestReplayFeedbackRows(t *testing.T) {
+	d := newTestDB(t, "feedback")
+	base := time.Date(2024, 7, 2, 12, 0, 0, 0, time.UTC).UnixNano()
+	const n = 14_000 // 2000 feedback rows
+	writeRows(t, d, base, n, mixedRow)
+	p := model.DefaultParams()
+	direct, completedOnly := model.New(p), model.New(p)
+	var completed int64
+	for i := range uint64(n) {
+		r := mixedRow(base, i)
+		r.Apply(direct)
+		if r.Kind == RowCompleted {
+			completed++
+			completedOnly.Observe(r.Observation())
+		}
+	}
+	replayed, rows, err := Replay(context.Background(), d.conn, ReplayOptions{Params: p, PageRows: 1000})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows != n || completed != 12_000 {
+		t.Fatalf("replayed %d rows (%d completed), want %d (12000)", rows, completed, n)
+	}
+	if diff := model.Diff(direct, replayed, 0); diff != nil {
+		t.Fatalf("replayed model differs:\n%v", diff)
+	}
+	if model.Diff(direct, completedOnly, 1e-12) == nil {
+		t.Fatal("penalties changed nothing: the test proves nothing")
+	}
+	all, comp, err := Count(context.Background(), d.conn, time.Time{}, time.Time{})
+	if err != nil || all != n || comp != completed {
+		t.Fatalf("Count = %d, %d (%v); want %d, %d", all, comp, err, n, completed)
+	}
+	for _, frozen := range []bool{false, true} {
+		res, err := Evaluate(context.Background(), d.conn, EvalOptions{Grid: []model.Params{p}, Frozen: frozen})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if r := res[0]; r.TrainRows != 8_400 || r.TestRows != 3_600 || r.Budgets[0].K != 36 {
+			t.Fatalf("frozen %v: split %d/%d, k %d; want 8400/3600 completed rows, k 36", frozen, r.TrainRows, r.TestRows, r.Budgets[0].K)
+		}
+		if !frozen && model.Diff(res[0].Model, replayed, 0) != nil {
+			t.Fatal("online evaluation's final model differs from a plain replay")
+		}
 	}
 }
 

@@ -6,12 +6,58 @@ import (
 	"net/netip"
 )
 
-// Row is one completed transaction: the partial meta joined with the
-// scheduler's result. It is what the database stores and replay reads.
+// RowKind says which input of the model a row records.
+type RowKind uint8
+
+// The row kinds. The daemon's model changes on exactly these events, so a
+// run's rows, in (observed_at, seq) order, are the whole of its model's
+// inputs.
+const (
+	// RowCompleted is a completed transaction: a packet the sidecar
+	// admitted, joined with the scheduler's result. The model observes it.
+	RowCompleted RowKind = iota
+	// RowSigverifyFailed is a packet sigverify rejected: the model
+	// penalises its source IP. Channel is SigverifyChannel.
+	RowSigverifyFailed
+	// RowUnparsable is a packet that failed to parse: the model penalises
+	// its source IP. Channel is the packet's source channel.
+	RowUnparsable
+	numRowKinds
+)
+
+// SigverifyChannel is the Channel of RowSigverifyFailed rows: sig_to_qos
+// does not say which channel the packet came in on.
+const SigverifyChannel uint8 = 255
+
+// String returns the kind's stable name.
+func (k RowKind) String() string {
+	switch k {
+	case RowCompleted:
+		return "completed"
+	case RowSigverifyFailed:
+		return "sigverify_failed"
+	case RowUnparsable:
+		return "unparsable"
+	}
+	return "unknown"
+}
+
+// Valid reports whether k is a kind this binary knows.
+func (k RowKind) Valid() bool { return k < numRowKinds }
+
+// Feedback reports whether k is a penalty (any kind but RowCompleted).
+func (k RowKind) Feedback() bool { return k != RowCompleted }
+
+// Row is one input of the model, as the database stores it and replay
+// reads it: a completed transaction (the partial meta joined with the
+// scheduler's result) or a feedback event (a failed sigverify or an
+// unparsable packet), whose fields besides ObservedAt, Seq, Kind, Channel,
+// IP and Seed are zero.
 type Row struct {
-	ObservedAt int64  // unix ns at completion; non-decreasing within a run
-	Seq        uint64 // per-daemon-run sequence, for stable ordering
-	Channel    uint8
+	ObservedAt int64    // unix ns at completion (or penalty); non-decreasing within a run
+	Seq        uint64   // per-daemon-run sequence over all kinds, for one total order
+	Kind       RowKind  // RowCompleted for a transaction
+	Channel    uint8    // source channel index; SigverifyChannel for sigverify failures
 	IP         [16]byte // IPv4 as ::ffff:a.b.c.d
 	Signer     [32]byte
 	Fee        uint64
@@ -45,6 +91,12 @@ func Join(p *Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos
 	}
 }
 
+// FeedbackRow builds the row of a penalty of the given kind on the source
+// address ip (16-byte form, IPv4 as ::ffff:a.b.c.d).
+func FeedbackRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
+	return Row{ObservedAt: observedAt, Seq: seq, Kind: kind, Channel: channel, IP: ip, Seed: seed}
+}
+
 // Addr returns the row's IP address, IPv4 unmapped.
 func (r *Row) Addr() netip.Addr { return netip.AddrFrom16(r.IP).Unmap() }
 
@@ -52,7 +104,11 @@ func (r *Row) Addr() netip.Addr { return netip.AddrFrom16(r.IP).Unmap() }
 //
 //	0 observed_at i64 | 8 seq u64 | 16 channel u8 | 17 ip [16] | 33 signer [32] |
 //	65 fee u64 | 73 cus u64 | 81 cu_price u64 | 89 exec_ns u64 | 97 scheduled u8 |
-//	98 value f64 | 106 score f64 | 114 hash u64 | 122 seed u64 | 130 reserved u64
+//	98 value f64 | 106 score f64 | 114 hash u64 | 122 seed u64 | 130 kind u8 |
+//	131 reserved [7]
+//
+// The kind byte was reserved (zero) in spool version 1, so version 1 rows
+// read as RowCompleted, which is all they held.
 const RowSize = 138
 
 // putRow encodes r into b. REQUIRES: len(b) ≥ RowSize.
@@ -77,6 +133,7 @@ func putRow(b []byte, r *Row) {
 	le.PutUint64(b[114:], r.Hash)
 	le.PutUint64(b[122:], r.Seed)
 	le.PutUint64(b[130:], 0)
+	b[130] = uint8(r.Kind)
 }
 
 // getRow decodes a row encoded by putRow. REQUIRES: len(b) ≥ RowSize.
@@ -97,4 +154,5 @@ func getRow(b []byte, r *Row) {
 	r.Score = math.Float64frombits(le.Uint64(b[106:]))
 	r.Hash = le.Uint64(b[114:])
 	r.Seed = le.Uint64(b[122:])
+	r.Kind = RowKind(b[130])
 }

@@ -24,7 +24,31 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 	max.Fee, max.CUs, max.CUPrice, max.ExecNanos, max.Hash, max.Seed, max.Seq = ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0), ^uint64(0)
 	max.ObservedAt = math.MinInt64
 	max.Value = math.Inf(-1)
+	max.Kind = RowUnparsable
 	f(max)
+	f(FeedbackRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
+}
+
+// TestSpoolVersion1RowsAreCompleted: version 1 wrote the kind byte as
+// reserved zero, so its rows read as completed transactions.
+func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
+	r := testRow(4)
+	var b [RowSize]byte
+	putRow(b[:], &r)
+	clear(b[130:]) // what version 1 wrote there
+	r.Kind = RowSigverifyFailed
+	getRow(b[:], &r)
+	if r.Kind != RowCompleted {
+		t.Fatalf("version 1 row read as kind %v", r.Kind)
+	}
+	for k := RowCompleted; k < numRowKinds; k++ {
+		if !k.Valid() || k.String() == "unknown" || k.Feedback() != (k != RowCompleted) {
+			t.Fatalf("kind %d: valid %v, name %s", k, k.Valid(), k)
+		}
+	}
+	if numRowKinds.Valid() || numRowKinds.String() != "unknown" {
+		t.Fatal("an unknown kind is valid")
+	}
 }
 
 func TestJoin(t *testing.T) {

@@ -21,8 +21,13 @@ import (
 // goroutine uses a spool.
 
 const (
-	spoolMagic      = "QOSSPOOL"
-	spoolVersion    = 1
+	spoolMagic = "QOSSPOOL"
+	// spoolVersion is the version written. Version 1 segments (rows
+	// without a kind: completed transactions only) are read too; a binary
+	// that knows only version 1 sets version 2 segments aside rather than
+	// misread feedback rows as transactions.
+	spoolVersion    = 2
+	spoolMinVersion = 1
 	spoolHeaderSize = 16
 	recordMagic     = 0x31525351 // "QSR1" little-endian
 	recordHeader    = 12
@@ -168,8 +173,8 @@ func checkSegmentHeader(h []byte) error {
 	if string(h[:8]) != spoolMagic {
 		return errors.New("not a spool segment (bad magic)")
 	}
-	if v := binary.LittleEndian.Uint32(h[8:]); v != spoolVersion {
-		return fmt.Errorf("spool version %d, this binary reads %d", v, spoolVersion)
+	if v := binary.LittleEndian.Uint32(h[8:]); v < spoolMinVersion || v > spoolVersion {
+		return fmt.Errorf("spool version %d, this binary reads %d to %d", v, spoolMinVersion, spoolVersion)
 	}
 	if rs := binary.LittleEndian.Uint32(h[12:]); rs != RowSize {
 		return fmt.Errorf("row size %d, this binary uses %d", rs, RowSize)

@@ -255,3 +255,82 @@ func FuzzSpoolSegment(f *testing.F) {
 		s.commit()
 	})
 }
+
+// TestSpoolReadsVersion1: a segment an older binary left (version 1,
+// completed transactions only) is read, its rows as RowCompleted; new rows
+// go to a version 2 segment with their kinds; a future version is set
+// aside.
+func TestSpoolReadsVersion1(t *testing.T) {
+	dir := t.TempDir()
+	s, err := openSpool(dir, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.append(makeBatch(0, 100)); err != nil { // completed rows: kind byte zero, as in version 1
+		t.Fatal(err)
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	segs := segFiles(t, dir)
+	if len(segs) != 1 {
+		t.Fatalf("segments %v", segs)
+	}
+	setVersion := func(path string, v byte) {
+		t.Helper()
+		f, err := os.OpenFile(path, os.O_WRONLY, 0)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if _, err := f.WriteAt([]byte{v, 0, 0, 0}, 8); err != nil {
+			t.Fatal(err)
+		}
+		f.Close()
+	}
+	setVersion(segs[0], 1)
+
+	s, err = openSpool(dir, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if s.Rows() != 100 || s.corruptRecs != 0 {
+		t.Fatalf("version 1 segment: %d rows, %d corrupt", s.Rows(), s.corruptRecs)
+	}
+	fb := &batch{rows: []Row{FeedbackRow(RowUnparsable, 100, 5, 2, testRow(1).IP, 42)}, n: 1}
+	if err := s.append(fb); err != nil {
+		t.Fatal(err)
+	}
+	var dst batch
+	var kinds []RowKind
+	for {
+		ok, err := s.read(&dst)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !ok {
+			break
+		}
+		for _, r := range dst.rows[:dst.n] {
+			kinds = append(kinds, r.Kind)
+		}
+	}
+	if len(kinds) != 101 || kinds[0] != RowCompleted || kinds[99] != RowCompleted || kinds[100] != RowUnparsable {
+		t.Fatalf("read %d rows, kinds %v…%v", len(kinds), kinds[:1], kinds[max(0, len(kinds)-2):])
+	}
+	if err := s.close(); err != nil {
+		t.Fatal(err)
+	}
+	segs = segFiles(t, dir)
+	if len(segs) != 2 {
+		t.Fatalf("segments %v", segs)
+	}
+	setVersion(segs[1], spoolVersion+1)
+	s, err = openSpool(dir, 8<<20)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.close()
+	if s.Rows() != 100 || s.corruptRecs != 1 {
+		t.Fatalf("with a future segment: %d rows, %d set aside; want 100, 1", s.Rows(), s.corruptRecs)
+	}
+}

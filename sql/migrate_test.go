@@ -20,7 +20,7 @@ func TestMigrationsEmbedded(t *testing.T) {
 		t.Fatalf("%d migrations, latest %d", len(ms), qsql.Latest())
 	}
 	for i, m := range ms {
-		if m.Version != i+1 || !strings.Contains(m.SQL, "CREATE") {
+		if m.Version != i+1 || strings.TrimSpace(m.SQL) == "" {
 			t.Fatalf("migration %d: %+v", i, m.Name)
 		}
 	}
@@ -94,6 +94,68 @@ func TestMigrateRefusesNewerSchema(t *testing.T) {
 	t.Logf("message: %v", err)
 	if err := qsql.CheckVersion(ctx, c); !errors.Is(err, qsql.ErrSchemaTooNew) {
 		t.Fatalf("CheckVersion: %v", err)
+	}
+}
+
+// TestMigrateFromVersion1: a database a version-1 binary created and
+// filled is brought to the latest version with its rows intact, and they
+// read as completed transactions (kind 0).
+func TestMigrateFromVersion1(t *testing.T) {
+	db := sqltest.New(t, "v1")
+	c := db.Connect(t)
+	ctx := context.Background()
+	ms, err := qsql.Migrations()
+	if err != nil {
+		t.Fatal(err)
+	}
+	// What a version-1 binary's Migrate left behind.
+	for _, q := range []string{
+		`CREATE TABLE ` + qsql.VersionTable + ` (version integer PRIMARY KEY, name text NOT NULL, applied_at timestamptz NOT NULL DEFAULT now())`,
+		ms[0].SQL,
+		`INSERT INTO ` + qsql.VersionTable + ` (version, name) VALUES (1, '` + ms[0].Name + `')`,
+	} {
+		if _, err := c.Exec(ctx, q); err != nil {
+			t.Fatal(err)
+		}
+	}
+	day := time.Date(2025, 6, 1, 12, 0, 0, 0, time.UTC)
+	if err := qsql.EnsurePartitions(ctx, c, day); err != nil {
+		t.Fatal(err)
+	}
+	for i := range 3 {
+		_, err := c.Exec(ctx, `INSERT INTO completed_tx (observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash)
+			VALUES ($1, $2, 1, 0, '10.0.0.1', decode(repeat('ab', 32), 'hex'), 1, 1, 1, 0, false, 0, 0, 0)`, day, i)
+		if err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := qsql.CheckVersion(ctx, c); !errors.Is(err, qsql.ErrSchemaTooOld) {
+		t.Fatalf("CheckVersion at version 1: %v", err)
+	}
+	res, err := qsql.Migrate(ctx, c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if res.From != 1 || res.To != qsql.Latest() || len(res.Applied) != qsql.Latest()-1 {
+		t.Fatalf("Migrate from version 1: %+v", res)
+	}
+	if err := qsql.CheckVersion(ctx, c); err != nil {
+		t.Fatal(err)
+	}
+	var n, completed int
+	if err := c.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE kind = 0) FROM completed_tx").Scan(&n, &completed); err != nil || n != 3 || completed != 3 {
+		t.Fatalf("after migrating: %d rows, %d of kind 0 (%v); want 3, 3", n, completed, err)
+	}
+	// New partitions get the column too.
+	if err := qsql.EnsurePartitions(ctx, c, day.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Exec(ctx, `INSERT INTO completed_tx (observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind)
+		VALUES ($1, 9, 1, 255, '10.0.0.1', decode(repeat('00', 32), 'hex'), 0, 0, 0, 0, false, 0, 0, 0, 1)`, day.Add(24*time.Hour)); err != nil {
+		t.Fatal(err)
+	}
+	if res, err := qsql.Migrate(ctx, c); err != nil || len(res.Applied) != 0 {
+		t.Fatalf("second Migrate: %+v, %v", res, err)
 	}
 }
 

@@ -7,8 +7,9 @@ import (
 	"time"
 )
 
-// Table is the completed-transaction table; BatchTable the sink's batch
-// markers. Both are range-partitioned by UTC day of observed_at.
+// Table is the metastore's row table (completed transactions, and since
+// migration 2 the penalties too, told apart by kind); BatchTable the sink's
+// batch markers. Both are range-partitioned by UTC day of observed_at.
 const (
 	Table      = "completed_tx"
 	BatchTable = "completed_tx_batches"
