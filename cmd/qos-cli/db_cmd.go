@@ -276,10 +276,13 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replay",
 		Usage: "rebuild the model from the metastore's rows, write a model file, and evaluate rankings",
-		Description: "Streams the completed transactions of the range in the order the daemon observed them and\n" +
-			"feeds them to the model exactly as the daemon does (same Observe calls, same batches), with\n" +
-			"the model constants of the flags. --evaluate measures, for budgets of 1, 5, 10 and 25 % of\n" +
-			"the test rows, the fee of scheduled transactions captured by ranking on model score × fee/CU,\n" +
+		Description: "Streams the rows of the range (completed transactions and penalties) in the order the\n" +
+			"daemon applied them and feeds them to the model exactly as the daemon does (same Observe and\n" +
+			"Penalize calls, same batches), with the model constants of the flags. The rebuilt model is\n" +
+			"the daemon's exactly when the daemon ran with --db-feedback (the default) and dropped no row.\n" +
+			"--evaluate splits the completed transactions into training and test parts (penalties still\n" +
+			"update the model in their place) and measures, for budgets of 1, 5, 10 and 25 % of the test\n" +
+			"transactions, the fee of scheduled transactions captured by ranking on model score × fee/CU,\n" +
 			"on fee/CU alone, and by the oracle.",
 		Flags:  append(flags, modelFlags()...),
 		Action: runReplay,
@@ -292,6 +295,8 @@ type replayReport struct {
 	From      string                 `json:"from,omitempty"`
 	To        string                 `json:"to,omitempty"`
 	Rows      int64                  `json:"rows"`
+	Completed int64                  `json:"completed"` // completed-transaction rows
+	Feedback  int64                  `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
 	Seconds   float64                `json:"seconds"`
 	ModelFile string                 `json:"model_file,omitempty"`
 	Model     *model.Stats           `json:"model,omitempty"`
@@ -366,7 +371,9 @@ func runReplay(c *cli.Context) error {
 			return err
 		}
 		m = results[0].Model
-		rep.Rows = results[0].TrainRows + results[0].TestRows
+		rep.Completed = results[0].TrainRows + results[0].TestRows
+		rep.Feedback = results[0].FeedbackRows
+		rep.Rows = rep.Completed + rep.Feedback
 	} else {
 		m, rep.Rows, err = metastore.Replay(c.Context, conn, metastore.ReplayOptions{
 			From: from, To: to, Params: params, PageRows: c.Int("page-rows"), Progress: prog.report,
@@ -374,6 +381,9 @@ func runReplay(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
+		// A fresh model: every feedback row was one penalty.
+		rep.Feedback = int64(m.Stats().Penalties)
+		rep.Completed = rep.Rows - rep.Feedback
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	st := m.Stats()
@@ -478,7 +488,8 @@ func printReplay(w io.Writer, rep *replayReport) error {
 	if rep.Seconds > 0 {
 		rate = float64(rep.Rows) / rep.Seconds
 	}
-	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s)\n", rep.Rows, rep.DB, rep.Seconds, rate)
+	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s): %d completed transactions, %d penalties\n",
+		rep.Rows, rep.DB, rep.Seconds, rate, rep.Completed, rep.Feedback)
 	if st := rep.Model; st != nil {
 		fmt.Fprintf(w, "model: %d IPs, %d signers, %d updates, median IP %.4g, median signer %.4g\n",
 			st.IPs, st.Signers, st.Learns, st.MedianIP, st.MedianSigner)
