@@ -78,11 +78,21 @@ func TestLoopAllocatesNothing(t *testing.T) {
 		c.Handoff = handoff
 	})
 	tr := newTraffic(t, 4096)
+	// Penalties too, so feedback rows reach the hand-off: an unparsable
+	// packet on tpu and a failed-sigverify record per round.
+	garbage := tr.pkts[0]
+	garbage.SetData([]byte{0, 1, 2})
+	failed := tr.pkts[1]
+	failed.SetFlags(channels.FlagDiscard)
 	mono := int64(0)
 	run := func(packets int) {
 		for sent := 0; sent < packets; sent += 2048 {
 			tr.push(h.tpu, 1024)
 			tr.push(h.fwd, 1024)
+			h.tpu.Push(&garbage)
+			h.tpu.Sync()
+			h.sig.Push(&failed)
+			h.sig.Sync()
 			for range 40 {
 				mono += int64(time.Millisecond)
 				h.s.step(mono, mono)
@@ -104,9 +114,11 @@ func TestLoopAllocatesNothing(t *testing.T) {
 
 	c := &h.s.snap
 	if c.TotalReceived() < uint64(packets) || c.Counters[Sent] < uint64(packets)*9/10 || c.Counters[ModelUpdates] < uint64(packets/1000) ||
-		c.Counters[RowsOffered]+c.Counters[RowsDropped] < uint64(packets)*9/10 {
-		t.Fatalf("the run did not exercise the loop: received %d, sent %d, model updates %d, rows %d",
-			c.TotalReceived(), c.Counters[Sent], c.Counters[ModelUpdates], c.Counters[RowsOffered]+c.Counters[RowsDropped])
+		c.Counters[RowsOffered]+c.Counters[RowsDropped] < uint64(packets)*9/10 ||
+		c.Counters[ParsePenalties] < uint64(packets/2048) || c.Counters[SigverifyFailed] < uint64(packets/2048) || c.Counters[FeedbackRows] == 0 {
+		t.Fatalf("the run did not exercise the loop: received %d, sent %d, model updates %d, rows %d, penalties %d+%d, feedback rows %d",
+			c.TotalReceived(), c.Counters[Sent], c.Counters[ModelUpdates], c.Counters[RowsOffered]+c.Counters[RowsDropped],
+			c.Counters[ParsePenalties], c.Counters[SigverifyFailed], c.Counters[FeedbackRows])
 	}
 	if d := after.Mallocs - before.Mallocs; d > 0 {
 		t.Fatalf("loop allocated %d objects (%d bytes) over %d packets", d, after.TotalAlloc-before.TotalAlloc, packets)

@@ -80,7 +80,10 @@ type Config struct {
 	ModelFile    string        // loaded at start if present; saved on shutdown and every SaveInterval
 	SaveInterval time.Duration // 0: only on shutdown
 
-	// Handoff receives completed rows; nil disables row output.
+	// Handoff receives a row per model input: each completed transaction
+	// and, when learning and unless the hand-off is CompletedOnly, each
+	// penalty (failed sigverify, unparsable packet), all in one sequence so
+	// that replay rebuilds the model exactly. nil disables row output.
 	Handoff *metastore.Handoff
 
 	LogInterval     time.Duration // summary log line; 0 disables

@@ -29,6 +29,7 @@ const (
 	JoinMisses
 	ModelUpdates
 	RowsOffered
+	FeedbackRows
 	RowsDropped
 	StatusSignatures
 	Rejoins
@@ -53,8 +54,9 @@ var counterInfo = [numCounters]struct{ name, help string }{
 	Joined:                  {"joined", "Scheduler results joined with their partial metadata."},
 	JoinMisses:              {"join_misses", "Scheduler results whose partial metadata was gone (evicted, unknown or already joined)."},
 	ModelUpdates:            {"model_updates", "Model learning batches run."},
-	RowsOffered:             {"rows_offered", "Completed rows handed to the metastore."},
-	RowsDropped:             {"rows_dropped", "Completed rows dropped because the metastore hand-off was full."},
+	RowsOffered:             {"rows_offered", "Rows (completed transactions and feedback) handed to the metastore."},
+	FeedbackRows:            {"feedback_rows", "Of the rows handed to the metastore, penalties (failed sigverify, unparsable packets)."},
+	RowsDropped:             {"rows_dropped", "Rows dropped because the metastore hand-off was full."},
 	StatusSignatures:        {"status_signatures", "Confirmed signatures received from tx_status_cache."},
 	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them."},
 }

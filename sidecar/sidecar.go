@@ -38,6 +38,9 @@ type Sidecar struct {
 	recent  *sigcache.Set
 	model   *model.IPSigner
 	learn   bool // the policy uses and trains the model
+	// feedbackRows: penalties become rows too (learning, a hand-off that
+	// takes them).
+	feedbackRows bool
 
 	// Scratch records the loop pops into; they live here so that nothing
 	// escapes per packet.
@@ -47,7 +50,8 @@ type Sidecar struct {
 
 	snap       Snapshot // the loop's live counters
 	start      time.Time
-	rowSeq     uint64
+	rowSeq     uint64          // one sequence over every row kind
+	wall       int64           // the current step's row time (unix ns, never steps back)
 	stalled    [numInputs]bool // producer heartbeat reported stopped
 	joinWarned [numInputs]bool // a failed (re)join was reported
 	// Channels whose heartbeat stopped or resumed at this check, reported
@@ -124,6 +128,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		return nil, err
 	}
 	s.outCap = s.out.Capacity()
+	s.feedbackRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Feedback()
 
 	s.model = model.New(cfg.Model)
 	if cfg.ModelFile != "" {
@@ -292,6 +297,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 // step runs one pass over every input and the pacer, and returns how many
 // records it handled.
 func (s *Sidecar) step(mono, wall int64) int {
+	s.wall = wall
 	n := s.drainStatus()
 	for i, c := range s.in {
 		if c != nil {
@@ -337,6 +343,7 @@ func (s *Sidecar) admit(src uint8, p *channels.Packet, mono int64) {
 			if addr, ok := p.Addr(); ok {
 				s.model.Penalize(model.IPOf(addr))
 				s.snap.Counters[ParsePenalties]++
+				s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
 			}
 		}
 		return
@@ -392,10 +399,31 @@ func (s *Sidecar) drainSigFailures() int {
 		}
 		if s.learn {
 			s.model.Penalize(ip)
+			if s.feedbackRows {
+				addr, _ := s.pkt.Addr() // Source checked the tag
+				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16())
+			}
 		}
 	}
 	s.snap.Counters[SigverifyFailed] += uint64(n)
 	return n
+}
+
+// offerFeedback hands the row of a penalty just applied to the metastore,
+// numbered in the sequence of completed rows so that replay applies every
+// input in the loop's order. A small value, no allocation.
+func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte) {
+	if !s.feedbackRows {
+		return
+	}
+	s.rowSeq++
+	row := metastore.FeedbackRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
+	if s.cfg.Handoff.Offer(&row) {
+		s.snap.Counters[RowsOffered]++
+		s.snap.Counters[FeedbackRows]++
+	} else {
+		s.snap.Counters[RowsDropped]++
+	}
 }
 
 func (s *Sidecar) drainResults(wall int64) int {
