@@ -19,7 +19,7 @@ func dbFlags() []cli.Flag {
 	cat := cliflags.CatDatabase
 	return []cli.Flag{
 		&cli.StringFlag{Name: "db-url", Category: cat, EnvVars: cliflags.Env("db-url"),
-			Usage: "write completed-transaction rows to this Postgres (postgres:// URL or key=value; PG* variables fill the gaps); off when empty"},
+			Usage: "write a row per completed transaction (and per penalty, see --db-feedback) to this Postgres (postgres:// URL or key=value; PG* variables fill the gaps); off when empty"},
 		&cli.BoolFlag{Name: "db", Category: cat, EnvVars: cliflags.Env("db"),
 			Usage: "write rows to the Postgres named by the PG* environment variables alone (no --db-url)"},
 		&cli.StringFlag{Name: "spool-dir", Category: cat, EnvVars: cliflags.Env("spool-dir"),
@@ -32,6 +32,8 @@ func dbFlags() []cli.Flag {
 			Usage: "preallocated batches between loop and writer; when all are in use rows are dropped and counted"},
 		&cli.DurationFlag{Name: "db-flush-interval", Category: cat, Value: time.Second, EnvVars: cliflags.Env("db-flush-interval"),
 			Usage: "hand a partly filled batch to the writer at least this often"},
+		&cli.BoolFlag{Name: "db-feedback", Category: cat, Value: true, EnvVars: cliflags.Env("db-feedback"),
+			Usage: "also write a row per penalty (failed sigverify, unparsable packet), so that qos-cli replay rebuilds the model exactly; --db-feedback=false writes completed transactions only (less volume under spam, but replay is then exact only for runs without penalties)"},
 		&cli.DurationFlag{Name: "db-close-timeout", Category: cat, Value: 10 * time.Second, EnvVars: cliflags.Env("db-close-timeout"),
 			Usage: "at shutdown, how long to keep writing queued and spooled rows"},
 	}
@@ -72,6 +74,7 @@ func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*data
 		BatchRows:     c.Int("db-batch-rows"),
 		Batches:       c.Int("db-batches"),
 		FlushInterval: c.Duration("db-flush-interval"),
+		CompletedOnly: !c.Bool("db-feedback"),
 	})
 	sink, err := metastore.NewSink(metastore.SinkConfig{
 		Conn:          conn,
@@ -82,7 +85,12 @@ func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*data
 	if err != nil {
 		return nil, err
 	}
-	log.Info("writing completed transactions to Postgres", "db", desc, "spool", c.String("spool-dir"))
+	if c.Bool("db-feedback") {
+		log.Info("writing completed transactions and penalties to Postgres", "db", desc, "spool", c.String("spool-dir"))
+	} else {
+		log.Info("writing completed transactions to Postgres (no penalties: --db-feedback=false; replay is exact only for runs without penalties)",
+			"db", desc, "spool", c.String("spool-dir"))
+	}
 	return &database{h: h, sink: sink, timeout: c.Duration("db-close-timeout")}, nil
 }
 
