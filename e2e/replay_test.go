@@ -84,8 +84,24 @@ func honestConfig(t *testing.T) string {
 
 // TestReplayRebuildsDaemonModel: the model a daemon saves equals the model
 // qos-cli replay rebuilds from the rows that daemon wrote to Postgres, and
-// every completed transaction became exactly one row.
+// every completed transaction became exactly one row — on honest traffic,
+// where the model learns from completed transactions only.
 func TestReplayRebuildsDaemonModel(t *testing.T) {
+	replayMatchesDaemon(t, false, "--config", honestConfig(t))
+}
+
+// TestReplayRebuildsDaemonModelUnderAttack: the same with the default
+// story (spammer and sybil attackers), where failed sigverify and
+// unparsable packets penalise IPs: the penalty rows make the replay exact.
+func TestReplayRebuildsDaemonModelUnderAttack(t *testing.T) {
+	replayMatchesDaemon(t, true)
+}
+
+// replayMatchesDaemon runs a daemon writing rows to a fresh schema under
+// the simulator (with simArgs), replays the rows and compares the models.
+// penalties says whether the traffic must have made the daemon penalise.
+func replayMatchesDaemon(t *testing.T, penalties bool, simArgs ...string) {
+	t.Helper()
 	db := testDatabase(t)
 	dir := t.TempDir()
 	daemonModel, replayModel := filepath.Join(dir, "daemon.bin"), filepath.Join(dir, "replay.bin")
@@ -94,13 +110,13 @@ func TestReplayRebuildsDaemonModel(t *testing.T) {
 	d := startDaemon(t, "--xxhash-seed", "777", "--prefix", p, "--target-pps", sigverifyPPS,
 		"--idle-sleep", "50us", "--model-file", daemonModel, "--db-url", db,
 		"--spool-dir", filepath.Join(dir, "spool"), "--db-flush-interval", "200ms", "--log-level", "info")
-	res := simulate(t, p, "--config", honestConfig(t))
+	res := simulate(t, p, simArgs...)
 	d.stop()
 	if res.Included == 0 || res.Verified == 0 {
 		t.Fatalf("the run completed nothing: %+v", res)
 	}
 
-	run(t, cliBin, "replay", "--db-url", db, "--out", replayModel)
+	out := run(t, cliBin, "replay", "--db-url", db, "--out", replayModel)
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
@@ -109,14 +125,25 @@ func TestReplayRebuildsDaemonModel(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer conn.Close(context.Background())
-	var rows, scheduled int64
-	if err := conn.QueryRow(ctx, "SELECT count(*), count(*) FILTER (WHERE scheduled) FROM completed_tx").Scan(&rows, &scheduled); err != nil {
+	var completed, scheduled, sigFailed, unparsable int64
+	if err := conn.QueryRow(ctx, `SELECT count(*) FILTER (WHERE kind = 0), count(*) FILTER (WHERE kind = 0 AND scheduled),
+		count(*) FILTER (WHERE kind = 1), count(*) FILTER (WHERE kind = 2) FROM completed_tx`).Scan(&completed, &scheduled, &sigFailed, &unparsable); err != nil {
 		t.Fatal(err)
 	}
-	joined := logCounter(t, d.logs.String(), "joined")
-	t.Logf("rows %d (scheduled %d); daemon joined %d; simulator verified %d, included %d", rows, scheduled, joined, res.Verified, res.Included)
-	if rows == 0 || rows != joined {
-		t.Fatalf("rows written %d, transactions completed (joined) %d", rows, joined)
+	logs := d.logs.String()
+	joined, feedback, dropped := logCounter(t, logs, "joined"), logCounter(t, logs, "feedback_rows"), logCounter(t, logs, "rows_dropped")
+	penalised := logCounter(t, logs, "parse_penalties") + logCounter(t, logs, "sigverify_failed") - logCounter(t, logs, "sigverify_bad_addr")
+	t.Logf("rows: %d completed (scheduled %d), %d sigverify failures, %d unparsable; daemon joined %d, penalised %d, feedback rows %d, dropped %d; simulator verified %d, included %d",
+		completed, scheduled, sigFailed, unparsable, joined, penalised, feedback, dropped, res.Verified, res.Included)
+	t.Logf("replay: %s", strings.TrimSpace(out))
+	if completed == 0 || completed != joined {
+		t.Fatalf("completed rows written %d, transactions completed (joined) %d", completed, joined)
+	}
+	if sigFailed+unparsable != feedback || feedback != penalised || dropped != 0 {
+		t.Fatalf("feedback rows written %d+%d, offered %d, penalties %d, rows dropped %d", sigFailed, unparsable, feedback, penalised, dropped)
+	}
+	if penalties && (sigFailed == 0 || unparsable == 0) {
+		t.Fatalf("the attack made %d sigverify failures and %d unparsable packets; want both", sigFailed, unparsable)
 	}
 
 	a, err := model.Load(daemonModel)
@@ -134,7 +161,10 @@ func TestReplayRebuildsDaemonModel(t *testing.T) {
 	if st.Learns == 0 || st.IPs == 0 {
 		t.Fatalf("the daemon's model learned nothing: %+v", st)
 	}
-	t.Logf("daemon and replay agree: %d IPs, %d signers, %d learns", st.IPs, st.Signers, st.Learns)
+	if penalties && st.Penalties == 0 {
+		t.Fatalf("the daemon's model was never penalised: %+v", st)
+	}
+	t.Logf("daemon and replay agree: %d IPs, %d signers, %d learns, %d penalties", st.IPs, st.Signers, st.Learns, st.Penalties)
 }
 
 // logCounter reads a counter from the daemon's "loop stopped" totals line.
