@@ -8,22 +8,50 @@
 // # Semantics
 //
 //   - Forward(ip, signer) = ipScore × signerScore. An unknown key scores the
-//     exact median of its table (the middle score, or the mean of the two
-//     middle scores for an even count; 1 for an empty table).
+//     exact median of its table's learned scores (the middle score, or the
+//     mean of the two middle scores for an even count; 1 when nothing is
+//     learned).
+//   - Learned and penalty-only entries. A key is learned when Learn entered
+//     it from completed transactions. An IP penalised while unknown is
+//     penalty-only: it carries a multiplier (the product of its penalty
+//     factors) and scores the learned median × multiplier, but it never
+//     counts in the median. Only what the model has learned from completed
+//     transactions says what "an unknown key" is worth.
 //   - Observe buffers completed transactions; every BatchSize (400) it runs
 //     Learn. Value = fee / execution ns (AssumedExecNanos, 100 µs, when not
 //     executed), × ExecutedMultiplier (10) when executed.
 //   - Learn, per table (IPs and signers separately): keys with at least
 //     MinObservations (5) observations in the batch have new = mean value.
-//     Every known key moves: score ← (1-α)·score + α·target, α = 0.05, where
-//     target is new, or the table's median before the batch when the key has
-//     no new value. Unknown keys with a new value enter at it. Then the table
-//     is pruned to MaxIPs/MaxSigners (10 000) by removing the entries whose
-//     scores are closest to the table's median after the update (ties: lower
-//     key bytes go first), which keeps the most and least valuable sources.
+//     Every learned key moves: score ← (1-α)·score + α·target, α = 0.05,
+//     where target is new, or the learned median before the batch when the
+//     key has no new value. Other keys with a new value become learned at
+//     it; a penalty-only IP becomes learned at new × its multiplier — the
+//     conservative choice: it keeps the penalties it earned, exactly as if
+//     it had been learned first and penalised after, so a spammer cannot
+//     launder its penalties by completing five transactions. Every
+//     remaining penalty-only multiplier moves toward 1 by the same EMA
+//     (mult ← (1-α)·mult + α), which is the EMA of its score toward the
+//     median, so penalties fade as they do for learned keys. Then the
+//     learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
+//     those whose scores are closest to the learned median after the update
+//     (ties: lower key bytes go first), which keeps the most and least
+//     valuable sources.
 //   - Penalize(ip) (a failed sigverify or an unparsable packet) multiplies
-//     the IP's score by PenaltyFactor (0.01); an unknown IP enters at the
-//     median × PenaltyFactor.
+//     the IP's score by PenaltyFactor (0.01): a learned IP stays learned and
+//     keeps counting in the median; a penalty-only IP's multiplier is
+//     multiplied; an unknown IP becomes penalty-only with multiplier
+//     PenaltyFactor (score median × 0.01).
+//   - Penalty-only entries are bounded apart from the learned ones: when
+//     there are 2·MaxIPs of them, the next new one first prunes them to
+//     MaxIPs, removing those closest to the median — the largest
+//     multipliers, since their scores are median × mult ≤ median (ties:
+//     lower key bytes go first). The least penalised go; an IP penalised
+//     again and again survives a flood of IPs penalised once.
+//   - MinScore (1e-30) floors every score: learned scores after each EMA,
+//     entry and penalty, and penalty-only scores (median × mult). So no
+//     score, and no product of an IP and a signer score (≥ MinScore², and
+//     MinScore ≥ 1e-150), underflows to 0, and fee/CU still ranks the
+//     worst senders among themselves.
 //   - IP keys: IPv4 as ::ffff:a.b.c.d, IPv6 by its /64 prefix.
 //
 // # Determinism
@@ -35,7 +63,8 @@
 // iteration order or on where entries sit in memory. Save writes tables
 // sorted by key, so equal models have byte-identical files; a model that is
 // saved, loaded and fed the rest of a sequence ends identical to one fed
-// the whole sequence (buffered observations are saved too). The EMA is
+// the whole sequence (buffered observations and penalty-only entries are
+// saved too). The EMA is
 // written so that no architecture fuses it into a multiply-add.
 //
 // # The median, and what it costs
@@ -51,9 +80,11 @@
 // median-of-three pivots falls back to a sort after 2·log2(n) rounds, so
 // O(n log n) at worst).
 //
-// Between learns, penalties on unknown IPs add entries; when the IP table
-// reaches 2·MaxIPs the next such penalty first prunes it to MaxIPs, so its
-// memory stays bounded and the prune costs O(1) amortised per penalty.
+// Penalty-only IPs sit outside the heaps: a penalty on one is a multiply,
+// and a new one an append. When there are 2·MaxIPs of them the next new
+// one first prunes them to MaxIPs with one quickselect, so their memory
+// stays bounded (preallocated by New) and the prune costs O(1) amortised
+// per penalty. Learn moves every penalty-only multiplier, O(MaxIPs).
 //
 // # The reference (temporalxyz/solana-qos, model/src/models/ip_signer.rs)
 //
@@ -75,7 +106,16 @@
 //     Its QoSModel trait method prunes to 5 IPs and 5 signers; the daemon
 //     calls the inherent method with its max-ips/max-signers flags (10 000).
 //   - Feedback. The reference penalises only IPs it already knows, so a fresh
-//     spammer keeps the median; we enter unknown IPs at median × 0.01.
+//     spammer keeps the median; we enter unknown IPs at median × 0.01, as
+//     penalty-only entries. Had they counted in the median, a sybil flood
+//     rotating thousands of IPs would collapse it: penalised entries become
+//     the majority, the median falls, the next IP enters at the new median
+//     × 0.01, and so on geometrically (an end-to-end run of 7 s took it to
+//     about 2e-61; a longer one underflows to 0). Every honest newcomer
+//     then scores that median, and the EMA toward it drags learned keys
+//     down too. The median is therefore taken over learned entries only,
+//     and a flood cannot move it.
+//   - Floor. The reference has none; we floor every score at MinScore.
 //   - Keys. The reference keys IPv4 addresses as a u32 built in two byte
 //     orders (big-endian for parse-failure feedback, little-endian
 //     everywhere else, so that penalty lands on another IP) and drops IPv6;

@@ -10,6 +10,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -220,12 +221,15 @@ func TestLoadRejects(t *testing.T) {
 	f("foreign short", []byte("x"), ErrForeign, "no \"QOSMODEL\" magic")
 	f("PNG", []byte("\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR"), ErrForeign, "magic")
 	f("zeros", make([]byte, 4096), ErrForeign, "magic")
-	f("future version", mod(func(b []byte) []byte { b[8] = 2; return b }), ErrVersion, "newer")
+	f("future version", mod(func(b []byte) []byte { b[8] = FormatVersion + 1; return b }), ErrVersion, "newer")
 	f("version 0", mod(func(b []byte) []byte { b[8] = 0; return b }), ErrVersion, "version 0")
 	f("reserved", mod(func(b []byte) []byte { b[12] = 1; return b }), ErrCorrupt, "reserved")
 	f("checksum", func() []byte { b := bytes.Clone(good); b[ipOff+3] ^= 0x10; return b }(), ErrChecksum, "checksum")
 	f("trailing byte", append(bytes.Clone(good), 0), ErrCorrupt, "trailing")
-	f("huge count", mod(putU64(128, 1<<40)), ErrCorrupt, "exceed the limits")
+	f("huge count", mod(putU64(136, 1<<40)), ErrCorrupt, "exceed the limits")
+	f("huge penalty-only count", mod(putU64(144, 1<<40)), ErrCorrupt, "exceed the limits")
+	f("min score 0", mod(putU64(80, 0)), ErrCorrupt, "min score")
+	f("score below the min score", mod(putU64(ipOff+16, math.Float64bits(1e-31))), ErrCorrupt, "below the min score")
 	f("bad params", mod(putU64(32, math.Float64bits(2))), ErrCorrupt, "alpha")
 	f("batch below min observations", mod(putU64(16, 1)), ErrCorrupt, "min observations")
 	f("pending fills the batch", mod(func(b []byte) []byte {
@@ -264,4 +268,116 @@ func TestLoadRejects(t *testing.T) {
 			t.Fatalf("byte %d flipped: accepted", i)
 		}
 	}
+}
+
+// encodeV1 encodes s in format version 1 (no MinScore, no penalty-only
+// section: its penalty-only IPs are written as learned with score
+// scores[ip], or 0), as a build before version 2 wrote it.
+func encodeV1(s Snapshot, scores map[IP]float64) []byte {
+	le := binary.LittleEndian
+	ips := slices.Clone(s.IPs)
+	for _, e := range s.Penalized {
+		ips = append(ips, IPScore{e.IP, scores[e.IP]})
+	}
+	slices.SortFunc(ips, func(a, b IPScore) int { return a.IP.compare(b.IP) })
+	b := []byte(fileMagic)
+	b = le.AppendUint32(b, 1)
+	b = le.AppendUint32(b, 0)
+	p := s.Params
+	for _, v := range []uint64{
+		uint64(p.BatchSize), uint64(p.MinObservations),
+		math.Float64bits(p.Alpha), math.Float64bits(p.ExecutedMultiplier),
+		p.AssumedExecNanos, math.Float64bits(p.PenaltyFactor),
+		uint64(p.MaxIPs), uint64(p.MaxSigners),
+	} {
+		b = le.AppendUint64(b, v)
+	}
+	st := s.Stats
+	for _, v := range []uint64{
+		st.Observations, st.Learns, st.Penalties, st.PenalizedNew, st.PrunedIPs, st.PrunedSigners,
+		uint64(len(ips)), uint64(len(s.Signers)), uint64(len(s.Pending)),
+	} {
+		b = le.AppendUint64(b, v)
+	}
+	for _, e := range ips {
+		b = append(b, e.IP[:]...)
+		b = le.AppendUint64(b, math.Float64bits(e.Score))
+	}
+	for _, e := range s.Signers {
+		b = append(b, e.Signer[:]...)
+		b = le.AppendUint64(b, math.Float64bits(e.Score))
+	}
+	for _, o := range s.Pending {
+		b = append(b, o.IP[:]...)
+		b = append(b, o.Signer[:]...)
+		b = le.AppendUint64(b, o.Fee)
+		b = le.AppendUint64(b, o.ExecNanos)
+	}
+	return le.AppendUint64(b, xxhash.Sum64(b))
+}
+
+// TestLoadVersion1: a version 1 file loads with every IP learned, the
+// default MinScore, scores below it raised to it, and saves as version 2.
+func TestLoadVersion1(t *testing.T) {
+	m := New(DefaultParams())
+	a, b, c, pen := ip4(1, 1, 1, 1), ip4(1, 1, 1, 2), ip4(1, 1, 1, 3), ip4(1, 1, 1, 4)
+	m.Learn(cat(rows(a, signer(1), 5, 2), rows(b, signer(2), 5, 4), rows(c, signer(3), 5, 9)))
+	m.Penalize(pen)
+	m.Observe(rows(a, signer(1), 1, 1)[0])
+	old := encodeV1(m.Snapshot(), map[IP]float64{pen: 0}) // v1 scores could be 0
+	l, err := loadBytes(t, old)
+	if err != nil {
+		t.Fatalf("version 1 file: %v", err)
+	}
+	st := l.Stats()
+	if st.IPs != 4 || st.PenalizedIPs != 0 || st.Signers != 3 || st.Pending != 1 || l.Params() != DefaultParams() {
+		t.Fatalf("loaded version 1: %+v, params %+v", st, l.Params())
+	}
+	wantScore(t, "zero score raised to the floor", ipScore(t, l, pen), 1e-30, 1e-30)
+	wantScore(t, "median of {1e-30, 2, 4, 9}", st.MedianIP, 3, 3)
+	checkTable(t, "v1 ips", l.ips)
+	again := encode(t, l)
+	if binary.LittleEndian.Uint32(again[8:]) != FormatVersion {
+		t.Fatal("a loaded version 1 model does not save as the current version")
+	}
+	if l2, err := Decode(again); err != nil || Diff(l, l2, 0) != nil {
+		t.Fatalf("re-encoded version 1 model: %v %v", err, Diff(l, l2, 0))
+	}
+}
+
+// TestLoadRejectsPenaltyOnly: the penalty-only section's checks.
+func TestLoadRejectsPenaltyOnly(t *testing.T) {
+	m := New(DefaultParams())
+	m.Learn(cat(rows(ip4(1, 2, 3, 4), signer(1), 5, 2), rows(ip4(1, 2, 3, 6), signer(2), 5, 3)))
+	m.Penalize(ip4(1, 2, 3, 5))
+	m.Penalize(ip4(1, 2, 3, 7))
+	good := encode(t, m)
+	if l, err := loadBytes(t, good); err != nil || Diff(m, l, 0) != nil {
+		t.Fatalf("good file: %v", err)
+	}
+	const penOff = headerSize + 2*ipRecSize
+	f := func(name string, change func(b []byte), text string) {
+		t.Helper()
+		b := bytes.Clone(good)
+		change(b)
+		_, err := loadBytes(t, resum(b))
+		if !errors.Is(err, ErrCorrupt) || !strings.Contains(err.Error(), text) {
+			t.Errorf("%s: Load error %v, want ErrCorrupt containing %q", name, err, text)
+		}
+	}
+	mult := func(v float64) func([]byte) {
+		return func(b []byte) { binary.LittleEndian.PutUint64(b[penOff+16:], math.Float64bits(v)) }
+	}
+	f("multiplier above 1", mult(1.5), "multiplier 1.5")
+	f("NaN multiplier", mult(math.NaN()), "multiplier NaN")
+	f("negative multiplier", mult(-0.5), "multiplier -0.5")
+	f("learned and penalty-only", func(b []byte) { copy(b[penOff:penOff+16], b[headerSize:headerSize+16]) },
+		"both learned and penalty-only")
+	f("unsorted", func(b []byte) {
+		var tmp [penRecSize]byte
+		copy(tmp[:], b[penOff:])
+		copy(b[penOff:penOff+penRecSize], b[penOff+penRecSize:penOff+2*penRecSize])
+		copy(b[penOff+penRecSize:], tmp[:])
+	}, "strictly ascending")
+	f("non-canonical", func(b []byte) { b[penOff] = 0x20; b[penOff+15] = 1 }, "canonical")
 }

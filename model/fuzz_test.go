@@ -15,18 +15,21 @@ import (
 // and with its last 8 bytes replaced by the right checksum, which lets
 // the fuzzer reach the header, entry and parameter checks. Properties: no
 // panic; a model or an error, never both; errors are one of the sentinel
-// kinds; an accepted input re-encodes to exactly the same bytes (the
-// encoding is canonical) and its tables are internally consistent.
+// kinds; an accepted input of the current version re-encodes to exactly
+// the same bytes (the encoding is canonical), one of version 1 to bytes
+// that decode and re-encode unchanged; its tables are internally
+// consistent.
 func FuzzLoad(f *testing.F) {
 	m := New(DefaultParams())
 	v6 := IPOf(netip.MustParseAddr("2001:db8::1"))
 	m.Learn(cat(rows(ip4(1, 2, 3, 4), signer(1), 5, 2), rows(v6, signer(2), 5, 3)))
 	m.Penalize(ip4(5, 6, 7, 8))
+	m.Penalize(ip4(1, 2, 3, 4))
 	m.Observe(rows(ip4(1, 2, 3, 4), signer(1), 1, 1)[0])
 	good, _ := m.AppendBinary(nil)
 	empty, _ := New(DefaultParams()).AppendBinary(nil)
 
-	f.Add(good)                         // a valid model: 3 IPs, 2 signers, 1 pending
+	f.Add(good)                         // a valid model: 2 learned IPs, 1 penalty-only, 2 signers, 1 pending
 	f.Add(empty)                        // a valid empty model
 	f.Add([]byte{})                     // nothing
 	f.Add([]byte("QOSMODEL"))           // magic only
@@ -35,8 +38,9 @@ func FuzzLoad(f *testing.F) {
 	f.Add(append(bytes.Clone(good), 0)) // one byte long
 	f.Add([]byte("ip 1.2.3.4 0.5\n"))   // the reference's text format
 	future := bytes.Clone(empty)
-	future[8] = 2
-	f.Add(future) // a newer format version
+	future[8] = FormatVersion + 1
+	f.Add(future)                      // a newer format version
+	f.Add(encodeV1(m.Snapshot(), nil)) // version 1: the penalty-only IP becomes learned
 
 	f.Fuzz(func(t *testing.T, data []byte) {
 		check(t, data)
@@ -63,6 +67,13 @@ func check(t *testing.T, data []byte) {
 		t.Fatalf("error of no known kind: %v", err)
 	}
 	again, _ := m.AppendBinary(nil)
+	if binary.LittleEndian.Uint32(data[8:]) == 1 {
+		m2, err := Decode(again)
+		if err != nil {
+			t.Fatalf("version 1 input re-encodes to bytes Decode refuses: %v", err)
+		}
+		data, _ = m2.AppendBinary(nil)
+	}
 	if !bytes.Equal(again, data) {
 		t.Fatalf("accepted input re-encodes differently")
 	}

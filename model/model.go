@@ -31,20 +31,21 @@ type IPSigner struct {
 // Stats describes a model's state and what it has done since it was
 // created (counters persist through Save and Load).
 type Stats struct {
-	IPs, Signers             int     // table sizes
-	MedianIP, MedianSigner   float64 // what an unknown key scores
+	IPs, Signers             int     // learned entries per table
+	PenalizedIPs             int     // penalty-only IP entries (penalised, never learned)
+	MedianIP, MedianSigner   float64 // what an unknown key scores: the median of the learned scores
 	Pending                  int     // observations buffered for the next learn
 	Observations             uint64  // Observe calls
 	Learns                   uint64  // Learn runs
 	Penalties                uint64  // Penalize calls
 	PenalizedNew             uint64  // of which on IPs the model did not know
-	PrunedIPs, PrunedSigners uint64  // entries pruning removed
+	PrunedIPs, PrunedSigners uint64  // entries pruning removed (learned and penalty-only)
 }
 
-// ipCapacity is how many IP entries the table may hold between learns:
-// Penalize lets unknown IPs in until the table reaches twice MaxIPs, then
-// prunes it back to MaxIPs.
-func ipCapacity(p Params) int { return 2*p.MaxIPs + p.BatchSize }
+// penCapacity is how many penalty-only IPs the table may hold: Penalize
+// lets unknown IPs in until there are twice MaxIPs of them, then prunes
+// them back to MaxIPs.
+func penCapacity(p Params) int { return 2 * p.MaxIPs }
 
 // New returns an empty model. REQUIRES: p.Validate() == nil (New panics
 // otherwise; validate flags first).
@@ -54,8 +55,8 @@ func New(p Params) *IPSigner {
 	}
 	return &IPSigner{
 		p:       p,
-		ips:     newTable[IP](ipCapacity(p), p.BatchSize),
-		signers: newTable[Signer](p.MaxSigners+p.BatchSize, p.BatchSize),
+		ips:     newTable[IP](p.MaxIPs+p.BatchSize, penCapacity(p), p.BatchSize, p.MinScore),
+		signers: newTable[Signer](p.MaxSigners+p.BatchSize, 0, p.BatchSize, p.MinScore),
 		pending: make([]Observation, 0, p.BatchSize),
 		vals:    make([]float64, 0, p.BatchSize),
 	}
@@ -65,13 +66,15 @@ func New(p Params) *IPSigner {
 func (m *IPSigner) Params() Params { return m.p }
 
 // Forward returns ipScore × signerScore, where an unknown key scores the
-// exact median of its table's known scores (1 when the table is empty).
-// It does not allocate.
+// exact median of its table's learned scores (1 when there are none) and a
+// penalty-only IP that median × its penalty multiplier (at least
+// MinScore). It does not allocate.
 func (m *IPSigner) Forward(ip IP, s Signer) float64 {
 	return m.ips.score(ip.canonical()) * m.signers.score(s)
 }
 
-// IPScore returns ip's learned score and true, or the IP median and false.
+// IPScore returns ip's score and true when the model holds an entry for it
+// (learned or penalty-only), or the IP median and false.
 func (m *IPSigner) IPScore(ip IP) (float64, bool) {
 	ip = ip.canonical()
 	_, ok := m.ips.index[ip]
@@ -103,13 +106,17 @@ func (m *IPSigner) Observe(o Observation) (learned bool) {
 //
 //  1. value of each observation (Value), summed per IP and per signer in
 //     batch order;
-//  2. every known key: score ← (1-α)·score + α·target, where target is the
-//     key's batch mean if it has ≥ MinObservations observations, else the
-//     table's median before this batch;
-//  3. every unknown key with ≥ MinObservations observations enters at its
-//     mean;
-//  4. each table is pruned to MaxIPs/MaxSigners by removing the entries
-//     closest to its (new) median, ties broken by lower key bytes.
+//  2. every learned key: score ← (1-α)·score + α·target, where target is
+//     the key's batch mean if it has ≥ MinObservations observations, else
+//     the table's learned median before this batch;
+//  3. every other key with ≥ MinObservations observations becomes learned
+//     at its mean, times its penalty multiplier if it was a penalty-only
+//     IP;
+//  4. every remaining penalty-only IP's multiplier moves toward 1:
+//     mult ← (1-α)·mult + α (its score, median × mult, toward the median);
+//  5. scores are raised to MinScore, and each table's learned entries are
+//     pruned to MaxIPs/MaxSigners by removing those closest to its (new)
+//     median, ties broken by lower key bytes.
 //
 // The result depends only on the batch contents and order, never on map
 // iteration order. Observe calls Learn; call it directly to learn from a
@@ -134,37 +141,51 @@ func (m *IPSigner) Learn(batch []Observation) {
 }
 
 // Penalize multiplies ip's score by PenaltyFactor (a failed sigverify or an
-// unparsable packet from it). An unknown IP enters at the current IP median
-// × PenaltyFactor; if that makes the table reach 2·MaxIPs it is first pruned
-// back to MaxIPs, so a flood of new IPs costs O(1) amortised per call and
-// bounded memory. The median stays exact (O(log n) per call). Penalize on a
-// known IP does not allocate.
+// unparsable packet from it), never below MinScore. A learned IP stays
+// learned (the median stays exact, O(log n) per call). An unknown IP
+// becomes penalty-only with multiplier PenaltyFactor: it scores the learned
+// median × PenaltyFactor and does not count in the median, so a flood of
+// penalised new IPs cannot drag down what an honest newcomer scores. When
+// there are 2·MaxIPs penalty-only IPs, the MaxIPs least penalised are first
+// pruned (ties: lower key bytes go first), so a flood costs O(1) amortised
+// per call and bounded memory. Penalize does not allocate.
 func (m *IPSigner) Penalize(ip IP) {
 	ip = ip.canonical()
 	m.penalties++
 	t := m.ips
-	if slot, ok := t.index[ip]; ok {
-		t.set(slot, t.slab[slot].score*m.p.PenaltyFactor)
+	if s, ok := t.index[ip]; ok {
+		if s >= 0 {
+			t.set(s, float64(t.slab[s].score*m.p.PenaltyFactor))
+		} else {
+			e := &t.pslab[^s]
+			e.mult = float64(e.mult * m.p.PenaltyFactor)
+		}
 		return
 	}
 	m.penalizedNew++
-	score := t.median * m.p.PenaltyFactor
-	if t.len() >= 2*m.p.MaxIPs {
-		m.prunedIPs += uint64(t.prune(m.p.MaxIPs))
+	if len(t.pslab) >= penCapacity(m.p) {
+		m.prunedIPs += uint64(t.prunePen(m.p.MaxIPs))
 	}
-	t.insert(ip, score)
+	t.insertPen(ip, m.p.PenaltyFactor)
 }
 
 // SetParams replaces the model's parameters, for a model loaded from a file
 // the operator now runs with other flags. Buffered observations are kept
 // (learned at once if they reach the new batch size); a table holding more
-// than twice its new maximum is pruned to it now, smaller excesses at the
-// next learn.
+// than twice its new maximum of learned entries is pruned to it now,
+// smaller excesses at the next learn; penalty-only IPs beyond twice the new
+// MaxIPs are pruned to MaxIPs now; a higher MinScore raises the scores
+// below it now.
 func (m *IPSigner) SetParams(p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
 	m.p = p
+	if p.MinScore > m.ips.floor {
+		m.ips.raiseFloor(p.MinScore)
+		m.signers.raiseFloor(p.MinScore)
+	}
+	m.ips.floor, m.signers.floor = p.MinScore, p.MinScore
 	if len(m.pending) >= p.BatchSize {
 		m.Learn(m.pending)
 		m.pending = m.pending[:0]
@@ -174,6 +195,9 @@ func (m *IPSigner) SetParams(p Params) error {
 	}
 	if m.ips.len() > 2*p.MaxIPs {
 		m.prunedIPs += uint64(m.ips.prune(p.MaxIPs))
+	}
+	if len(m.ips.pslab) > penCapacity(p) {
+		m.prunedIPs += uint64(m.ips.prunePen(p.MaxIPs))
 	}
 	if m.signers.len() > 2*p.MaxSigners {
 		m.prunedSigner += uint64(m.signers.prune(p.MaxSigners))
@@ -185,6 +209,7 @@ func (m *IPSigner) SetParams(p Params) error {
 func (m *IPSigner) Stats() Stats {
 	return Stats{
 		IPs:           m.ips.len(),
+		PenalizedIPs:  len(m.ips.pslab),
 		Signers:       m.signers.len(),
 		MedianIP:      m.ips.median,
 		MedianSigner:  m.signers.median,

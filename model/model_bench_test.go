@@ -143,3 +143,59 @@ func BenchmarkLoad10k(b *testing.B) {
 		}
 	}
 }
+
+// floodedModel is fullModel(n) after a flood of penalised new IPs has
+// filled the penalty-only table (between MaxIPs and 2·MaxIPs entries).
+func floodedModel(b *testing.B, n int) *IPSigner {
+	b.Helper()
+	m := fullModel(b, n)
+	for i := range 3*n + n/2 {
+		m.Penalize(ip4(172, byte(i>>16), byte(i>>8), byte(i)))
+	}
+	return m
+}
+
+// BenchmarkForwardPenalized: every call is a penalty-only IP.
+func BenchmarkForwardPenalized(b *testing.B) {
+	m := floodedModel(b, 10_000)
+	snap := m.Snapshot()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		sinkF += m.Forward(snap.Penalized[i%len(snap.Penalized)].IP, snap.Signers[(i*7)%len(snap.Signers)].Signer)
+	}
+}
+
+// BenchmarkPenalizePenalized: every call is a penalty-only IP penalised
+// again.
+func BenchmarkPenalizePenalized(b *testing.B) {
+	m := floodedModel(b, 10_000)
+	snap := m.Snapshot()
+	b.ReportAllocs()
+	for i := 0; b.Loop(); i++ {
+		m.Penalize(snap.Penalized[(i*7919)%len(snap.Penalized)].IP)
+	}
+}
+
+// BenchmarkLearn400On16kFlooded: BenchmarkLearn400On16k's batches with a
+// penalty-only table of 24 576 entries (whose multipliers every learn
+// moves) beside the learned ones.
+func BenchmarkLearn400On16kFlooded(b *testing.B) {
+	const n = 16_384
+	m := floodedModel(b, n)
+	r := rand.New(rand.NewPCG(2, 2))
+	snap := m.Snapshot()
+	batch := make([]Observation, 400)
+	for i := range batch {
+		batch[i] = Observation{
+			IP: snap.IPs[r.IntN(n)].IP, Signer: snap.Signers[r.IntN(n)].Signer,
+			Fee: r.Uint64N(1e6), ExecNanos: r.Uint64N(1e6),
+		}
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		m.Learn(batch)
+	}
+	if st := m.Stats(); st.PenalizedIPs < n {
+		b.Fatalf("penalty-only table not full: %+v", st)
+	}
+}

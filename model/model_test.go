@@ -205,9 +205,9 @@ func TestPruneTiesByKey(t *testing.T) {
 	}
 }
 
-// TestPenalize: A=2, B=4, C=9. Penalize(A) → 0.02. Penalize(E), unknown,
-// when the median is 4 → 0.04. Then the median of {0.02, 0.04, 4, 9} is
-// (0.04+4)/2 = 2.02.
+// TestPenalize: A=2, B=4, C=9. Penalize(A) → 0.02, still learned: the
+// median of {0.02, 4, 9} is 4. Penalize(E), unknown, → penalty-only at
+// median × 0.01 = 0.04, outside the median, which stays 4.
 func TestPenalize(t *testing.T) {
 	m := New(DefaultParams())
 	a, b, c, e := ip4(10, 0, 0, 1), ip4(10, 0, 0, 2), ip4(10, 0, 0, 3), ip4(10, 0, 0, 5)
@@ -223,26 +223,29 @@ func TestPenalize(t *testing.T) {
 	sig := signerScore(t, m, s)
 	wantScore(t, "Forward(E, s)", m.Forward(e, s), 4*0.01*sig, 0.04*sig)
 	st := m.Stats()
-	wantScore(t, "median", st.MedianIP, 0.04+(4-0.04)*0.5, 2.02)
-	if st.Penalties != 2 || st.PenalizedNew != 1 || st.IPs != 4 {
+	wantScore(t, "median", st.MedianIP, 4, 4)
+	if st.Penalties != 2 || st.PenalizedNew != 1 || st.IPs != 3 || st.PenalizedIPs != 1 {
 		t.Fatalf("stats %+v", st)
 	}
+	wantScore(t, "Forward(unknown, s)", m.Forward(ip4(10, 0, 0, 9), s), 4*sig, 4*sig)
+	m.Penalize(e) // a second penalty: 4 × 0.01 × 0.01
+	wantScore(t, "E after two penalties", ipScore(t, m, e), 4*float64(0.01*0.01), 0.0004)
 	// A penalty on an empty model: median 1 × 0.01.
 	m2 := New(DefaultParams())
 	m2.Penalize(e)
 	wantScore(t, "E on empty model", ipScore(t, m2, e), 0.01, 0.01)
 }
 
-// TestPenalizeFloodBounded: unknown IPs keep entering until the table holds
-// 2·MaxIPs, then it is pruned back to MaxIPs.
+// TestPenalizeFloodBounded: unknown IPs keep entering as penalty-only until
+// there are 2·MaxIPs of them, then they are pruned back to MaxIPs.
 func TestPenalizeFloodBounded(t *testing.T) {
 	p := DefaultParams()
 	p.MaxIPs = 100
 	m := New(p)
 	for i := 0; i < 1000; i++ {
 		m.Penalize(ip4(10, 1, byte(i>>8), byte(i)))
-		if n := m.Stats().IPs; n > 2*p.MaxIPs {
-			t.Fatalf("after %d penalties the table holds %d IPs", i+1, n)
+		if st := m.Stats(); st.PenalizedIPs > 2*p.MaxIPs || st.IPs != 0 {
+			t.Fatalf("after %d penalties the table holds %+v", i+1, st)
 		}
 	}
 	if st := m.Stats(); st.PenalizedNew != 1000 || st.PrunedIPs == 0 {
@@ -346,6 +349,10 @@ func TestParamsValidate(t *testing.T) {
 	f(func(p *Params) { p.PenaltyFactor = math.NaN() }, "penalty factor")
 	f(func(p *Params) { p.MaxIPs = 0 }, "max IPs")
 	f(func(p *Params) { p.MaxSigners = MaxTableSize + 1 }, "max signers")
+	f(func(p *Params) { p.MinScore = 0 }, "min score")
+	f(func(p *Params) { p.MinScore = 1e-200 }, "min score")
+	f(func(p *Params) { p.MinScore = math.Inf(1) }, "min score")
+	f(func(p *Params) { p.MinScore = math.NaN() }, "min score")
 
 	p := DefaultParams()
 	p.MaxIPs, p.Alpha = 0, 2
@@ -376,7 +383,7 @@ func TestSetParams(t *testing.T) {
 		t.Fatal(err)
 	}
 	st := m.Stats()
-	if st.Learns != 1 || st.Pending != 0 || st.IPs > 50 {
+	if st.Learns != 1 || st.Pending != 0 || st.IPs > 50 || st.PenalizedIPs > 50 {
 		t.Fatalf("after SetParams: %+v", st)
 	}
 	if m.Params() != q {

@@ -12,12 +12,13 @@ import (
 // plain maps and full sorts, to check the heaps, selections and pruning.
 type oracle struct {
 	p       Params
-	ips     map[IP]float64
+	ips     map[IP]float64 // learned
+	pen     map[IP]float64 // penalty-only: multipliers
 	signers map[Signer]float64
 }
 
 func newOracle(p Params) *oracle {
-	return &oracle{p: p, ips: map[IP]float64{}, signers: map[Signer]float64{}}
+	return &oracle{p: p, ips: map[IP]float64{}, pen: map[IP]float64{}, signers: map[Signer]float64{}}
 }
 
 func oMedian[K comparable](tab map[K]float64) float64 {
@@ -61,7 +62,11 @@ func oPrune[K key[K]](tab map[K]float64, limit int) {
 	}
 }
 
-func oLearn[K key[K]](tab map[K]float64, keys []K, vals []float64, p Params, limit int) {
+// oLearn: learned keys move by EMA toward their mean or the learned median,
+// new keys enter at their mean (times their multiplier, leaving pen, when
+// penalty-only), remaining multipliers move toward 1, scores are floored,
+// then the learned keys are pruned.
+func oLearn[K key[K]](tab, pen map[K]float64, keys []K, vals []float64, p Params, limit int) {
 	m0 := oMedian(tab)
 	sum, cnt := map[K]float64{}, map[K]int{}
 	for i, k := range keys {
@@ -73,14 +78,46 @@ func oLearn[K key[K]](tab map[K]float64, keys []K, vals []float64, p Params, lim
 		if cnt[k] >= p.MinObservations {
 			target = sum[k] / float64(cnt[k])
 		}
-		tab[k] = float64(s*(1-p.Alpha)) + float64(target*p.Alpha)
+		tab[k] = max(p.MinScore, float64(s*(1-p.Alpha))+float64(target*p.Alpha))
 	}
 	for k, s := range sum {
 		if _, known := tab[k]; !known && cnt[k] >= p.MinObservations {
-			tab[k] = s / float64(cnt[k])
+			v := s / float64(cnt[k])
+			if mult, ok := pen[k]; ok {
+				v *= mult
+				delete(pen, k)
+			}
+			tab[k] = max(p.MinScore, v)
 		}
 	}
+	for k, mult := range pen {
+		pen[k] = min(1, float64(mult*(1-p.Alpha))+p.Alpha)
+	}
 	oPrune(tab, limit)
+}
+
+// oPrunePen removes the len-limit penalty-only keys with the largest
+// multipliers, lower key bytes first among equals.
+func oPrunePen(pen map[IP]float64, limit int) {
+	if len(pen) <= limit {
+		return
+	}
+	keys := make([]IP, 0, len(pen))
+	for k := range pen {
+		keys = append(keys, k)
+	}
+	slices.SortFunc(keys, func(a, b IP) int {
+		switch {
+		case pen[a] > pen[b]:
+			return -1
+		case pen[a] < pen[b]:
+			return 1
+		}
+		return a.compare(b)
+	})
+	for _, k := range keys[:len(pen)-limit] {
+		delete(pen, k)
+	}
 }
 
 func (o *oracle) learn(batch []Observation) {
@@ -92,33 +129,65 @@ func (o *oracle) learn(batch []Observation) {
 		ips[i] = b.IP.canonical()
 		sgs[i] = b.Signer
 	}
-	oLearn(o.ips, ips, vals, o.p, o.p.MaxIPs)
-	oLearn(o.signers, sgs, vals, o.p, o.p.MaxSigners)
+	oLearn(o.ips, o.pen, ips, vals, o.p, o.p.MaxIPs)
+	oLearn(o.signers, map[Signer]float64{}, sgs, vals, o.p, o.p.MaxSigners)
 }
 
 func (o *oracle) penalize(ip IP) {
 	ip = ip.canonical()
 	if s, ok := o.ips[ip]; ok {
-		o.ips[ip] = s * o.p.PenaltyFactor
+		o.ips[ip] = max(o.p.MinScore, s*o.p.PenaltyFactor)
 		return
 	}
-	score := oMedian(o.ips) * o.p.PenaltyFactor
-	if len(o.ips) >= 2*o.p.MaxIPs {
-		oPrune(o.ips, o.p.MaxIPs)
+	if mult, ok := o.pen[ip]; ok {
+		o.pen[ip] = mult * o.p.PenaltyFactor
+		return
 	}
-	o.ips[ip] = score
+	if len(o.pen) >= 2*o.p.MaxIPs {
+		oPrunePen(o.pen, o.p.MaxIPs)
+	}
+	o.pen[ip] = o.p.PenaltyFactor
+}
+
+// forward is the oracle's score of (ip, s).
+func (o *oracle) forward(ip IP, s Signer) float64 {
+	ip = ip.canonical()
+	m := oMedian(o.ips)
+	is, ok := o.ips[ip]
+	if !ok {
+		is = m
+		if mult, ok := o.pen[ip]; ok {
+			is = max(o.p.MinScore, m*mult)
+		}
+	}
+	ss, ok := o.signers[s]
+	if !ok {
+		ss = oMedian(o.signers)
+	}
+	return is * ss
 }
 
 // checkTable verifies a table's internal consistency: index ↔ slab, heap
 // positions, heap order, balance and the median.
 func checkTable[K key[K]](t *testing.T, what string, tb *table[K]) {
 	t.Helper()
-	if len(tb.index) != len(tb.slab) {
-		t.Fatalf("%s: index has %d keys, slab %d", what, len(tb.index), len(tb.slab))
+	if len(tb.index) != len(tb.slab)+len(tb.pslab) {
+		t.Fatalf("%s: index has %d keys, slab %d, pslab %d", what, len(tb.index), len(tb.slab), len(tb.pslab))
 	}
 	for k, s := range tb.index {
-		if int(s) >= len(tb.slab) || tb.slab[s].key != k {
+		if s >= 0 && (int(s) >= len(tb.slab) || tb.slab[s].key != k) ||
+			s < 0 && (int(^s) >= len(tb.pslab) || tb.pslab[^s].key != k) {
 			t.Fatalf("%s: index points %v to a wrong slot", what, k)
+		}
+	}
+	for i, e := range tb.slab {
+		if !(e.score >= tb.floor) || !finite(e.score) {
+			t.Fatalf("%s: slot %d score %v, floor %v", what, i, e.score, tb.floor)
+		}
+	}
+	for i, e := range tb.pslab {
+		if !(e.mult >= 0 && e.mult <= 1) {
+			t.Fatalf("%s: penalty-only slot %d multiplier %v", what, i, e.mult)
 		}
 	}
 	if len(tb.lo)+len(tb.hi) != len(tb.slab) || len(tb.lo) < len(tb.hi) || len(tb.lo) > len(tb.hi)+1 {
@@ -157,8 +226,20 @@ func checkTable[K key[K]](t *testing.T, what string, tb *table[K]) {
 	}
 }
 
-func sameTables[K key[K]](t *testing.T, what string, tb *table[K], want map[K]float64) {
+func sameTables[K key[K]](t *testing.T, what string, tb *table[K], want, wantPen map[K]float64) {
 	t.Helper()
+	if len(tb.pslab) != len(wantPen) {
+		t.Fatalf("%s: %d penalty-only entries, oracle %d", what, len(tb.pslab), len(wantPen))
+	}
+	for _, e := range tb.pslab {
+		w, ok := wantPen[e.key]
+		if !ok {
+			t.Fatalf("%s: penalty-only key %v not in the oracle", what, e.key)
+		}
+		if math.Float64bits(w) != math.Float64bits(e.mult) {
+			t.Fatalf("%s: penalty-only key %v multiplier %v, oracle %v", what, e.key, e.mult, w)
+		}
+	}
 	if len(tb.slab) != len(want) {
 		t.Fatalf("%s: %d entries, oracle %d", what, len(tb.slab), len(want))
 	}
@@ -182,13 +263,16 @@ func TestAgainstOracle(t *testing.T) {
 		p := DefaultParams()
 		p.BatchSize, p.MinObservations = 60, 1+int(seed%3)
 		p.MaxIPs, p.MaxSigners = 5+int(seed)*7, 3+int(seed)*5
+		if seed%2 == 0 { // a floor that binds: penalties and zero fees reach it
+			p.MinScore = 1e-6
+		}
 		m, o := New(p), newOracle(p)
 		fees := []uint64{0, 100_000, 200_000, 300_000, 5000, 123_457}
 		for step := 0; step < 300; step++ {
 			if r.IntN(3) == 0 {
 				n := 1 + r.IntN(20)
 				for range n {
-					ip := ip4(10, 0, 0, byte(r.IntN(60)))
+					ip := ip4(10, 0, byte(r.IntN(2)), byte(r.IntN(60)))
 					m.Penalize(ip)
 					o.penalize(ip)
 					checkTable(t, "ips after penalize", m.ips)
@@ -210,8 +294,14 @@ func TestAgainstOracle(t *testing.T) {
 			}
 			checkTable(t, "ips", m.ips)
 			checkTable(t, "signers", m.signers)
-			sameTables(t, "ips", m.ips, o.ips)
-			sameTables(t, "signers", m.signers, o.signers)
+			sameTables(t, "ips", m.ips, o.ips, o.pen)
+			sameTables(t, "signers", m.signers, o.signers, map[Signer]float64{})
+			for range 20 {
+				ip, sg := ip4(10, 0, byte(r.IntN(2)), byte(r.IntN(64))), signer(uint16(r.IntN(44)))
+				if got, want := m.Forward(ip, sg), o.forward(ip, sg); math.Float64bits(got) != math.Float64bits(want) {
+					t.Fatalf("seed %d step %d: Forward(%v) = %v, oracle %v", seed, step, ip, got, want)
+				}
+			}
 		}
 	}
 }
@@ -222,7 +312,7 @@ func TestAgainstOracle(t *testing.T) {
 func TestSelectSmallest(t *testing.T) {
 	r := rand.New(rand.NewPCG(5, 5))
 	for _, n := range []int{1, 2, 3, 12, 13, 14, 100, 1000, 3000} {
-		tb := newTable[IP](n, 1)
+		tb := newTable[IP](n, 0, 1, 1e-30)
 		for i := range n {
 			tb.slab = append(tb.slab, entry[IP]{key: ip4(1, byte(i>>16), byte(i>>8), byte(i)), score: float64(r.IntN(5))})
 		}

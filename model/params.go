@@ -12,6 +12,10 @@ const (
 	MaxBatchSize          = 1 << 20
 	MaxTableSize          = 1 << 20
 	MaxExecutedMultiplier = 1e9
+
+	// LeastMinScore is the smallest MinScore allowed: the product of two
+	// floored scores (IP × signer) is then still a normal float64.
+	LeastMinScore = 1e-150
 )
 
 // Params are the model's tuning constants; DefaultParams gives the
@@ -38,6 +42,10 @@ type Params struct {
 	// MaxIPs and MaxSigners are the table sizes pruning keeps (10 000).
 	MaxIPs     int
 	MaxSigners int
+	// MinScore is the floor of every score (1e-30): no penalty, EMA or
+	// low-value batch takes a score below it, so products of scores never
+	// underflow to 0 and fee/CU keeps ranking the worst senders.
+	MinScore float64
 }
 
 // DefaultParams returns the reference's constants.
@@ -51,6 +59,7 @@ func DefaultParams() Params {
 		PenaltyFactor:      0.01,
 		MaxIPs:             10_000,
 		MaxSigners:         10_000,
+		MinScore:           1e-30,
 	}
 }
 
@@ -87,6 +96,9 @@ func (p Params) Validate() error {
 	}
 	if p.MaxSigners < 1 || p.MaxSigners > MaxTableSize {
 		bad("max signers must be between 1 and %d, got %d", MaxTableSize, p.MaxSigners)
+	}
+	if !(p.MinScore >= LeastMinScore) || math.IsInf(p.MinScore, 0) {
+		bad("min score must be finite and at least %g, got %v", LeastMinScore, p.MinScore)
 	}
 	return errors.Join(errs...)
 }

@@ -12,6 +12,14 @@ type IPScore struct {
 	Score float64
 }
 
+// IPPenalty is one penalty-only IP: penalised, never learned. It scores
+// the learned IP median × Mult (at least MinScore); Mult is the product of
+// the penalty factors it received, recovering toward 1 at each learn.
+type IPPenalty struct {
+	IP   IP
+	Mult float64
+}
+
 // SignerScore is one entry of the signer table.
 type SignerScore struct {
 	Signer Signer
@@ -20,39 +28,49 @@ type SignerScore struct {
 
 // Snapshot is a model's whole state as plain values: what Save writes.
 type Snapshot struct {
-	Params  Params
-	IPs     []IPScore     // sorted by key bytes
-	Signers []SignerScore // sorted by key bytes
-	Pending []Observation // buffered for the next learn, in order
-	Stats   Stats
+	Params    Params
+	IPs       []IPScore     // learned IPs, sorted by key bytes
+	Penalized []IPPenalty   // penalty-only IPs, sorted by key bytes
+	Signers   []SignerScore // sorted by key bytes
+	Pending   []Observation // buffered for the next learn, in order
+	Stats     Stats
 }
 
 // Snapshot returns a copy of m's state, tables sorted by key.
 func (m *IPSigner) Snapshot() Snapshot {
 	s := Snapshot{
-		Params:  m.p,
-		IPs:     make([]IPScore, len(m.ips.slab)),
-		Signers: make([]SignerScore, len(m.signers.slab)),
-		Pending: slices.Clone(m.pending),
-		Stats:   m.Stats(),
+		Params:    m.p,
+		IPs:       make([]IPScore, len(m.ips.slab)),
+		Penalized: make([]IPPenalty, len(m.ips.pslab)),
+		Signers:   make([]SignerScore, len(m.signers.slab)),
+		Pending:   slices.Clone(m.pending),
+		Stats:     m.Stats(),
 	}
 	for i, e := range m.ips.slab {
 		s.IPs[i] = IPScore{e.key, e.score}
+	}
+	for i, e := range m.ips.pslab {
+		s.Penalized[i] = IPPenalty{e.key, e.mult}
 	}
 	for i, e := range m.signers.slab {
 		s.Signers[i] = SignerScore{e.key, e.score}
 	}
 	slices.SortFunc(s.IPs, func(a, b IPScore) int { return a.IP.compare(b.IP) })
+	slices.SortFunc(s.Penalized, func(a, b IPPenalty) int { return a.IP.compare(b.IP) })
 	slices.SortFunc(s.Signers, func(a, b SignerScore) int { return a.Signer.compare(b.Signer) })
 	return s
 }
 
-// restore loads s into the empty model m (same Params). REQUIRES: keys
-// unique and canonical, scores finite and non-negative.
+// restore loads s into the empty model m (same Params). REQUIRES: IP keys
+// unique across IPs and Penalized, all keys canonical, scores finite and
+// at least MinScore, multipliers in [0, 1].
 func (m *IPSigner) restore(s Snapshot) {
 	for _, e := range s.IPs {
 		m.ips.slab = append(m.ips.slab, entry[IP]{key: e.IP, score: e.Score})
 		m.ips.index[e.IP] = int32(len(m.ips.slab) - 1)
+	}
+	for _, e := range s.Penalized {
+		m.ips.insertPen(e.IP, e.Mult)
 	}
 	for _, e := range s.Signers {
 		m.signers.slab = append(m.signers.slab, entry[Signer]{key: e.Signer, score: e.Score})
@@ -89,6 +107,8 @@ func Diff(a, b *IPSigner, tol float64) []string {
 	}
 	diffTable(sa.IPs, sb.IPs, func(e IPScore) IP { return e.IP },
 		func(e IPScore) float64 { return e.Score }, IP.compare, "ip", tol, add)
+	diffTable(sa.Penalized, sb.Penalized, func(e IPPenalty) IP { return e.IP },
+		func(e IPPenalty) float64 { return e.Mult }, IP.compare, "penalty-only ip", tol, add)
 	diffTable(sa.Signers, sb.Signers, func(e SignerScore) Signer { return e.Signer },
 		func(e SignerScore) float64 { return e.Score }, Signer.compare, "signer", tol, add)
 	if len(sa.Pending) != len(sb.Pending) {

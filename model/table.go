@@ -20,12 +20,20 @@ type entry[K any] struct {
 	pos   int32
 }
 
+// pentry is a penalty-only key: one the model has penalised but never
+// learned. It scores the table's median × mult (at least the floor), and
+// does not count in the median.
+type pentry[K any] struct {
+	key  K
+	mult float64 // product of the penalty factors, recovering toward 1 per learn
+}
+
 // agg accumulates one key's values within a batch, in batch order.
 type agg[K any] struct {
 	key   K
 	sum   float64
 	count int32
-	slot  int32 // the key's slot in the table when known, else -1
+	slot  int32 // the key's learned slot when learned, else -1
 }
 
 // item is what the heaps and selections order: a value (a score, or a
@@ -36,19 +44,26 @@ type item struct {
 	slot int32
 }
 
-// table maps keys to scores and keeps their exact median.
+// table maps keys to scores and keeps the exact median of its learned
+// entries.
 //
-// The entries live in a slab indexed by int32; index maps a key to its slot.
-// Neither holds pointers, so the garbage collector does not scan them. The
-// median is kept exact at all times by two heaps: lo, a max-heap of the
-// lower ⌈n/2⌉ scores, and hi, a min-heap of the upper ⌊n/2⌋. Changing one
-// score (Penalize) costs O(log n); Learn, which changes every score,
-// rebuilds the heaps in O(n) with a selection.
+// Learned entries live in slab, penalty-only entries in pslab, both indexed
+// by int32; index maps a key to its slot s in slab (s ≥ 0) or ^s in pslab
+// (negative). None of them holds pointers, so the garbage collector does not
+// scan them. The median of the learned scores is kept exact at all times by
+// two heaps: lo, a max-heap of the lower ⌈n/2⌉ scores, and hi, a min-heap
+// of the upper ⌊n/2⌋. Changing one score (Penalize) costs O(log n); Learn,
+// which changes every score, rebuilds the heaps in O(n) with a selection.
+// Penalty-only entries are outside the heaps: they never move the median.
 type table[K key[K]] struct {
 	index  map[K]int32
 	slab   []entry[K]
 	lo, hi []item
 	median float64
+	floor  float64 // MinScore: no score goes below it
+
+	pslab  []pentry[K]
+	selPen bool // the current selection's slots index pslab, not slab
 
 	// Scratch, preallocated, reused by every learn and prune.
 	order []item    // reordered by selections
@@ -57,14 +72,18 @@ type table[K key[K]] struct {
 	aggs  []agg[K]
 }
 
-func newTable[K key[K]](capacity, batch int) *table[K] {
+// newTable returns a table for capacity learned and pcap penalty-only
+// entries, learning batches of up to batch keys.
+func newTable[K key[K]](capacity, pcap, batch int, floor float64) *table[K] {
 	return &table[K]{
-		index:  make(map[K]int32, capacity),
+		index:  make(map[K]int32, capacity+pcap),
 		slab:   make([]entry[K], 0, capacity),
 		lo:     make([]item, 0, capacity/2+1),
 		hi:     make([]item, 0, capacity/2+1),
 		median: 1,
-		order:  make([]item, 0, capacity),
+		floor:  floor,
+		pslab:  make([]pentry[K], 0, pcap),
+		order:  make([]item, 0, max(capacity, pcap)),
 		upd:    make([]float64, 0, capacity),
 		aggIx:  make(map[K]int32, batch),
 		aggs:   make([]agg[K], 0, batch),
@@ -73,12 +92,23 @@ func newTable[K key[K]](capacity, batch int) *table[K] {
 
 func (t *table[K]) len() int { return len(t.slab) }
 
-// score returns k's score, or the median when k is unknown.
+// score returns k's score: its learned score, the median × its penalty
+// multiplier (at least the floor) when penalty-only, the median when
+// unknown.
 func (t *table[K]) score(k K) float64 {
-	if s, ok := t.index[k]; ok {
+	s, ok := t.index[k]
+	switch {
+	case !ok:
+		return t.median
+	case s >= 0:
 		return t.slab[s].score
 	}
-	return t.median
+	return t.penScore(^s)
+}
+
+// penScore is the score of penalty-only slot ps.
+func (t *table[K]) penScore(ps int32) float64 {
+	return max(t.floor, float64(t.median*t.pslab[ps].mult))
 }
 
 // --- median heaps -----------------------------------------------------------
@@ -302,6 +332,9 @@ func (t *table[K]) before(a, b item) bool {
 
 // keyBefore breaks ties between equal values by key bytes.
 func (t *table[K]) keyBefore(a, b int32) bool {
+	if t.selPen {
+		return t.pslab[a].key.compare(t.pslab[b].key) < 0
+	}
 	return t.slab[a].key.compare(t.slab[b].key) < 0
 }
 
@@ -398,19 +431,75 @@ func b2i(b bool) int {
 
 // --- mutation ---------------------------------------------------------------
 
-// insert adds an unknown key with score; the heaps stay valid.
-func (t *table[K]) insert(k K, score float64) {
-	slot := int32(len(t.slab))
-	t.slab = append(t.slab, entry[K]{key: k, score: score})
-	t.index[k] = slot
+// set changes a learned slot's score (raised to the floor); the heaps stay
+// valid.
+func (t *table[K]) set(slot int32, score float64) {
+	t.unlink(slot)
+	t.slab[slot].score = max(t.floor, score)
 	t.link(slot)
 }
 
-// set changes a known slot's score; the heaps stay valid.
-func (t *table[K]) set(slot int32, score float64) {
-	t.unlink(slot)
-	t.slab[slot].score = score
-	t.link(slot)
+// insertPen adds an unknown key as penalty-only with multiplier mult.
+func (t *table[K]) insertPen(k K, mult float64) {
+	t.pslab = append(t.pslab, pentry[K]{key: k, mult: mult})
+	t.index[k] = ^int32(len(t.pslab) - 1)
+}
+
+// removePen deletes penalty-only slot ps, moving the last one into its
+// place.
+func (t *table[K]) removePen(ps int32) {
+	last := int32(len(t.pslab) - 1)
+	delete(t.index, t.pslab[ps].key)
+	if ps != last {
+		t.pslab[ps] = t.pslab[last]
+		t.index[t.pslab[ps].key] = ^ps
+	}
+	t.pslab = t.pslab[:last]
+}
+
+// prunePen removes the len-limit penalty-only entries whose scores are
+// closest to the median: those with the largest multipliers (ties: lower
+// key bytes first), keeping the most penalised. Their scores are median ×
+// mult ≤ median, so the distance to the median is median × (1 - mult) and
+// the order by mult is exact and does not depend on the median. Returns
+// how many entries it removed.
+func (t *table[K]) prunePen(limit int) int {
+	r := len(t.pslab) - limit
+	if r <= 0 {
+		return 0
+	}
+	n := len(t.pslab)
+	if cap(t.order) < n {
+		t.order = make([]item, n, n+n/4)
+	}
+	order := t.order[:n]
+	for i := range order {
+		order[i] = item{-t.pslab[i].mult, int32(i)}
+	}
+	t.selPen = true
+	t.selectSmallest(order, r)
+	t.selPen = false
+	gone := order[:r]
+	slices.SortFunc(gone, func(a, b item) int { return int(a.slot - b.slot) })
+	for i := r - 1; i >= 0; i-- { // highest slot first: the last slot is never pending
+		t.removePen(gone[i].slot)
+	}
+	return r
+}
+
+// raiseFloor sets the floor to f, raising learned scores below it.
+func (t *table[K]) raiseFloor(f float64) {
+	t.floor = f
+	changed := false
+	for i := range t.slab {
+		if t.slab[i].score < f {
+			t.slab[i].score = f
+			changed = true
+		}
+	}
+	if changed {
+		t.rebuild()
+	}
 }
 
 // prune removes the len-limit entries whose scores are closest to the
@@ -462,11 +551,14 @@ func (t *table[K]) accumulate(k K, v float64) {
 	t.aggs[i].count++
 }
 
-// learn applies the accumulated batch: every known key moves by EMA toward
-// its batch mean (if it had at least minObs observations) or else toward
-// the median as it was before the batch; unknown keys with at least minObs
-// observations enter at their mean; then the table is pruned to limit.
-// Returns how many entries pruning removed.
+// learn applies the accumulated batch: every learned key moves by EMA
+// toward its batch mean (if it had at least minObs observations) or else
+// toward the learned median as it was before the batch; other keys with at
+// least minObs observations become learned at their mean, times their
+// penalty multiplier when they were penalty-only; every remaining
+// penalty-only multiplier moves by EMA toward 1 (its score toward the
+// median); scores are raised to the floor; then the learned entries are
+// pruned to limit. Returns how many entries pruning removed.
 func (t *table[K]) learn(alpha float64, minObs, limit int) int {
 	m0 := t.median
 	n := len(t.slab)
@@ -482,21 +574,30 @@ func (t *table[K]) learn(alpha float64, minObs, limit int) int {
 		if int(a.count) < minObs {
 			continue
 		}
-		if s, ok := t.index[a.key]; ok {
+		if s, ok := t.index[a.key]; ok && s >= 0 {
 			a.slot = s
 			upd[s] = a.sum / float64(a.count)
 		}
 	}
 	for i := range t.slab {
-		t.slab[i].score = ema(t.slab[i].score, upd[i], alpha)
+		t.slab[i].score = max(t.floor, ema(t.slab[i].score, upd[i], alpha))
 	}
 	for i := range t.aggs { // first-appearance order: deterministic slots
 		a := &t.aggs[i]
-		if int(a.count) >= minObs && a.slot < 0 {
-			slot := int32(len(t.slab))
-			t.slab = append(t.slab, entry[K]{key: a.key, score: a.sum / float64(a.count)})
-			t.index[a.key] = slot
+		if int(a.count) < minObs || a.slot >= 0 {
+			continue
 		}
+		v := a.sum / float64(a.count)
+		if s, ok := t.index[a.key]; ok { // penalty-only: carries its penalty
+			v = float64(v * t.pslab[^s].mult)
+			t.removePen(^s)
+		}
+		slot := int32(len(t.slab))
+		t.slab = append(t.slab, entry[K]{key: a.key, score: max(t.floor, v)})
+		t.index[a.key] = slot
+	}
+	for i := range t.pslab {
+		t.pslab[i].mult = min(1, ema(t.pslab[i].mult, 1, alpha))
 	}
 	clear(t.aggIx)
 	t.aggs = t.aggs[:0]
