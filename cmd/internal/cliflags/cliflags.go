@@ -78,6 +78,8 @@ func ModelFlags() []cli.Flag {
 			Usage: "IP entries kept after each update (those closest to the median are pruned)"},
 		&cli.IntFlag{Name: "max-signers", Category: CatModel, EnvVars: Env("max-signers"), Value: d.MaxSigners,
 			Usage: "signer entries kept after each update"},
+		&cli.Float64Flag{Name: "min-score", Category: CatModel, EnvVars: Env("min-score"), Value: d.MinScore,
+			Usage: "floor of every IP and signer score, so penalties never take a score (or a product of scores) to 0"},
 	}
 }
 
@@ -92,6 +94,7 @@ func ModelParams(c *cli.Context) (model.Params, error) {
 	p.PenaltyFactor = c.Float64("penalty-factor")
 	p.MaxIPs = c.Int("max-ips")
 	p.MaxSigners = c.Int("max-signers")
+	p.MinScore = c.Float64("min-score")
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("model flags: %w", err)
 	}
