@@ -28,11 +28,14 @@
 //     it; a penalty-only IP becomes learned at new × its multiplier — the
 //     conservative choice: it keeps the penalties it earned, exactly as if
 //     it had been learned first and penalised after, so a spammer cannot
-//     launder its penalties by completing five transactions. Every
-//     remaining penalty-only multiplier moves toward 1 by the same EMA
-//     (mult ← (1-α)·mult + α), which is the EMA of its score toward the
-//     median, so penalties fade as they do for learned keys. Then the
-//     learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
+//     launder its penalties by completing five transactions. Other
+//     penalty-only entries keep their multipliers: with nothing learned
+//     about them there is nothing to average toward, so they leave only by
+//     being learned or pruned. (Moving them toward the median as learned
+//     keys move would forget a penalty within a few batches — 5 % of the
+//     median comes back per batch, about 12 batches a second under load —
+//     and a sybil IP claiming a high fee would get a bad packet through
+//     every second or so.) Then the learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
 //     those whose scores are closest to the learned median after the update
 //     (ties: lower key bytes go first), which keeps the most and least
 //     valuable sources.

@@ -112,11 +112,10 @@ func (m *IPSigner) Observe(o Observation) (learned bool) {
 //  3. every other key with ≥ MinObservations observations becomes learned
 //     at its mean, times its penalty multiplier if it was a penalty-only
 //     IP;
-//  4. every remaining penalty-only IP's multiplier moves toward 1:
-//     mult ← (1-α)·mult + α (its score, median × mult, toward the median);
-//  5. scores are raised to MinScore, and each table's learned entries are
+//  4. scores are raised to MinScore, and each table's learned entries are
 //     pruned to MaxIPs/MaxSigners by removing those closest to its (new)
-//     median, ties broken by lower key bytes.
+//     median, ties broken by lower key bytes. Other penalty-only IPs keep
+//     their multipliers (they score the new median × multiplier).
 //
 // The result depends only on the batch contents and order, never on map
 // iteration order. Observe calls Learn; call it directly to learn from a

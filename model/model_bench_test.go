@@ -177,8 +177,7 @@ func BenchmarkPenalizePenalized(b *testing.B) {
 }
 
 // BenchmarkLearn400On16kFlooded: BenchmarkLearn400On16k's batches with a
-// penalty-only table of 24 576 entries (whose multipliers every learn
-// moves) beside the learned ones.
+// penalty-only table of 24 576 entries beside the learned ones.
 func BenchmarkLearn400On16kFlooded(b *testing.B) {
 	const n = 16_384
 	m := floodedModel(b, n)

@@ -64,8 +64,8 @@ func oPrune[K key[K]](tab map[K]float64, limit int) {
 
 // oLearn: learned keys move by EMA toward their mean or the learned median,
 // new keys enter at their mean (times their multiplier, leaving pen, when
-// penalty-only), remaining multipliers move toward 1, scores are floored,
-// then the learned keys are pruned.
+// penalty-only), scores are floored, then the learned keys are pruned;
+// other penalty-only keys keep their multipliers.
 func oLearn[K key[K]](tab, pen map[K]float64, keys []K, vals []float64, p Params, limit int) {
 	m0 := oMedian(tab)
 	sum, cnt := map[K]float64{}, map[K]int{}
@@ -89,9 +89,6 @@ func oLearn[K key[K]](tab, pen map[K]float64, keys []K, vals []float64, p Params
 			}
 			tab[k] = max(p.MinScore, v)
 		}
-	}
-	for k, mult := range pen {
-		pen[k] = min(1, float64(mult*(1-p.Alpha))+p.Alpha)
 	}
 	oPrune(tab, limit)
 }

@@ -14,7 +14,7 @@ type IPScore struct {
 
 // IPPenalty is one penalty-only IP: penalised, never learned. It scores
 // the learned IP median × Mult (at least MinScore); Mult is the product of
-// the penalty factors it received, recovering toward 1 at each learn.
+// the penalty factors it received.
 type IPPenalty struct {
 	IP   IP
 	Mult float64

@@ -25,7 +25,7 @@ type entry[K any] struct {
 // does not count in the median.
 type pentry[K any] struct {
 	key  K
-	mult float64 // product of the penalty factors, recovering toward 1 per learn
+	mult float64 // product of the penalty factors received
 }
 
 // agg accumulates one key's values within a batch, in batch order.
@@ -555,10 +555,9 @@ func (t *table[K]) accumulate(k K, v float64) {
 // toward its batch mean (if it had at least minObs observations) or else
 // toward the learned median as it was before the batch; other keys with at
 // least minObs observations become learned at their mean, times their
-// penalty multiplier when they were penalty-only; every remaining
-// penalty-only multiplier moves by EMA toward 1 (its score toward the
-// median); scores are raised to the floor; then the learned entries are
-// pruned to limit. Returns how many entries pruning removed.
+// penalty multiplier when they were penalty-only; scores are raised to the
+// floor; then the learned entries are pruned to limit. Other penalty-only
+// entries are left as they are. Returns how many entries pruning removed.
 func (t *table[K]) learn(alpha float64, minObs, limit int) int {
 	m0 := t.median
 	n := len(t.slab)
@@ -595,9 +594,6 @@ func (t *table[K]) learn(alpha float64, minObs, limit int) int {
 		slot := int32(len(t.slab))
 		t.slab = append(t.slab, entry[K]{key: a.key, score: max(t.floor, v)})
 		t.index[a.key] = slot
-	}
-	for i := range t.pslab {
-		t.pslab[i].mult = min(1, ema(t.pslab[i].mult, 1, alpha))
 	}
 	clear(t.aggIx)
 	t.aggs = t.aggs[:0]
