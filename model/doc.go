@@ -35,10 +35,13 @@
 //     keys move would forget a penalty within a few batches — 5 % of the
 //     median comes back per batch, about 12 batches a second under load —
 //     and a sybil IP claiming a high fee would get a bad packet through
-//     every second or so.) Then the learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
-//     those whose scores are closest to the learned median after the update
-//     (ties: lower key bytes go first), which keeps the most and least
-//     valuable sources.
+//     every second or so.) The price: an honest IP penalised once (one
+//     garbled packet) stays at median × 0.01 until it completes
+//     MinObservations transactions in one batch or is pruned. Then the
+//     learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
+//     those whose scores are closest to the learned median after the
+//     update (ties: lower key bytes go first), which keeps the most and
+//     least valuable sources.
 //   - Penalize(ip) (a failed sigverify or an unparsable packet) multiplies
 //     the IP's score by PenaltyFactor (0.01): a learned IP stays learned and
 //     keeps counting in the median; a penalty-only IP's multiplier is
@@ -67,8 +70,8 @@
 // sorted by key, so equal models have byte-identical files; a model that is
 // saved, loaded and fed the rest of a sequence ends identical to one fed
 // the whole sequence (buffered observations and penalty-only entries are
-// saved too). The EMA is
-// written so that no architecture fuses it into a multiply-add.
+// saved too). The EMA is written so that no architecture fuses it into a
+// multiply-add.
 //
 // # The median, and what it costs
 //
@@ -87,7 +90,7 @@
 // and a new one an append. When there are 2·MaxIPs of them the next new
 // one first prunes them to MaxIPs with one quickselect, so their memory
 // stays bounded (preallocated by New) and the prune costs O(1) amortised
-// per penalty. Learn moves every penalty-only multiplier, O(MaxIPs).
+// per penalty. Learn touches only the penalty-only IPs it learns.
 //
 // # The reference (temporalxyz/solana-qos, model/src/models/ip_signer.rs)
 //
