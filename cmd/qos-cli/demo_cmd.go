@@ -32,7 +32,7 @@ func demoCommand() *cli.Command {
 			"in this process against the simulator with the same traffic, prints one table comparing\n" +
 			"them and writes an HTML report. It removes its channel files when done.",
 		Flags: []cli.Flag{
-			&cli.DurationFlag{Name: "duration", Value: 5 * time.Second, Usage: "traffic per policy"},
+			&cli.DurationFlag{Name: "duration", Value: 8 * time.Second, Usage: "traffic per policy"},
 			&cli.DurationFlag{Name: "warmup", Value: 3 * time.Second, Usage: "spam share is measured after this"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "traffic seed: the same seed gives the same packets"},
 			&cli.StringFlag{Name: "config", Usage: "simulator configuration (JSON, as written by `qos-cli simulate --print-config`); default: the built-in story"},
