@@ -215,3 +215,24 @@ func (s *PartialStore) touch(slot int32) {
 	s.unlinkList(slot)
 	s.pushFront(slot)
 }
+
+// Peek loads the index word where a lookup of hash starts and returns it.
+// It changes nothing; a caller about to insert many hashes peeks them all
+// first so their cache misses overlap instead of following one another.
+func (s *PartialStore) Peek(hash uint64) uint64 { return s.index[(hash>>32)&s.mask] }
+
+// PeekEvictions loads, for the next k entries that inserts into a full
+// store would evict, the index words where their removal starts, and
+// returns their sum. It changes nothing; see Peek.
+func (s *PartialStore) PeekEvictions(k int) uint64 {
+	if int(s.n) < len(s.slots) {
+		return 0
+	}
+	var sum uint64
+	for slot := s.tail; slot >= 0 && k > 0; k-- {
+		e := &s.slots[slot]
+		sum += s.index[(e.hash>>32)&s.mask]
+		slot = e.prev
+	}
+	return sum
+}

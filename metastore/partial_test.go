@@ -216,3 +216,27 @@ func TestPartialStoreAllocs(t *testing.T) {
 		t.Fatalf("%v allocations per run, want 0", allocs)
 	}
 }
+
+// TestPeekChangesNothing: the early loads leave the store as it was.
+func TestPeekChangesNothing(t *testing.T) {
+	s := NewPartialStore(4)
+	if s.PeekEvictions(3) != 0 {
+		t.Fatal("PeekEvictions on a store with room should load nothing")
+	}
+	for h := uint64(1); h <= 4; h++ {
+		s.Insert(h<<40|h, Partial{Fee: h})
+	}
+	_ = s.Peek(1<<40 | 1)
+	_ = s.Peek(99)
+	_ = s.PeekEvictions(10) // more than the store holds: stops at the head
+	for h := uint64(1); h <= 4; h++ {
+		if !s.Contains(h<<40 | h) {
+			t.Fatalf("hash %d lost", h)
+		}
+	}
+	// The least recent is still evicted first.
+	s.Insert(5<<40|5, Partial{})
+	if s.Contains(1<<40|1) || s.Len() != 4 {
+		t.Fatal("Peek disturbed the LRU order")
+	}
+}
