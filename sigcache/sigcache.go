@@ -144,3 +144,26 @@ func (s *Set) remove(k uint64) {
 		}
 	}
 }
+
+// Key returns the set's key of a 64-byte signature, for ContainsKey and
+// Peek; 0 for a slice of another length (never a key).
+func (s *Set) Key(sig []byte) uint64 {
+	if len(sig) != SignatureSize {
+		return 0
+	}
+	return s.key(sig)
+}
+
+// ContainsKey is Contains for a key from Key.
+func (s *Set) ContainsKey(k uint64) bool {
+	if k == 0 {
+		return false
+	}
+	_, ok := s.find(k)
+	return ok
+}
+
+// Peek loads the index word where a lookup of k starts and returns it. It
+// changes nothing; a caller about to look up many keys peeks them all first
+// so their cache misses overlap instead of following one another.
+func (s *Set) Peek(k uint64) uint64 { return s.index[k&s.mask] }

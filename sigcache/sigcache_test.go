@@ -164,3 +164,25 @@ func TestAllocs(t *testing.T) {
 		t.Fatalf("Contains allocates %v per call", a)
 	}
 }
+
+func TestKeyAndPeek(t *testing.T) {
+	s := New(8, 42)
+	var a, b [SignatureSize]byte
+	a[0], b[0] = 1, 2
+	s.Add(&a)
+	ka, kb := s.Key(a[:]), s.Key(b[:])
+	if ka == 0 || kb == 0 || ka == kb {
+		t.Fatalf("keys %x %x", ka, kb)
+	}
+	if !s.ContainsKey(ka) || s.ContainsKey(kb) || s.ContainsKey(0) || s.Key(a[:10]) != 0 {
+		t.Fatal("ContainsKey disagrees with Add")
+	}
+	if s.ContainsKey(ka) != s.Contains(a[:]) || s.ContainsKey(kb) != s.Contains(b[:]) {
+		t.Fatal("ContainsKey disagrees with Contains")
+	}
+	_ = s.Peek(ka)
+	_ = s.Peek(kb)
+	if !s.ContainsKey(ka) || s.Len() != 1 {
+		t.Fatal("Peek changed the set")
+	}
+}
