@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io/fs"
 	"log/slog"
-	"net/netip"
 	"runtime"
 	"sync"
 	"time"
@@ -308,7 +307,7 @@ func (s *Sidecar) step(mono, wall int64) int {
 		}
 	}
 	n += s.drainSigFailures()
-	n += s.drainResults(wall)
+	n += s.drainResults()
 	n += s.send(mono)
 	return n
 }
@@ -465,7 +464,7 @@ func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte) {
 	}
 }
 
-func (s *Sidecar) drainResults(wall int64) int {
+func (s *Sidecar) drainResults() int {
 	n := 0
 	for n < s.cfg.FeedbackBatch && s.sch.Pop(&s.meta) {
 		n++
@@ -476,12 +475,10 @@ func (s *Sidecar) drainResults(wall int64) int {
 			continue
 		}
 		s.snap.Counters[Joined]++
-		obs := model.Observation{
-			IP:        model.IPOf(netip.AddrFrom16(p.IP).Unmap()),
-			Signer:    p.Signer,
-			Fee:       p.Fee,
-			ExecNanos: exec,
-		}
+		// The row's Observation is what replay feeds the model: build the
+		// loop's from the same row so the two cannot drift apart.
+		row := metastore.Join(&p, hash, s.cfg.Seed, 0, s.wall, exec, 0)
+		obs := row.Observation()
 		if s.learn {
 			t0 := time.Now()
 			if s.model.Observe(obs) {
@@ -493,7 +490,8 @@ func (s *Sidecar) drainResults(wall int64) int {
 		}
 		if h := s.cfg.Handoff; h != nil {
 			s.rowSeq++
-			row := metastore.Join(&p, hash, s.cfg.Seed, s.rowSeq, wall, exec, model.Value(s.cfg.Model, obs))
+			row.Seq = s.rowSeq
+			row.Value = model.Value(s.cfg.Model, obs)
 			if h.Offer(&row) {
 				s.snap.Counters[RowsOffered]++
 			} else {

@@ -230,7 +230,8 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 	miss.Set(12345, 1)
 	h.sch.Push(&miss)
 	h.sch.Sync()
-	h.s.drainResults(time.Now().UnixNano())
+	h.s.wall = time.Now().UnixNano()
+	h.s.drainResults()
 
 	c := &h.s.snap
 	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != 1 {
