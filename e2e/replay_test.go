@@ -4,7 +4,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -15,48 +14,8 @@ import (
 
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/sim"
+	"github.com/solqos/qos/sql/sqltest"
 )
-
-// testDatabase returns a URL whose search_path is a fresh schema, dropped
-// when the test ends. The database is the one scripts/test starts; in CI
-// its absence is a failure, never a skip.
-func testDatabase(t *testing.T) string {
-	t.Helper()
-	base := os.Getenv("QOS_TEST_DATABASE_URL")
-	if base == "" {
-		base = "postgres://postgres@127.0.0.1:5432/test?sslmode=disable"
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	conn, err := pgx.Connect(ctx, base)
-	if err != nil {
-		if os.Getenv("CI") != "" {
-			t.Fatalf("Postgres at QOS_TEST_DATABASE_URL unreachable: %v", err)
-		}
-		t.Skipf("Postgres unreachable (run ./scripts/test, which starts it): %v", err)
-	}
-	defer conn.Close(context.Background())
-	schema := fmt.Sprintf("qos_e2e_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9)
-	if _, err := conn.Exec(ctx, "CREATE SCHEMA "+schema); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-		defer cancel()
-		if c, err := pgx.Connect(ctx, base); err == nil {
-			_, _ = c.Exec(ctx, "DROP SCHEMA "+schema+" CASCADE")
-			c.Close(ctx)
-		}
-	})
-	u, err := url.Parse(base)
-	if err != nil {
-		t.Fatal(err)
-	}
-	q := u.Query()
-	q.Set("search_path", schema)
-	u.RawQuery = q.Encode()
-	return u.String()
-}
 
 // honestConfig is the default story without attackers: every packet is a
 // valid transaction, so everything the model learns comes from completed
@@ -102,7 +61,7 @@ func TestReplayRebuildsDaemonModelUnderAttack(t *testing.T) {
 // penalties says whether the traffic must have made the daemon penalise.
 func replayMatchesDaemon(t *testing.T, penalties bool, simArgs ...string) {
 	t.Helper()
-	db := testDatabase(t)
+	db := sqltest.New(t, "e2e").URL
 	dir := t.TempDir()
 	daemonModel, replayModel := filepath.Join(dir, "daemon.bin"), filepath.Join(dir, "replay.bin")
 	p := prefix(t)

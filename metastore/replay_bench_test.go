@@ -11,9 +11,8 @@ import (
 	"testing"
 	"time"
 
-	"github.com/jackc/pgx/v5"
-
 	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/sql/sqltest"
 )
 
 // BenchmarkReplay writes 1 000 000 rows, one in seven a penalty (reporting
@@ -99,7 +98,7 @@ func TestReplayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := connectForChild(t, cfg)
+	conn := sqltest.Connect(t, cfg)
 	start := time.Now()
 	_, rows, err := Replay(context.Background(), conn, ReplayOptions{Params: model.DefaultParams(), To: time.Unix(0, to)})
 	if err != nil {
@@ -128,16 +127,4 @@ func vmHWM(t *testing.T) int64 {
 	}
 	t.Fatal("no VmHWM in /proc/self/status")
 	return 0
-}
-
-func connectForChild(t *testing.T, cfg *pgx.ConnConfig) *pgx.Conn {
-	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { c.Close(context.Background()) })
-	return c
 }

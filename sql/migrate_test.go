@@ -172,7 +172,7 @@ func TestMigrateNoSchema(t *testing.T) {
 	db := sqltest.New(t, "noschema")
 	cfg := db.Config(t)
 	cfg.RuntimeParams["search_path"] = db.Schema + "_missing"
-	c := connectConfig(t, cfg)
+	c := sqltest.Connect(t, cfg)
 	_, err := qsql.Migrate(context.Background(), c)
 	if !errors.Is(err, qsql.ErrNoSchema) {
 		t.Fatalf("Migrate without a schema: %v", err)

@@ -42,9 +42,16 @@ func (d *DB) Config(t testing.TB) *pgx.ConnConfig {
 // Connect opens a connection in the schema, closed at cleanup.
 func (d *DB) Connect(t testing.TB) *pgx.Conn {
 	t.Helper()
+	return Connect(t, d.Config(t))
+}
+
+// Connect opens a connection with cfg, closed at cleanup; failing to
+// connect within 10 s fails the test.
+func Connect(t testing.TB, cfg *pgx.ConnConfig) *pgx.Conn {
+	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	c, err := pgx.ConnectConfig(ctx, d.Config(t))
+	c, err := pgx.ConnectConfig(ctx, cfg)
 	if err != nil {
 		t.Fatalf("connect: %v", err)
 	}
