@@ -53,11 +53,6 @@ func (t *tx) encode(dst []byte) []byte {
 	return dst
 }
 
-// fee is the agave fee of t: one signature plus ceil(price × limit / 1e6).
-func (t *tx) fee() uint64 {
-	prio := (t.price*uint64(t.limit) + 999_999) / 1_000_000
-	return 5000 + prio
-}
 
 // packet builds a packet record of t from addr.
 func (t *tx) packet(tb testing.TB, addr netip.Addr) channels.Packet {
