@@ -53,7 +53,6 @@ func (t *tx) encode(dst []byte) []byte {
 	return dst
 }
 
-
 // packet builds a packet record of t from addr.
 func (t *tx) packet(tb testing.TB, addr netip.Addr) channels.Packet {
 	tb.Helper()
