@@ -178,6 +178,29 @@ func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) 
 	return true, evicted
 }
 
+// Admits reports whether Push(p, score, hash, now) would admit a packet
+// now: the queue has a free slot, or its lowest entry has expired, or the
+// newcomer is above the lowest entry (a tie keeps the older). It changes
+// nothing and reads only the heap's root, so a caller can skip costlier
+// steps (dedup, lookups) for packets the queue would refuse anyway.
+func (q *Queue) Admits(score float64, now int64) bool {
+	if q.n < len(q.heap) {
+		return true
+	}
+	if len(q.heap) == 0 {
+		return false
+	}
+	if score != score {
+		score = math.Inf(-1)
+	}
+	m := &q.heap[0]
+	if q.expired(m.enq, now) {
+		return true
+	}
+	nd := node{score: score, seq: q.seq}
+	return above(&nd, m)
+}
+
 // copyRecord copies the bytes of src that matter, data[0:size] and the
 // metadata, into dst; the rest of dst's data area is left stale, as it is
 // in the validator's own buffers.

@@ -138,10 +138,14 @@ func TestQueueOracle(t *testing.T) {
 						score = float64(rng.IntN(8)) // many ties
 					}
 					hash++
+					admits := q.Admits(score, now)
 					a, ev := q.Push(recordFor(hash), score, hash, now)
 					wa, wev := o.push(score, hash, now)
 					if a != wa || ev != wev {
 						t.Fatalf("cap %d seed %d step %d: Push = %v,%v, want %v,%v", capacity, seed, step, a, ev, wa, wev)
+					}
+					if admits != wa {
+						t.Fatalf("cap %d seed %d step %d: Admits(%v) = %v, Push admitted %v", capacity, seed, step, score, admits, wa)
 					}
 				case op < 95:
 					p, e, ok := q.PopMax(now)

@@ -18,6 +18,10 @@ type traffic struct {
 	pkts  []channels.Packet
 	sizes []int
 	next  uint64
+	// rising makes each packet's compute-unit price (the SetComputeUnitPrice
+	// data, 19 bytes from the end) one lamport per CU above the previous
+	// one, so every packet outscores everything queued before it.
+	rising bool
 }
 
 func newTraffic(tb testing.TB, senders int) *traffic {
@@ -39,6 +43,9 @@ func (tr *traffic) push(prod *channels.Producer[channels.Packet], n int) {
 		tr.next++
 		binary.LittleEndian.PutUint64(p[tr.sizes[i]-8:], tr.next)
 		binary.LittleEndian.PutUint64(p[1:], tr.next) // signature bytes
+		if tr.rising {
+			binary.LittleEndian.PutUint64(p[tr.sizes[i]-19:], tr.next*1_000_000)
+		}
 		prod.Push(p)
 	}
 	prod.Sync()

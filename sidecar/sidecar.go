@@ -333,37 +333,53 @@ const admitBatch = 16
 
 // evaluated is one packet of a batch between evaluation and admission.
 type evaluated struct {
-	info   score.Info
-	rej    score.Reject
-	sigKey uint64 // recently-confirmed key of signature 0; 0 when rejected
+	info  score.Info
+	rej   score.Reject
+	score float64
+	// sigKey is the recently-confirmed key of signature 0, computed when
+	// the queue would take the packet at evaluation time; 0 otherwise.
+	sigKey uint64
 }
 
+// drainPackets takes up to PacketBatch packets from one channel, in
+// batches of admitBatch, each in three passes:
+//
+//  1. evaluate and score each packet in arrival order (the only model
+//     changes here are parse penalties, so every score sees the model
+//     exactly as a packet-by-packet loop would);
+//  2. load the dedup and recently-confirmed entries of the packets the
+//     queue would take, so their cache misses overlap;
+//  3. admit each in order: queue check, recently-confirmed check, dedup
+//     insert, queue push.
+//
+// A packet the full queue would refuse is counted as rejected_low before
+// the dedup and recently-confirmed lookups: it is never queued, so it can
+// neither reach sigverify twice nor be joined, and under a flood most
+// packets end there at the cost of evaluation alone.
 func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
 	n := 0
 	for n < s.cfg.PacketBatch {
-		k := 0
+		k, live := 0, 0
 		for k < admitBatch && n+k < s.cfg.PacketBatch && c.Pop(&s.batch[k]) {
-			e := &s.evals[k]
-			e.info, e.rej = s.eval.Evaluate(&s.batch[k])
-			e.sigKey = 0
-			if e.rej == score.OK {
-				// An accepted packet has at least one signature, at data[1:65].
-				e.sigKey = s.recent.Key(s.batch[k][1:65])
+			if s.evaluate(src, &s.batch[k], &s.evals[k], mono) {
+				live++
 			}
 			k++
 		}
 		if k == 0 {
 			break
 		}
-		touched := s.partial.PeekEvictions(k)
+		touched := s.partial.PeekEvictions(live)
 		for j := range k {
-			if e := &s.evals[j]; e.rej == score.OK {
+			if e := &s.evals[j]; e.sigKey != 0 {
 				touched += s.recent.Peek(e.sigKey) + s.partial.Peek(e.info.Hash)
 			}
 		}
 		s.touched += touched
 		for j := range k {
-			s.admitEvaluated(src, &s.batch[j], &s.evals[j], mono)
+			if s.evals[j].rej == score.OK {
+				s.admitEvaluated(src, &s.batch[j], &s.evals[j], mono)
+			}
 		}
 		n += k
 	}
@@ -371,41 +387,65 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 	return n
 }
 
-// admitEvaluated takes one evaluated packet record through the recent
-// check, scoring, dedup and the queue. The per-packet path: no allocation,
-// no system call.
-func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mono int64) {
-	info, rej := e.info, e.rej
-	if rej != score.OK {
-		s.snap.Rejects[rej]++
-		if rej.Parse() && s.learn {
+// evaluate parses and scores one packet into e. A rejected packet is
+// counted (and its source penalised when it did not parse) here. It
+// reports whether the queue would take the packet as it stands now.
+func (s *Sidecar) evaluate(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
+	e.info, e.rej = s.eval.Evaluate(p)
+	e.sigKey = 0
+	if e.rej != score.OK {
+		s.snap.Rejects[e.rej]++
+		if e.rej.Parse() && s.learn {
 			if addr, ok := p.Addr(); ok {
 				s.model.Penalize(model.IPOf(addr))
 				s.snap.Counters[ParsePenalties]++
 				s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
 			}
 		}
+		return false
+	}
+	b := e.info.Budget
+	switch s.cfg.Policy {
+	case PolicyModel:
+		addr, _ := p.Addr() // Evaluate checked the tag
+		e.score = score.Score(s.model.Forward(model.IPOf(addr), model.Signer(e.info.Payer)), b.Fee, b.CUs)
+	case PolicyFeeOnly:
+		e.score = score.Score(1, b.Fee, b.CUs)
+	default: // FIFO: equal scores, the queue keeps arrival order
+		e.score = 0
+	}
+	if !s.queue.Admits(e.score, mono) {
+		return false
+	}
+	// An accepted packet has at least one signature, at data[1:65].
+	e.sigKey = s.recent.Key(p[1:65])
+	return true
+}
+
+// admitEvaluated takes one accepted, scored packet through the queue
+// check, the recently-confirmed check, dedup and the queue. The
+// per-packet path: no allocation, no system call.
+func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mono int64) {
+	sc := e.score
+	if !s.queue.Admits(sc, mono) {
+		s.snap.Counters[RejectedLow]++
 		return
 	}
-	if s.recent.ContainsKey(e.sigKey) {
+	key := e.sigKey
+	if key == 0 { // the queue's bar moved down since evaluation
+		key = s.recent.Key(p[1:65])
+	}
+	if s.recent.ContainsKey(key) {
 		s.snap.Counters[RecentlyConfirmed]++
 		return
 	}
 	addr, _ := p.Addr() // Evaluate checked the tag
-	b := info.Budget
-	var sc float64
-	switch s.cfg.Policy {
-	case PolicyModel:
-		sc = score.Score(s.model.Forward(model.IPOf(addr), model.Signer(info.Payer)), b.Fee, b.CUs)
-	case PolicyFeeOnly:
-		sc = score.Score(1, b.Fee, b.CUs)
-	default: // FIFO: equal scores, the queue keeps arrival order
-	}
-	if s.partial.Insert(info.Hash, metastore.Partial{
+	b := e.info.Budget
+	if s.partial.Insert(e.info.Hash, metastore.Partial{
 		ArrivedAt: mono,
 		Channel:   src,
 		IP:        addr.As16(),
-		Signer:    info.Payer,
+		Signer:    e.info.Payer,
 		Fee:       b.Fee,
 		CUs:       b.CUs,
 		CUPrice:   b.CUPrice,
@@ -414,9 +454,9 @@ func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mo
 		s.snap.Counters[Duplicates]++
 		return
 	}
-	admitted, evicted := s.queue.Push(p, sc, info.Hash, mono)
+	admitted, evicted := s.queue.Push(p, sc, e.info.Hash, mono)
 	switch {
-	case !admitted:
+	case !admitted: // not reached: Admits said yes and nothing changed since
 		s.snap.Counters[RejectedLow]++
 	case evicted:
 		s.snap.Counters[Admitted]++

@@ -156,6 +156,70 @@ func TestAdmissionOutcomes(t *testing.T) {
 	}
 }
 
+// TestFullQueueRefusesBeforeDedup: a packet the full queue refuses is not
+// remembered for dedup (it never reached the queue), so a later copy is
+// admitted once there is room, and reaches sigverify exactly once; a copy
+// of a packet that was queued stays a duplicate.
+func TestFullQueueRefusesBeforeDedup(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.QueueCapacity = 1 })
+	high := tx{payer: payerN(1), sig: sigN(1), limit: 10_000, price: 500, nonce: 1}
+	low := tx{payer: payerN(2), sig: sigN(2), limit: 10_000, price: 5, nonce: 2}
+	hp, lp := high.packet(t, ipN(1)), low.packet(t, ipN(2))
+	push := func(ps ...*channels.Packet) {
+		t.Helper()
+		for _, p := range ps {
+			h.tpu.Push(p)
+		}
+		h.tpu.Sync()
+		h.s.drainPackets(0, h.s.in[0], 0)
+	}
+	push(&hp, &lp, &lp)
+	c := &h.s.snap.Counters
+	if c[Admitted] != 1 || c[RejectedLow] != 2 || c[Duplicates] != 0 {
+		t.Fatalf("admitted %d, rejected_low %d, duplicates %d; want 1, 2, 0", c[Admitted], c[RejectedLow], c[Duplicates])
+	}
+	var mono int64
+	out := h.sendAll(&mono)
+	push(&lp, &hp)
+	out = append(out, h.sendAll(&mono)...)
+	if c[Admitted] != 2 || c[Duplicates] != 1 {
+		t.Fatalf("admitted %d, duplicates %d; want 2, 1", c[Admitted], c[Duplicates])
+	}
+	if len(out) != 2 || out[0] != hp || out[1] != lp {
+		t.Fatalf("sent %d packets, want the high then the low one, once each", len(out))
+	}
+}
+
+// TestBatchScoresSeePenaltiesInOrder: within one batch, a packet scored
+// after an unparsable packet from its IP sees that IP's penalty, as a
+// packet-by-packet loop would.
+func TestBatchScoresSeePenaltiesInOrder(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.QueueCapacity = 1 })
+	a := tx{payer: payerN(1), sig: sigN(1), limit: 10_000, price: 5, nonce: 1}
+	b := tx{payer: payerN(2), sig: sigN(2), limit: 10_000, price: 5, nonce: 2}
+	ap, bp := a.packet(t, ipN(1)), b.packet(t, ipN(2))
+	garbage := ap
+	garbage.SetData([]byte{0, 1, 2})
+	// All three in one batch: the garbage penalises ipN(1), so ap scores
+	// below bp and bp evicts it; scored before the penalty, the two would
+	// tie and bp would be refused.
+	for _, p := range []*channels.Packet{&garbage, &ap, &bp} {
+		h.tpu.Push(p)
+	}
+	h.tpu.Sync()
+	if n := h.s.drainPackets(0, h.s.in[0], 0); n != 3 {
+		t.Fatalf("drained %d packets, want 3", n)
+	}
+	c := &h.s.snap.Counters
+	if c[ParsePenalties] != 1 || c[Admitted] != 2 || c[Evicted] != 1 {
+		t.Fatalf("penalties %d, admitted %d, evicted %d; want 1, 2, 1", c[ParsePenalties], c[Admitted], c[Evicted])
+	}
+	var mono int64
+	if out := h.sendAll(&mono); len(out) != 1 || out[0] != bp {
+		t.Fatalf("sent %d packets, want only the unpenalised sender's", len(out))
+	}
+}
+
 func TestRecentlyConfirmedAtSend(t *testing.T) {
 	h := newHarness(t, nil)
 	x := tx{payer: payerN(1), sig: sigN(7), limit: 10_000, price: 5, nonce: 1}
