@@ -33,22 +33,77 @@ type Entry struct {
 // node is a heap element: the ordering key, the enqueue time (so the
 // expiry test of the minimum reads only the heap) and the slot; 32 bytes,
 // two to a cache line. The packet hash lives in Queue.hashes by slot.
+//
+// The order (score, then older first) is kept as one 128-bit unsigned
+// number, key:ord, so that comparing two nodes is a subtraction with
+// borrow and picking the lower of two a conditional move: sifting through
+// the heap then costs no mispredicted branches.
 type node struct {
-	score float64
-	seq   uint64
-	enq   int64
-	slot  int32
+	key  uint64 // orderKey(score)
+	ord  uint64 // ^seq: among equal keys the older (smaller seq) is above
+	enq  int64
+	slot int32
+}
+
+// orderKey maps a score that is not NaN to a uint64 whose unsigned order
+// is the score's order: positive scores get the sign bit set, negative
+// ones are complemented. −0 must have been folded into +0 by the caller.
+func orderKey(score float64) uint64 {
+	b := math.Float64bits(score)
+	if b>>63 != 0 {
+		return ^b
+	}
+	return b | 1<<63
+}
+
+// keyScore inverts orderKey.
+func keyScore(k uint64) float64 {
+	if k>>63 != 0 {
+		return math.Float64frombits(k &^ (1 << 63))
+	}
+	return math.Float64frombits(^k)
+}
+
+// newNode returns the node of a packet with the given score (NaN taken as
+// −∞, −0 as +0) and arrival sequence.
+func newNode(score float64, seq uint64, enq int64) node {
+	switch {
+	case score != score:
+		score = math.Inf(-1)
+	case score == 0:
+		score = 0 // −0 → +0: they are equal scores
+	}
+	return node{key: orderKey(score), ord: ^seq, enq: enq}
 }
 
 // entry assembles the public Entry of a node.
 func (q *Queue) entry(nd *node) Entry {
-	return Entry{Score: nd.score, Seq: nd.seq, Enqueued: nd.enq, Hash: q.hashes[nd.slot], Slot: nd.slot}
+	return Entry{Score: keyScore(nd.key), Seq: ^nd.ord, Enqueued: nd.enq, Hash: q.hashes[nd.slot], Slot: nd.slot}
 }
 
 // above reports whether a leaves before b: higher score, or equal score
-// and older.
+// and older. It is key:ord > key:ord as 128-bit numbers, i.e. whether
+// b − a borrows.
 func above(a, b *node) bool {
-	return a.score > b.score || (a.score == b.score && a.seq < b.seq)
+	_, borrow := bits.Sub64(b.ord, a.ord, 0)
+	_, borrow = bits.Sub64(b.key, a.key, borrow)
+	return borrow != 0
+}
+
+// lower returns whichever of h[i] and h[j] is lower (i when neither is),
+// without a branch.
+func lower(h []node, i, j int) int {
+	_, borrow := bits.Sub64(h[j].ord, h[i].ord, 0)
+	_, borrow = bits.Sub64(h[j].key, h[i].key, borrow) // 1 if h[j] < h[i]
+	return i + (j-i)&-int(borrow)
+}
+
+// higher returns whichever of h[i] and h[j] is higher (i when neither
+// is), without a branch.
+func higher(h []node, i, j int) int {
+	_, borrow := bits.Sub64(h[i].ord, h[j].ord, 0)
+	_, borrow = bits.Sub64(h[i].key, h[j].key, borrow) // 1 if h[i] < h[j]
+	return i + (j-i)&-int(borrow)
 }
 
 // QueueStats counts what happened to packets offered to a Queue.
@@ -135,10 +190,7 @@ func (q *Queue) expired(enq, now int64) bool { return now-enq > q.ttl }
 // −∞. admitted reports whether p entered; evicted whether a live entry
 // was pushed out for it.
 func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) (admitted, evicted bool) {
-	if score != score {
-		score = math.Inf(-1)
-	}
-	nd := node{score: score, seq: q.seq, enq: now}
+	nd := newNode(score, q.seq, now)
 	replace := q.n == len(q.heap) // the newcomer takes the minimum's place
 	i := q.n                      // else it goes to the end
 	if replace {
@@ -190,14 +242,11 @@ func (q *Queue) Admits(score float64, now int64) bool {
 	if len(q.heap) == 0 {
 		return false
 	}
-	if score != score {
-		score = math.Inf(-1)
-	}
 	m := &q.heap[0]
 	if q.expired(m.enq, now) {
 		return true
 	}
-	nd := node{score: score, seq: q.seq}
+	nd := newNode(score, q.seq, 0)
 	return above(&nd, m)
 }
 
@@ -343,66 +392,82 @@ func (q *Queue) down(i int) {
 	}
 }
 
+// downMin and downMax carry the sinking node in x and write each node
+// once where it settles, instead of swapping at every level.
+
 func (q *Queue) downMin(i int) {
 	h := q.heap[:q.n]
+	x := h[i]
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
-			return
+			break
 		}
-		// m: the lowest of the children and grandchildren.
-		m := c
-		if c+1 < len(h) && above(&h[m], &h[c+1]) {
-			m = c + 1
-		}
+		// m: the lowest of the children and grandchildren. With all four
+		// grandchildren present it is one of them: each child is on a max
+		// level, so not below its own children.
 		gc := 2*c + 1
-		for g := gc; g < gc+4 && g < len(h); g++ {
-			if above(&h[m], &h[g]) {
-				m = g
+		var m int
+		if gc+3 < len(h) {
+			m = lower(h, lower(h, gc, gc+1), lower(h, gc+2, gc+3))
+		} else {
+			m = c
+			if c+1 < len(h) {
+				m = lower(h, m, c+1)
+			}
+			for g := gc; g < gc+4 && g < len(h); g++ {
+				m = lower(h, m, g)
 			}
 		}
-		if !above(&h[i], &h[m]) {
-			return
+		if !above(&x, &h[m]) {
+			break
 		}
-		h[i], h[m] = h[m], h[i]
-		if m < gc { // a child: it is on a max level with no min below to fix
-			return
-		}
-		if p := (m - 1) / 2; above(&h[m], &h[p]) {
-			h[m], h[p] = h[p], h[m]
-		}
+		h[i] = h[m]
 		i = m
+		if m < gc { // a child: it is on a max level with no min below to fix
+			break
+		}
+		if p := (m - 1) / 2; above(&x, &h[p]) {
+			x, h[p] = h[p], x
+		}
 	}
+	h[i] = x
 }
 
 func (q *Queue) downMax(i int) {
 	h := q.heap[:q.n]
+	x := h[i]
 	for {
 		c := 2*i + 1
 		if c >= len(h) {
-			return
+			break
 		}
-		// m: the highest of the children and grandchildren.
-		m := c
-		if c+1 < len(h) && above(&h[c+1], &h[m]) {
-			m = c + 1
-		}
+		// m: the highest of the children and grandchildren; one of the
+		// four grandchildren when they are all present (see downMin).
 		gc := 2*c + 1
-		for g := gc; g < gc+4 && g < len(h); g++ {
-			if above(&h[g], &h[m]) {
-				m = g
+		var m int
+		if gc+3 < len(h) {
+			m = higher(h, higher(h, gc, gc+1), higher(h, gc+2, gc+3))
+		} else {
+			m = c
+			if c+1 < len(h) {
+				m = higher(h, m, c+1)
+			}
+			for g := gc; g < gc+4 && g < len(h); g++ {
+				m = higher(h, m, g)
 			}
 		}
-		if !above(&h[m], &h[i]) {
-			return
+		if !above(&h[m], &x) {
+			break
 		}
-		h[i], h[m] = h[m], h[i]
-		if m < gc {
-			return
-		}
-		if p := (m - 1) / 2; above(&h[p], &h[m]) {
-			h[m], h[p] = h[p], h[m]
-		}
+		h[i] = h[m]
 		i = m
+		if m < gc {
+			break
+		}
+		if p := (m - 1) / 2; above(&h[p], &x) {
+			x, h[p] = h[p], x
+		}
 	}
+	h[i] = x
 }

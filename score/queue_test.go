@@ -287,7 +287,51 @@ func TestMinLevel(t *testing.T) {
 	}
 }
 
-// entryAbove is the queue's order on entries.
+// entryAbove is the queue's order on entries, as specified: higher score,
+// or equal score and older.
 func entryAbove(a, b *Entry) bool {
-	return above(&node{score: a.Score, seq: a.Seq}, &node{score: b.Score, seq: b.Seq})
+	return a.Score > b.Score || (a.Score == b.Score && a.Seq < b.Seq)
+}
+
+// TestNodeOrder: the 128-bit node order, lower and higher agree with the
+// float order of scores (then age) on special and ordinary values, and
+// the score survives the key round trip.
+func TestNodeOrder(t *testing.T) {
+	scores := []float64{math.Inf(-1), -math.MaxFloat64, -1, -math.SmallestNonzeroFloat64,
+		math.Copysign(0, -1), 0, math.SmallestNonzeroFloat64, 1e-30, 0.5, 1, 1.5, 1e300, math.MaxFloat64, math.Inf(1), math.NaN()}
+	spec := func(s float64) float64 { // what the queue ranks by: NaN is −∞
+		if s != s {
+			return math.Inf(-1)
+		}
+		return s
+	}
+	for _, a := range scores {
+		for _, b := range scores {
+			for _, seqs := range [][2]uint64{{1, 2}, {2, 1}, {0, math.MaxUint64}, {7, 7}} {
+				na, nb := newNode(a, seqs[0], 0), newNode(b, seqs[1], 0)
+				ea := Entry{Score: spec(a), Seq: seqs[0]}
+				eb := Entry{Score: spec(b), Seq: seqs[1]}
+				want := entryAbove(&ea, &eb)
+				if got := above(&na, &nb); got != want {
+					t.Fatalf("above(%v#%d, %v#%d) = %v, want %v", a, seqs[0], b, seqs[1], got, want)
+				}
+				h := []node{na, nb}
+				wantLow, wantHigh := 0, 0
+				if want {
+					wantLow = 1
+				} else if entryAbove(&eb, &ea) {
+					wantHigh = 1
+				}
+				if got := lower(h, 0, 1); got != wantLow {
+					t.Fatalf("lower(%v#%d, %v#%d) = %d, want %d", a, seqs[0], b, seqs[1], got, wantLow)
+				}
+				if got := higher(h, 0, 1); got != wantHigh {
+					t.Fatalf("higher(%v#%d, %v#%d) = %d, want %d", a, seqs[0], b, seqs[1], got, wantHigh)
+				}
+			}
+		}
+		if got := keyScore(newNode(a, 0, 0).key); got != spec(a) || math.Signbit(got) != (spec(a) < 0) {
+			t.Fatalf("score %v comes back as %v", a, got)
+		}
+	}
 }
