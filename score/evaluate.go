@@ -42,6 +42,16 @@ func NewEvaluator(seed uint64) *Evaluator {
 // OK, or a zero Info and the first reason it fails. It never allocates and
 // never modifies p.
 func (e *Evaluator) Evaluate(p *channels.Packet) (Info, Reject) {
+	info, r := e.Inspect(p)
+	if r == OK {
+		info.Hash = PacketHash(e.Seed, p)
+	}
+	return info, r
+}
+
+// Inspect is Evaluate without the hash (Info.Hash is 0), for a caller
+// that may drop the packet on its score before it needs the hash.
+func (e *Evaluator) Inspect(p *channels.Packet) (Info, Reject) {
 	size := p.Size()
 	if size > channels.PacketDataSize {
 		return Info{}, RejectSize
@@ -64,7 +74,7 @@ func (e *Evaluator) Evaluate(p *channels.Packet) (Info, Reject) {
 	if r != OK {
 		return Info{}, r
 	}
-	return Info{Hash: PacketHash(e.Seed, p), Payer: e.view.FeePayer(data), Budget: b}, OK
+	return Info{Payer: e.view.FeePayer(data), Budget: b}, OK
 }
 
 // View returns the evaluator's view of the last packet evaluated, valid

@@ -336,8 +336,9 @@ type evaluated struct {
 	info  score.Info
 	rej   score.Reject
 	score float64
-	// sigKey is the recently-confirmed key of signature 0, computed when
-	// the queue would take the packet at evaluation time; 0 otherwise.
+	// sigKey is the recently-confirmed key of signature 0 (never 0) and
+	// info.Hash the packet hash, both computed once the queue would take
+	// the packet; until then 0.
 	sigKey uint64
 }
 
@@ -391,7 +392,7 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 // counted (and its source penalised when it did not parse) here. It
 // reports whether the queue would take the packet as it stands now.
 func (s *Sidecar) evaluate(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
-	e.info, e.rej = s.eval.Evaluate(p)
+	e.info, e.rej = s.eval.Inspect(p)
 	e.sigKey = 0
 	if e.rej != score.OK {
 		s.snap.Rejects[e.rej]++
@@ -417,9 +418,16 @@ func (s *Sidecar) evaluate(src uint8, p *channels.Packet, e *evaluated, mono int
 	if !s.queue.Admits(e.score, mono) {
 		return false
 	}
+	s.keys(p, e)
+	return true
+}
+
+// keys computes the packet hash and the recently-confirmed key of an
+// accepted packet, which only the lookups after the queue check need.
+func (s *Sidecar) keys(p *channels.Packet, e *evaluated) {
+	e.info.Hash = score.PacketHash(s.cfg.Seed, p)
 	// An accepted packet has at least one signature, at data[1:65].
 	e.sigKey = s.recent.Key(p[1:65])
-	return true
 }
 
 // admitEvaluated takes one accepted, scored packet through the queue
@@ -431,11 +439,10 @@ func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mo
 		s.snap.Counters[RejectedLow]++
 		return
 	}
-	key := e.sigKey
-	if key == 0 { // the queue's bar moved down since evaluation
-		key = s.recent.Key(p[1:65])
+	if e.sigKey == 0 { // the queue's bar moved down since evaluation
+		s.keys(p, e)
 	}
-	if s.recent.ContainsKey(key) {
+	if s.recent.ContainsKey(e.sigKey) {
 		s.snap.Counters[RecentlyConfirmed]++
 		return
 	}
