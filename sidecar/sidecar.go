@@ -343,14 +343,17 @@ type evaluated struct {
 }
 
 // drainPackets takes up to PacketBatch packets from one channel, in
-// batches of admitBatch, each in three passes:
+// batches of admitBatch, each in four passes:
 //
-//  1. evaluate and score each packet in arrival order (the only model
-//     changes here are parse penalties, so every score sees the model
-//     exactly as a packet-by-packet loop would);
-//  2. load the dedup and recently-confirmed entries of the packets the
+//  1. pop and inspect (check, parse, price) each packet;
+//  2. judge each in arrival order: count rejections, penalise the sources
+//     of unparsable packets, score the rest (the only model changes here
+//     are those penalties, so every score sees the model exactly as a
+//     packet-by-packet loop would; with nothing else in between, the
+//     model lookups of consecutive packets overlap);
+//  3. load the dedup and recently-confirmed entries of the packets the
 //     queue would take, so their cache misses overlap;
-//  3. admit each in order: queue check, recently-confirmed check, dedup
+//  4. admit each in order: queue check, recently-confirmed check, dedup
 //     insert, queue push.
 //
 // A packet the full queue would refuse is counted as rejected_low before
@@ -360,15 +363,20 @@ type evaluated struct {
 func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
 	n := 0
 	for n < s.cfg.PacketBatch {
-		k, live := 0, 0
+		k := 0
 		for k < admitBatch && n+k < s.cfg.PacketBatch && c.Pop(&s.batch[k]) {
-			if s.evaluate(src, &s.batch[k], &s.evals[k], mono) {
-				live++
-			}
+			e := &s.evals[k]
+			e.info, e.rej = s.eval.Inspect(&s.batch[k])
 			k++
 		}
 		if k == 0 {
 			break
+		}
+		live := 0
+		for j := range k {
+			if s.judge(src, &s.batch[j], &s.evals[j], mono) {
+				live++
+			}
 		}
 		touched := s.partial.PeekEvictions(live)
 		for j := range k {
@@ -388,11 +396,10 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 	return n
 }
 
-// evaluate parses and scores one packet into e. A rejected packet is
-// counted (and its source penalised when it did not parse) here. It
+// judge takes one inspected packet: a rejected one is counted (and its
+// source penalised when it did not parse), an accepted one scored. It
 // reports whether the queue would take the packet as it stands now.
-func (s *Sidecar) evaluate(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
-	e.info, e.rej = s.eval.Inspect(p)
+func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
 	e.sigKey = 0
 	if e.rej != score.OK {
 		s.snap.Rejects[e.rej]++
