@@ -69,8 +69,9 @@ type agentState struct {
 	id       int
 	channel  int
 	rng      *rand.PCG
-	next     float64 // virtual time of the next packet, ns
-	mean     float64 // mean inter-arrival, ns
+	zrng     *rand.Rand // over rng, for the ziggurat draws
+	next     float64    // virtual time of the next packet, ns
+	mean     float64    // mean inter-arrival, ns
 	v0Share  float64
 	ips      []netip.Addr
 	port     uint16
@@ -135,6 +136,7 @@ func newGenerator(cfg *Config) (*generator, error) {
 		a.id = i
 		a.channel = channelIndex(ac.Channel)
 		a.rng = rand.NewPCG(seed, uint64(i)*golden+1)
+		a.zrng = rand.New(a.rng)
 		a.mean = 1e9 / ac.PPS
 		a.v0Share = ac.V0Share
 		a.ips = ips
@@ -154,7 +156,7 @@ func newGenerator(cfg *Config) (*generator, error) {
 			return nil, fmt.Errorf("agent %q: mix has no original to duplicate", ac.Name)
 		}
 		// First arrival: one inter-arrival draw after 0, like the rest.
-		a.next = a.mean * expDraw(a.rng)
+		a.next = a.mean * expDraw(a.zrng)
 
 		keys := rand.NewPCG(seed, 0x6b657973_00000000|uint64(i)) // "keys"
 		var lut [32]byte
@@ -203,7 +205,7 @@ func (g *generator) draw() (a *agentState, o origin, t int64, dup bool) {
 	a = &g.agents[g.pick()]
 	r := a.rng
 	t = int64(a.next)
-	a.next += a.mean * expDraw(r)
+	a.next += a.mean * expDraw(a.zrng)
 	u := uniform(r) * a.total
 	mi := len(a.mix) - 1
 	for j := range a.mix {
@@ -224,7 +226,7 @@ func (g *generator) draw() (a *agentState, o origin, t int64, dup bool) {
 	o.ip = int32(intN(r, len(a.ips)))
 	o.signer = int32(intN(r, a.signers))
 	o.v0 = uniform(r) < a.v0Share
-	o.price = logNormal(r, m.median, m.sigma)
+	o.price = logNormal(a.zrng, m.median, m.sigma)
 	o.cu = m.cuMin + uint32(intN(r, m.cuSpan))
 	a.recent[a.rpos] = o
 	a.rpos = (a.rpos + 1) % recentN

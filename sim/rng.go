@@ -6,9 +6,10 @@ import (
 	"math/rand/v2"
 )
 
-// Draws on a concrete *rand.PCG, so the per-packet path makes no interface
-// calls. Each function consumes a fixed number of PCG outputs, which keeps
-// the traffic a pure function of the seed.
+// Uniform draws work on a concrete *rand.PCG, so they make no interface
+// calls; the exponential and normal ones use math/rand/v2's ziggurat on a
+// rand.Rand over the same PCG. Either way the traffic is a pure function of
+// the seed.
 
 // uniform returns a float64 in [0, 1).
 func uniform(r *rand.PCG) float64 { return float64(r.Uint64()>>11) * 0x1p-53 }
@@ -20,19 +21,18 @@ func intN(r *rand.PCG, n int) int {
 	return int(hi)
 }
 
-// expDraw returns an exponentially distributed float64 with mean 1.
-func expDraw(r *rand.PCG) float64 { return -math.Log1p(-uniform(r)) }
+// expDraw returns an exponentially distributed float64 with mean 1, and
+// normDraw a standard normal one: the ziggurat draws of math/rand/v2, a
+// few nanoseconds each against tens for a logarithm or a cosine. r wraps
+// the agent's PCG, so the traffic stays a pure function of the seed (the
+// ziggurat may take more than one output on its rare slow path).
+func expDraw(r *rand.Rand) float64 { return r.ExpFloat64() }
 
-// normDraw returns a standard normal float64 (Box–Muller, one of the pair).
-func normDraw(r *rand.PCG) float64 {
-	u1 := 1 - uniform(r) // (0, 1]
-	u2 := uniform(r)
-	return math.Sqrt(-2*math.Log(u1)) * math.Cos(2*math.Pi*u2)
-}
+func normDraw(r *rand.Rand) float64 { return r.NormFloat64() }
 
 // logNormal returns median × e^(σ·N(0,1)), clamped to [0, 10¹²] and
 // truncated to an integer.
-func logNormal(r *rand.PCG, median, sigma float64) uint64 {
+func logNormal(r *rand.Rand, median, sigma float64) uint64 {
 	v := median * math.Exp(sigma*normDraw(r))
 	if !(v >= 0) {
 		return 0
