@@ -112,6 +112,11 @@ type Snapshot struct {
 	MaxStallNanos int64 // longest loop iteration since the previous snapshot
 	MaxLearnNanos int64 // longest model update since the previous snapshot
 	Iterations    uint64
+	// BusyNanos is the time spent in loop iterations that handled at least
+	// one record, since the start: over an interval, its growth divided by
+	// the interval's length is how much of its core the loop needs for
+	// the traffic (the rest it spends polling empty channels).
+	BusyNanos int64
 }
 
 // Counter returns one counter's value.

@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"fmt"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -61,6 +62,7 @@ func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
 		"in_pps", int64(rate(prev.TotalReceived(), cur.TotalReceived())),
 		"out_pps", int64(rate(prev.Counters[Sent], cur.Counters[Sent])),
 		"rejected", cur.TotalRejected() - prev.TotalRejected(),
+		"busy", fmt.Sprintf("%.1f%%", 100*float64(cur.BusyNanos-prev.BusyNanos)/float64(cur.At-prev.At)),
 	}
 	for c := Counter(0); c < numCounters; c++ {
 		if d := cur.Counters[c] - prev.Counters[c]; d > 0 {
@@ -102,10 +104,11 @@ var (
 	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table.", []string{"table"}, nil)
 	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
 	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
+	descBusy     = prometheus.NewDesc("qos_loop_busy_seconds_total", "Time the loop spent in iterations that handled records; its rate is the share of its core the traffic needs.", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn} {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn, descBusy} {
 		ch <- d
 	}
 }
@@ -132,6 +135,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelSigners), "signer")
 	ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, float64(sn.MaxStallNanos)/1e9)
 	ch <- prometheus.MustNewConstMetric(descLearn, prometheus.GaugeValue, float64(sn.MaxLearnNanos)/1e9)
+	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(sn.BusyNanos)/1e9)
 }
 
 func b2f(b bool) float64 {

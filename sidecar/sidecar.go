@@ -247,6 +247,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 		maxStall  int64
 		spins     int
 		wall      int64
+		worked    bool // the previous iteration handled records
 	)
 	for iter := uint64(0); ; iter++ {
 		if iter&255 == 0 {
@@ -257,8 +258,10 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 			}
 		}
 		now := time.Now()
-		if d := now.Sub(prev).Nanoseconds(); d > maxStall {
-			maxStall = d
+		d := now.Sub(prev).Nanoseconds()
+		maxStall = max(maxStall, d)
+		if worked {
+			s.snap.BusyNanos += d
 		}
 		prev = now
 		mono := now.Sub(s.start).Nanoseconds()
@@ -267,6 +270,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 		wall = max(wall, now.UnixNano())
 
 		work := s.step(mono, wall)
+		worked = work > 0
 
 		if mono >= s.nextPublish {
 			s.snap.Iterations = iter

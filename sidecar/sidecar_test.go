@@ -353,6 +353,46 @@ func TestRunSavesAndLoadsModel(t *testing.T) {
 	}
 }
 
+// TestLoopBusyTime: the loop counts as busy only the iterations that
+// handled records: little while the channels are empty, a good part of a
+// flood, never more than the time it ran.
+func TestLoopBusyTime(t *testing.T) {
+	h := newHarness(t, func(c *Config) { c.IdleSleep = 100 * time.Microsecond })
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	done := make(chan error, 1)
+	start := time.Now()
+	go func() { done <- h.s.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond)
+	idle := h.s.Latest()
+	idleFor := time.Since(start)
+
+	tr := newTraffic(t, 1024)
+	floodStart := time.Now()
+	for time.Since(floodStart) < 300*time.Millisecond {
+		tr.push(h.tpu, 64)
+	}
+	time.Sleep(150 * time.Millisecond) // a snapshot after the flood
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+	total := time.Since(start)
+	end := h.s.Latest()
+	if end.TotalReceived() == 0 {
+		t.Fatal("the flood never reached the loop")
+	}
+	if idle.BusyNanos > int64(idleFor/10) {
+		t.Errorf("busy %v of %v with empty channels", time.Duration(idle.BusyNanos), idleFor)
+	}
+	if flood := end.BusyNanos - idle.BusyNanos; flood < int64(30*time.Millisecond) {
+		t.Errorf("busy %v during a 300 ms flood (%d packets received)", time.Duration(flood), end.TotalReceived())
+	}
+	if end.BusyNanos > int64(total) {
+		t.Errorf("busy %v in a run of %v", time.Duration(end.BusyNanos), total)
+	}
+}
+
 func TestOpenErrors(t *testing.T) {
 	o := testOptions(t)
 	cfg := testConfig(o)
