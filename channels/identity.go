@@ -30,8 +30,8 @@ func StatFileID(path string) (FileID, error) {
 // as its published head tells, and whether the head tells anything at
 // all: a consumer that has never stored its head (0) says nothing, and the
 // head may trail the consumer by the few hundred records between its
-// stores. Unread ≥ capacity means the next Push overwrites an unread
-// record.
+// stores. Unread ≥ Window means a consumer reading now loses records: the
+// next Push makes it skip some (see Window).
 func (p *Producer[R]) Unread() (n uint64, known bool) {
 	// Load: informational; the consumer stores its head with no ordering
 	// obligations (see Consumer.storeHead) and nothing here depends on
@@ -45,3 +45,9 @@ func (p *Producer[R]) Unread() (n uint64, known bool) {
 
 // Capacity returns the number of records the ring holds.
 func (p *Producer[R]) Capacity() uint64 { return p.mask + 1 }
+
+// Window returns how many unread records a consumer can be behind the tail
+// and still read them all: capacity − capacity/4. The producer may be
+// rewriting the quarter of the ring ahead of its published tail, so a
+// consumer further behind skips to the oldest slot that is surely intact.
+func (p *Producer[R]) Window() uint64 { return p.Capacity() - burst(p.Capacity()) }

@@ -294,6 +294,11 @@ func TestOverrunExactSkip(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
+		// Window is the boundary: pushing more than it makes a consumer
+		// that read nothing skip.
+		if w := p.Window(); (tc.pushed > w) != (tc.skipped > 0) || tc.skipped > 0 && tc.skipped != tc.pushed-w {
+			t.Errorf("%+v: Window %d disagrees with the skips", tc, w)
+		}
 		var r Signature
 		for i := range tc.pushed {
 			fill(&r, i)
