@@ -65,17 +65,17 @@ func TestZeroAllocsQueue(t *testing.T) {
 	p := packetOf(t, typicalTx(t))
 	rng := rand.New(rand.NewPCG(1, 1))
 	for i := range capacity {
-		q.Push(p, rng.Float64(), uint64(i), 0)
+		q.Push(p, rng.Float64(), uint64(i), 0, 0)
 	}
 	now := int64(0)
 	zeroAllocs(t, "Push (full, evicting)", func() {
 		now++
-		if a, ev := q.Push(p, 1+rng.Float64(), 1, now); !a || !ev {
+		if a, ev := q.Push(p, 1+rng.Float64(), 1, 0, now); !a || !ev {
 			t.Fatal("not evicting")
 		}
 	})
 	zeroAllocs(t, "Push (full, refused)", func() {
-		if a, _ := q.Push(p, -1, 1, now); a {
+		if a, _ := q.Push(p, -1, 1, 0, now); a {
 			t.Fatal("admitted")
 		}
 	})
@@ -84,7 +84,7 @@ func TestZeroAllocsQueue(t *testing.T) {
 			t.Fatal("empty")
 		}
 	})
-	zeroAllocs(t, "Push (free slot)", func() { q.Push(p, rng.Float64(), 1, now) })
+	zeroAllocs(t, "Push (free slot)", func() { q.Push(p, rng.Float64(), 1, 0, now) })
 	zeroAllocs(t, "ExpireMin", func() { q.ExpireMin(now+int64(time.Hour), 1) })
 	var sink *channels.Packet
 	zeroAllocs(t, "PopMax (expired, empty)", func() { sink, _, _ = q.PopMax(now + int64(time.Hour)) })

@@ -26,13 +26,16 @@ type Entry struct {
 	Enqueued int64
 	// Hash is the packet hash given to Push.
 	Hash uint64
+	// Aux is the caller's value given to Push, kept with the record.
+	Aux uint64
 	// Slot is the record's index in the queue's slab.
 	Slot int32
 }
 
 // node is a heap element: the ordering key, the enqueue time (so the
 // expiry test of the minimum reads only the heap) and the slot; 32 bytes,
-// two to a cache line. The packet hash lives in Queue.hashes by slot.
+// two to a cache line. The packet hash and the caller's value live in
+// Queue.keys by slot.
 //
 // The order (score, then older first) is kept as one 128-bit unsigned
 // number, key:ord, so that comparing two nodes is a subtraction with
@@ -78,7 +81,8 @@ func newNode(score float64, seq uint64, enq int64) node {
 
 // entry assembles the public Entry of a node.
 func (q *Queue) entry(nd *node) Entry {
-	return Entry{Score: keyScore(nd.key), Seq: ^nd.ord, Enqueued: nd.enq, Hash: q.hashes[nd.slot], Slot: nd.slot}
+	k := q.keys[nd.slot]
+	return Entry{Score: keyScore(nd.key), Seq: ^nd.ord, Enqueued: nd.enq, Hash: k.hash, Aux: k.aux, Slot: nd.slot}
 }
 
 // above reports whether a leaves before b: higher score, or equal score
@@ -126,15 +130,15 @@ type QueueStats struct {
 // Heap layout: index 0 is the minimum; even levels (0, 2, …) are min
 // levels, odd levels are max levels, so the maximum is at index 1 or 2.
 type Queue struct {
-	heap   []node            // len = capacity; heap[:n] is in use
-	hashes []uint64          // by slot
-	slab   []channels.Packet // by slot; len = capacity
-	free   []int32           // free slots, a stack; free[:nfree] is in use
-	n      int
-	nfree  int
-	seq    uint64
-	ttl    int64
-	stats  QueueStats
+	heap  []node            // len = capacity; heap[:n] is in use
+	keys  []slotKeys        // by slot
+	slab  []channels.Packet // by slot; len = capacity
+	free  []int32           // free slots, a stack; free[:nfree] is in use
+	n     int
+	nfree int
+	seq   uint64
+	ttl   int64
+	stats QueueStats
 }
 
 // NewQueue returns an empty queue holding at most capacity records
@@ -150,12 +154,12 @@ func NewQueue(capacity int, ttl time.Duration) *Queue {
 		ttl = DefaultQueueTTL
 	}
 	q := &Queue{
-		heap:   make([]node, capacity),
-		hashes: make([]uint64, capacity),
-		slab:   make([]channels.Packet, capacity),
-		free:   make([]int32, capacity),
-		nfree:  capacity,
-		ttl:    int64(ttl),
+		heap:  make([]node, capacity),
+		keys:  make([]slotKeys, capacity),
+		slab:  make([]channels.Packet, capacity),
+		free:  make([]int32, capacity),
+		nfree: capacity,
+		ttl:   int64(ttl),
 	}
 	// Slot 0 on top of the stack, so slots are used in order.
 	for i := range q.free {
@@ -181,7 +185,12 @@ func (q *Queue) Stats() QueueStats { return q.stats }
 // at now.
 func (q *Queue) expired(enq, now int64) bool { return now-enq > q.ttl }
 
-// Push offers p with the given score and hash at time now. It copies the
+// slotKeys is what the queue keeps beside a record: its packet hash and
+// the caller's value.
+type slotKeys struct{ hash, aux uint64 }
+
+// Push offers p with the given score, hash and caller's value aux (kept
+// with the record and returned by Pop) at time now. It copies the
 // record's data in use and its metadata into a free slot, or, when the
 // queue is full, into the slot of the lowest entry, which it evicts —
 // unless that entry has expired (then it is dropped as expired and the
@@ -189,7 +198,7 @@ func (q *Queue) expired(enq, now int64) bool { return now-enq > q.ttl }
 // newcomer is refused and counted in RejectedLow). A NaN score is taken as
 // −∞. admitted reports whether p entered; evicted whether a live entry
 // was pushed out for it.
-func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) (admitted, evicted bool) {
+func (q *Queue) Push(p *channels.Packet, score float64, hash, aux uint64, now int64) (admitted, evicted bool) {
 	nd := newNode(score, q.seq, now)
 	replace := q.n == len(q.heap) // the newcomer takes the minimum's place
 	i := q.n                      // else it goes to the end
@@ -217,7 +226,7 @@ func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) 
 		q.n++
 	}
 	copyRecord(&q.slab[nd.slot], p)
-	q.hashes[nd.slot] = hash
+	q.keys[nd.slot] = slotKeys{hash: hash, aux: aux}
 	q.seq++
 	q.stats.Pushed++
 	q.heap[i] = nd
@@ -230,7 +239,7 @@ func (q *Queue) Push(p *channels.Packet, score float64, hash uint64, now int64) 
 	return true, evicted
 }
 
-// Admits reports whether Push(p, score, hash, now) would admit a packet
+// Admits reports whether Push(p, score, hash, aux, now) would admit a packet
 // now: the queue has a free slot, or its lowest entry has expired, or the
 // newcomer is above the lowest entry (a tie keeps the older). It changes
 // nothing and reads only the heap's root, so a caller can skip costlier
@@ -264,18 +273,40 @@ func copyRecord(dst, src *channels.Packet) {
 // counted. pkt points into the queue's slab and stays valid until the
 // next Push. ok is false when the queue has nothing left to send.
 func (q *Queue) PopMax(now int64) (pkt *channels.Packet, e Entry, ok bool) {
+	slot, nd, ok := q.popMax(now)
+	if !ok {
+		return nil, Entry{}, false
+	}
+	return &q.slab[slot], q.entry(&nd), true
+}
+
+// Pop is PopMax without the entry: the highest unexpired record, valid
+// until the next Push, and its caller's value, or ok false. The send path
+// needs nothing else, and assembling the entry costs a store-forwarding
+// stall per packet.
+func (q *Queue) Pop(now int64) (pkt *channels.Packet, aux uint64, ok bool) {
+	slot, _, ok := q.popMax(now)
+	if !ok {
+		return nil, 0, false
+	}
+	return &q.slab[slot], q.keys[slot].aux, true
+}
+
+// popMax removes the highest unexpired node and returns its slot and the
+// node, counting the expired ones it drops on the way.
+func (q *Queue) popMax(now int64) (slot int32, nd node, ok bool) {
 	for q.n > 0 {
 		i := q.maxIndex()
-		e = q.entry(&q.heap[i])
+		nd = q.heap[i]
 		q.removeAt(i)
-		if q.expired(e.Enqueued, now) {
+		if q.expired(nd.enq, now) {
 			q.stats.Expired++
 			continue
 		}
 		q.stats.Popped++
-		return &q.slab[e.Slot], e, true
+		return nd.slot, nd, true
 	}
-	return nil, Entry{}, false
+	return 0, node{}, false
 }
 
 // PeekMax returns the highest entry without removing it (expired or not).

@@ -38,7 +38,7 @@ func (o *oracle) push(score float64, hash uint64, now int64) (admitted, evicted 
 	if math.IsNaN(score) {
 		score = math.Inf(-1)
 	}
-	e := Entry{Score: score, Seq: o.seq, Enqueued: now, Hash: hash}
+	e := Entry{Score: score, Seq: o.seq, Enqueued: now, Hash: hash, Aux: auxFor(hash)}
 	if len(o.es) == o.cap {
 		m := o.es[0]
 		switch {
@@ -107,7 +107,7 @@ func checkRecord(t *testing.T, p *channels.Packet, hash uint64) {
 
 func sameEntry(a, b Entry) bool {
 	return (a.Score == b.Score || (math.IsInf(a.Score, -1) && math.IsInf(b.Score, -1))) &&
-		a.Seq == b.Seq && a.Enqueued == b.Enqueued && a.Hash == b.Hash
+		a.Seq == b.Seq && a.Enqueued == b.Enqueued && a.Hash == b.Hash && a.Aux == b.Aux
 }
 
 // TestQueueOracle drives the queue and the sorted-slice oracle with the
@@ -139,13 +139,27 @@ func TestQueueOracle(t *testing.T) {
 					}
 					hash++
 					admits := q.Admits(score, now)
-					a, ev := q.Push(recordFor(hash), score, hash, now)
+					a, ev := q.Push(recordFor(hash), score, hash, auxFor(hash), now)
 					wa, wev := o.push(score, hash, now)
 					if a != wa || ev != wev {
 						t.Fatalf("cap %d seed %d step %d: Push = %v,%v, want %v,%v", capacity, seed, step, a, ev, wa, wev)
 					}
 					if admits != wa {
 						t.Fatalf("cap %d seed %d step %d: Admits(%v) = %v, Push admitted %v", capacity, seed, step, score, admits, wa)
+					}
+				case op < 77: // Pop: the record only
+					p, aux, ok := q.Pop(now)
+					we, wok := o.popMax(now)
+					if ok != wok {
+						t.Fatalf("cap %d seed %d step %d: Pop ok = %v, want %v", capacity, seed, step, ok, wok)
+					}
+					if ok && aux != auxFor(we.Hash) {
+						t.Fatalf("cap %d seed %d step %d: Pop aux = %d, want %d", capacity, seed, step, aux, auxFor(we.Hash))
+					}
+					if ok {
+						checkRecord(t, p, we.Hash)
+					} else if p != nil {
+						t.Fatal("nil record expected")
 					}
 				case op < 95:
 					p, e, ok := q.PopMax(now)
@@ -180,7 +194,7 @@ func TestQueueOracle(t *testing.T) {
 
 func TestQueueTiesAndEviction(t *testing.T) {
 	q := NewQueue(3, time.Second)
-	push := func(score float64, hash uint64) (bool, bool) { return q.Push(recordFor(hash), score, hash, 0) }
+	push := func(score float64, hash uint64) (bool, bool) { return q.Push(recordFor(hash), score, hash, 0, 0) }
 	push(5, 1)
 	push(5, 2)
 	push(5, 3)
@@ -211,9 +225,9 @@ func TestQueueTiesAndEviction(t *testing.T) {
 
 func TestQueueTTL(t *testing.T) {
 	q := NewQueue(4, 100)
-	q.Push(recordFor(1), 9, 1, 0)   // expires after 100
-	q.Push(recordFor(2), 1, 2, 50)  // expires after 150
-	q.Push(recordFor(3), 5, 3, 100) // expires after 200
+	q.Push(recordFor(1), 9, 1, 0, 0)   // expires after 100
+	q.Push(recordFor(2), 1, 2, 0, 50)  // expires after 150
+	q.Push(recordFor(3), 5, 3, 0, 100) // expires after 200
 	// At 100 nothing has expired (older than, not as old as, the TTL).
 	if e, ok := q.PeekMax(); !ok || e.Hash != 1 {
 		t.Fatal("peek")
@@ -222,7 +236,7 @@ func TestQueueTTL(t *testing.T) {
 	if !ok || e.Hash != 1 {
 		t.Fatalf("pop at 100: %+v", e)
 	}
-	q.Push(recordFor(4), 7, 4, 0) // born old
+	q.Push(recordFor(4), 7, 4, 0, 0) // born old
 	// At 151: hash 4 and 2 expired; hash 3 is the best live one.
 	_, e, ok = q.PopMax(151)
 	if !ok || e.Hash != 3 || q.Stats().Expired != 1 {
@@ -233,9 +247,9 @@ func TestQueueTTL(t *testing.T) {
 	}
 	// A full queue whose lowest entry has expired admits any newcomer.
 	q = NewQueue(2, 100)
-	q.Push(recordFor(1), 5, 1, 0)
-	q.Push(recordFor(2), 6, 2, 50)
-	if a, ev := q.Push(recordFor(3), 1, 3, 120); !a || ev {
+	q.Push(recordFor(1), 5, 1, 0, 0)
+	q.Push(recordFor(2), 6, 2, 0, 50)
+	if a, ev := q.Push(recordFor(3), 1, 3, 0, 120); !a || ev {
 		t.Fatalf("push over expired: %v %v", a, ev)
 	}
 	if s := q.Stats(); s.Expired != 1 || s.Evicted != 0 {
@@ -257,7 +271,7 @@ func TestQueueDefaults(t *testing.T) {
 	// Fill completely with distinct scores, then drain in order.
 	rng := rand.New(rand.NewPCG(3, 4))
 	for i := range DefaultQueueCapacity {
-		if a, _ := q.Push(recordFor(uint64(i)), rng.Float64(), uint64(i), 0); !a {
+		if a, _ := q.Push(recordFor(uint64(i)), rng.Float64(), uint64(i), 0, 0); !a {
 			t.Fatal("push refused below capacity")
 		}
 	}
@@ -286,6 +300,9 @@ func TestMinLevel(t *testing.T) {
 		}
 	}
 }
+
+// auxFor is the caller's value the oracle test pushes with hash.
+func auxFor(hash uint64) uint64 { return hash*3 + 1 }
 
 // entryAbove is the queue's order on entries, as specified: higher score,
 // or equal score and older.

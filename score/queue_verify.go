@@ -8,7 +8,7 @@ import "fmt"
 // invariants build tag, never the hot path.
 func (q *Queue) verify() error {
 	c := len(q.heap)
-	if q.n < 0 || q.n > c || q.nfree < 0 || q.n+q.nfree != c || len(q.slab) != c || len(q.free) != c || len(q.hashes) != c {
+	if q.n < 0 || q.n > c || q.nfree < 0 || q.n+q.nfree != c || len(q.slab) != c || len(q.free) != c || len(q.keys) != c {
 		return fmt.Errorf("queue counts: n=%d nfree=%d capacity=%d", q.n, q.nfree, c)
 	}
 	h := q.heap[:q.n]

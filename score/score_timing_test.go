@@ -127,7 +127,7 @@ func BenchmarkQueuePushFull(b *testing.B) {
 			q := NewQueue(DefaultQueueCapacity, time.Hour)
 			rng := rand.New(rand.NewPCG(1, 2))
 			for i := range DefaultQueueCapacity {
-				q.Push(p, rng.Float64(), uint64(i), 0)
+				q.Push(p, rng.Float64(), uint64(i), 0, 0)
 			}
 			scores := make([]float64, 1<<16)
 			for i := range scores {
@@ -143,7 +143,7 @@ func BenchmarkQueuePushFull(b *testing.B) {
 				if mode == "evict" {
 					s += float64(i &^ (len(scores) - 1))
 				}
-				q.Push(p, s, uint64(i), 1)
+				q.Push(p, s, uint64(i), 0, 1)
 				i++
 			}
 			reportPPS(b)
@@ -157,7 +157,7 @@ func BenchmarkQueuePopMax(b *testing.B) {
 	rng := rand.New(rand.NewPCG(3, 4))
 	fill := func() {
 		for q.Len() < DefaultQueueCapacity {
-			q.Push(p, rng.Float64(), 1, 0)
+			q.Push(p, rng.Float64(), 1, 0, 0)
 		}
 	}
 	fill()
@@ -227,7 +227,7 @@ func BenchmarkPipeline(b *testing.B) {
 			for i := 0; q.Len() < q.Cap(); i++ {
 				p := &ps[i%len(ps)]
 				info, _ := e.Evaluate(p)
-				q.Push(p, Score(model, info.Budget.Fee, info.Budget.CUs)*(1+float64(i)*1e-9), info.Hash, 0)
+				q.Push(p, Score(model, info.Budget.Fee, info.Budget.CUs)*(1+float64(i)*1e-9), info.Hash, 0, 0)
 			}
 			b.ReportAllocs()
 			i := 0
@@ -238,7 +238,7 @@ func BenchmarkPipeline(b *testing.B) {
 				if r != OK {
 					b.Fatal(r)
 				}
-				q.Push(p, Score(model, info.Budget.Fee, info.Budget.CUs), info.Hash, 1)
+				q.Push(p, Score(model, info.Budget.Fee, info.Budget.CUs), info.Hash, 0, 1)
 				if popEvery > 0 && i%popEvery == 0 {
 					pkt, _, _ := q.PopMax(1)
 					sinkU64 = pkt.Size()

@@ -47,8 +47,12 @@ type Sidecar struct {
 	evals   [admitBatch]evaluated
 	touched uint64 // sum of the early loads, kept so they are not optimised away
 	pkt     channels.Packet
-	meta    channels.RemainingMeta
-	sigRec  channels.Signature
+	// The records send popped (pointers into the queue's slab, valid until
+	// the next push) and their recently-confirmed keys.
+	outBatch [sendBatch]*channels.Packet
+	outKeys  [sendBatch]uint64
+	meta     channels.RemainingMeta
+	sigRec   channels.Signature
 
 	snap       Snapshot // the loop's live counters
 	start      time.Time
@@ -59,7 +63,7 @@ type Sidecar struct {
 	// Channels whose heartbeat stopped or resumed at this check, reported
 	// in one line each; preallocated.
 	stopped, resumed []string
-	outCap           uint64
+	outWindow        uint64 // unread records sigverify can hold without skipping
 
 	nextPublish, nextPeer, nextSave int64
 
@@ -129,7 +133,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 	if s.out, err = channels.OpenProducer[channels.Packet](cfg.Channels, spec(channels.QoSToSig)); err != nil {
 		return nil, err
 	}
-	s.outCap = s.out.Capacity()
+	s.outWindow = s.out.Window()
 	s.feedbackRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Feedback()
 
 	s.model = model.New(cfg.Model)
@@ -472,7 +476,7 @@ func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mo
 		s.snap.Counters[Duplicates]++
 		return
 	}
-	admitted, evicted := s.queue.Push(p, sc, e.info.Hash, mono)
+	admitted, evicted := s.queue.Push(p, sc, e.info.Hash, e.sigKey, mono)
 	switch {
 	case !admitted: // not reached: Admits said yes and nothing changed since
 		s.snap.Counters[RejectedLow]++
@@ -561,10 +565,18 @@ func (s *Sidecar) drainResults() int {
 	return n
 }
 
-// send releases what the pacer allows, best first, to qos_to_sig. When
-// the sigverify consumer publishes its read index and has not read a full
-// ring, each further packet would overwrite an unread one: that is counted,
-// and with OutputBackpressure the packets stay queued instead.
+// sendBatch is how many packets send pops before it checks them against
+// the recently-confirmed set: their lookups (a likely cache miss each in
+// the million-entry set) are loaded together, as on admission.
+const sendBatch = 16
+
+// send releases what the pacer allows, best first, to qos_to_sig, dropping
+// the packets whose first signature was confirmed while they were queued
+// (the queue keeps each packet's recently-confirmed key from admission).
+// When the sigverify consumer publishes its read index and is a full
+// window behind (Producer.Window: three quarters of the ring), each
+// further packet makes it skip one: that is counted, and with
+// OutputBackpressure the packets stay queued instead.
 func (s *Sidecar) send(mono int64) int {
 	budget := s.pacer.Allow(mono)
 	if budget == 0 {
@@ -573,24 +585,43 @@ func (s *Sidecar) send(mono int64) int {
 	unread, known := s.out.Unread()
 	sent := 0
 	for sent < budget {
-		if known && unread >= s.outCap {
-			if s.cfg.OutputBackpressure {
+		want := min(budget-sent, sendBatch)
+		if known && s.cfg.OutputBackpressure {
+			if unread >= s.outWindow {
 				s.snap.Counters[HeldBack]++
 				break
 			}
-			s.snap.Counters[OutputOverwrite]++
+			want = min(want, int(s.outWindow-unread))
 		}
-		p, _, ok := s.queue.PopMax(mono)
-		if !ok {
+		k := 0
+		for k < want {
+			p, key, ok := s.queue.Pop(mono)
+			if !ok {
+				break
+			}
+			s.outBatch[k], s.outKeys[k] = p, key
+			k++
+		}
+		var touched uint64
+		for _, key := range s.outKeys[:k] {
+			touched += s.recent.Peek(key)
+		}
+		s.touched += touched
+		for j := range k {
+			if s.recent.ContainsKey(s.outKeys[j]) {
+				s.snap.Counters[RecentlyConfirmedAtSend]++
+				continue
+			}
+			if known && unread >= s.outWindow {
+				s.snap.Counters[OutputOverwrite]++
+			}
+			s.out.Push(s.outBatch[j])
+			unread++
+			sent++
+		}
+		if k < want { // the queue is empty
 			break
 		}
-		if s.recent.Contains(p[1:65]) {
-			s.snap.Counters[RecentlyConfirmedAtSend]++
-			continue
-		}
-		s.out.Push(p)
-		unread++
-		sent++
 	}
 	if sent > 0 {
 		s.out.Sync()

@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"net/netip"
 	"path/filepath"
 	"testing"
@@ -217,6 +218,66 @@ func TestBatchScoresSeePenaltiesInOrder(t *testing.T) {
 	var mono int64
 	if out := h.sendAll(&mono); len(out) != 1 || out[0] != bp {
 		t.Fatalf("sent %d packets, want only the unpenalised sender's", len(out))
+	}
+}
+
+// TestOutputRingFull: once sigverify has published its read index and
+// fallen a full window (3/4 of the ring) behind, each further send makes
+// it skip a packet and is counted; with backpressure the packets stay
+// queued instead, and leave once sigverify reads.
+func TestOutputRingFull(t *testing.T) {
+	for _, backpressure := range []bool{false, true} {
+		t.Run(fmt.Sprintf("backpressure=%v", backpressure), func(t *testing.T) {
+			h := newHarness(t, func(c *Config) {
+				c.TargetPPS = 1 << 40
+				c.QueueCapacity = 16384
+				c.PartialCapacity = 1 << 17
+				c.OutputBackpressure = backpressure
+			})
+			tr := newTraffic(t, 4096)
+			var mono int64
+			round := func(n int) {
+				t.Helper()
+				tr.push(h.tpu, n)
+				for got := 0; got < n; {
+					got += h.s.drainPackets(0, h.s.in[0], mono)
+				}
+				mono += int64(time.Millisecond)
+				h.s.send(mono)
+			}
+			// Sigverify reads one packet, which publishes its head.
+			round(1)
+			if got := len(h.drain()); got != 1 {
+				t.Fatalf("sigverify read %d packets, want 1", got)
+			}
+			window := int(h.s.outWindow)
+			extra := 5000
+			for left := window + extra; left > 0; left -= 8192 {
+				round(min(left, 8192))
+			}
+			c := &h.s.snap.Counters
+			if backpressure {
+				if c[Sent] != uint64(1+window) || c[OutputOverwrite] != 0 || c[HeldBack] == 0 {
+					t.Fatalf("sent %d, overwrites %d, held back %d; want %d, 0, > 0", c[Sent], c[OutputOverwrite], c[HeldBack], 1+window)
+				}
+				if h.s.queue.Len() != extra {
+					t.Fatalf("%d packets still queued, want %d", h.s.queue.Len(), extra)
+				}
+				// Sigverify catches up: the held packets leave.
+				if got := len(h.drain()); got != window {
+					t.Fatalf("sigverify read %d packets, want %d", got, window)
+				}
+				mono += int64(time.Millisecond)
+				h.s.send(mono)
+				if h.s.queue.Len() != 0 || c[Sent] != uint64(1+window+extra) {
+					t.Fatalf("after sigverify read: %d queued, %d sent", h.s.queue.Len(), c[Sent])
+				}
+				return
+			}
+			if c[Sent] != uint64(1+window+extra) || c[OutputOverwrite] != uint64(extra) || c[HeldBack] != 0 {
+				t.Fatalf("sent %d, overwrites %d, held back %d; want %d, %d, 0", c[Sent], c[OutputOverwrite], c[HeldBack], 1+window+extra, extra)
+			}
+		})
 	}
 }
 

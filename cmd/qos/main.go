@@ -54,7 +54,7 @@ func app() *cli.App {
 		&cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity, EnvVars: cliflags.Env("recent-capacity"),
 			Usage: "recently confirmed signatures remembered"},
 		&cli.BoolFlag{Name: "output-backpressure", Category: cliflags.CatQueue, EnvVars: cliflags.Env("output-backpressure"),
-			Usage: "keep packets queued instead of overwriting qos_to_sig records sigverify has not read (only for a consumer that publishes its read index; overwrites are always counted)"},
+			Usage: "keep packets queued instead of sending more than sigverify can read without skipping (3/4 of qos_to_sig unread; only for a consumer that publishes its read index; such sends are always counted as output_overwrite)"},
 		&cli.IntFlag{Name: "packet-batch", Category: cliflags.CatQueue, Value: d.PacketBatch, EnvVars: cliflags.Env("packet-batch"),
 			Usage: "packets taken from one channel per loop visit"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
