@@ -117,4 +117,17 @@ func TestWriteTable(t *testing.T) {
 	if lines := strings.Count(out, "\n"); lines != 5 {
 		t.Errorf("%d lines:\n%s", lines, out)
 	}
+	if strings.Contains(out, "behind its traffic schedule") {
+		t.Errorf("lag warning without lag:\n%s", out)
+	}
+	// A simulator that could not keep up says so, once per such run.
+	runs := syntheticRuns()
+	runs[1].Result.ProducerLagUs = 2.5e6
+	sb.Reset()
+	if err := WriteTable(&sb, runs); err != nil {
+		t.Fatal(err)
+	}
+	if out := sb.String(); strings.Count(out, "behind its traffic schedule") != 1 || !strings.Contains(out, "up to 2.50s behind") {
+		t.Errorf("no single lag warning for a run 2.5 s behind:\n%s", out)
+	}
 }

@@ -178,8 +178,21 @@ func WriteTable(w io.Writer, runs []NamedResult) error {
 			return fmt.Errorf("write comparison table: %w", err)
 		}
 	}
+	for _, nr := range runs {
+		if lag := nr.Result.ProducerLagUs; lag >= behindWarnUs {
+			_, err := fmt.Fprintf(w, "%s: the simulator fell up to %s behind its traffic schedule: this machine produced %.0f packets/s, less than the agents ask for; the rates above are what it managed.\n",
+				nr.Name, fmtMicros(lag), nr.Result.InPPS)
+			if err != nil {
+				return fmt.Errorf("write comparison table: %w", err)
+			}
+		}
+	}
 	return nil
 }
+
+// behindWarnUs is how far behind its schedule the producer may fall (µs)
+// before the table says so.
+const behindWarnUs = 100_000
 
 // secs turns seconds back into a duration for printing.
 func secs(s float64) time.Duration { return time.Duration(s * 1e9).Round(time.Millisecond) }

@@ -194,6 +194,7 @@ type recorder struct {
 	// producer side
 	produced   uint64
 	prodIn     []uint64 // bucket × agent
+	prodSlot   []uint64 // per wall-clock slot: packets produced in it
 	prodLagMax int64
 
 	// consumer side
@@ -242,7 +243,7 @@ func newRecorder(cfg *Config, seed uint64, g *generator) *recorder {
 		attacker: make([]bool, nA), owners: g.owners(),
 		prodIn: make([]uint64, nB*nA), out: make([]uint64, nB*nA),
 		outAgent: make([]uint64, nA), included: make([]uint64, nA), valueOut: make([]uint64, nA),
-		valueIn: make([]uint64, nA), offered: make([]uint64, nA), processed: make([]int, nS)}
+		valueIn: make([]uint64, nA), offered: make([]uint64, nA), processed: make([]int, nS), prodSlot: make([]uint64, nS)}
 	for i := range cfg.Agents {
 		r.attacker[i] = cfg.Agents[i].Attacker
 		total += cfg.Agents[i].PPS
@@ -291,6 +292,7 @@ func (r *recorder) produce(ctx context.Context, start time.Time, g *generator, v
 			v.in[ev.channel].Push(&pkt)
 			dirty[ev.channel] = true
 			r.produced++
+			r.prodSlot[min(int(now/int64(r.cfg.SlotDuration)), r.nSlots-1)]++
 			r.prodIn[r.bucket(ev.t)*r.nAgents+int(ev.agent)]++
 			r.prodLagMax = max(r.prodLagMax, now-ev.t)
 		}
@@ -470,12 +472,21 @@ func (r *recorder) computeOracle(g *generator) {
 		}
 		items = items[:0]
 	}
+	// Each packet belongs to the wall-clock slot in which the producer
+	// pushed it, as sigverify's budget does (processed). On schedule that
+	// is the slot of its virtual time; a producer that cannot keep up
+	// with the configured rate pushes packets later than their virtual
+	// time, and grouping by virtual time would crowd the whole run's
+	// traffic into its first slots.
+	left := r.prodSlot[0]
 	for i := uint64(0); i < r.produced; i++ {
 		ev := g.skip()
-		if win := int(ev.t / slot); win != w {
+		for left == 0 && w < len(r.prodSlot)-1 {
 			flush()
-			w = win
+			w++
+			left = r.prodSlot[w]
 		}
+		left--
 		if ev.unique() {
 			items = append(items, item{fee: ev.fee, cus: ev.cus})
 			r.valueIn[ev.agent] += ev.fee

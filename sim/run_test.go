@@ -316,3 +316,44 @@ func TestRunCancel(t *testing.T) {
 		t.Errorf("took %v to stop", d)
 	}
 }
+
+// TestOracleGroupsByProductionSlot: the oracle puts each packet in the
+// wall-clock slot in which the producer pushed it. A producer that fell
+// behind pushed its packets later than their virtual times; the oracle
+// must follow where they really went, not crowd them into the early
+// slots.
+func TestOracleGroupsByProductionSlot(t *testing.T) {
+	c := DefaultConfig()
+	g := newTestGenerator(t, &c)
+	r := newRecorder(&c, 1, g)
+	const produced = 3000
+	// Pushed evenly over every slot (virtual times cover only the first
+	// few), and sigverify took 10 per slot.
+	per := uint64(produced / len(r.prodSlot))
+	for i := range r.prodSlot {
+		r.prodSlot[i] = per
+		r.processed[i] = 10
+	}
+	r.produced = per * uint64(len(r.prodSlot))
+
+	// The expectation, from an independent replay of the same events.
+	ref := newTestGenerator(t, &c)
+	var want, wantAfter uint64
+	for w := range r.prodSlot {
+		var items []item
+		for range per {
+			if ev := ref.skip(); ev.unique() {
+				items = append(items, item{fee: ev.fee, cus: ev.cus})
+			}
+		}
+		best := bestChoice(items, 10, c.SlotCUBudget)
+		want += best
+		if int64(w)*int64(c.SlotDuration) >= int64(c.Warmup) {
+			wantAfter += best
+		}
+	}
+	r.computeOracle(newTestGenerator(t, &c))
+	if r.oracle != want || r.oracleAfter != wantAfter || want == 0 {
+		t.Fatalf("oracle %d (after warm-up %d), want %d (%d)", r.oracle, r.oracleAfter, want, wantAfter)
+	}
+}
