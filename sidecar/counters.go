@@ -37,12 +37,12 @@ const (
 )
 
 var counterInfo = [numCounters]struct{ name, help string }{
-	Duplicates:              {"duplicates", "Packets dropped because their packet hash was seen recently."},
-	RecentlyConfirmed:       {"recently_confirmed", "Packets dropped on arrival because their first signature was recently confirmed."},
+	Duplicates:              {"duplicates", "Packets the queue would take, dropped because a packet with the same hash was queued recently."},
+	RecentlyConfirmed:       {"recently_confirmed", "Packets the queue would take, dropped on arrival because their first signature was recently confirmed."},
 	RecentlyConfirmedAtSend: {"recently_confirmed_at_send", "Queued packets dropped at send time because their first signature was confirmed meanwhile."},
 	Admitted:                {"admitted", "Packets pushed into the priority queue."},
 	Evicted:                 {"evicted", "Queued packets evicted by a higher-scoring newcomer."},
-	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores."},
+	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores (decided before the dedup and recently-confirmed lookups)."},
 	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
 	Sent:                    {"sent", "Packets written to qos_to_sig."},
 	OutputOverwrite:         {"output_overwrite", "Packets sent while the sigverify consumer was a full window (3/4 of qos_to_sig) behind, per its published head: it skips as many."},

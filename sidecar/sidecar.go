@@ -423,7 +423,7 @@ func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64)
 	b := e.info.Budget
 	switch s.cfg.Policy {
 	case PolicyModel:
-		addr, _ := p.Addr() // Evaluate checked the tag
+		addr, _ := p.Addr() // Inspect checked the tag
 		e.score = score.Score(s.model.Forward(model.IPOf(addr), model.Signer(e.info.Payer)), b.Fee, b.CUs)
 	case PolicyFeeOnly:
 		e.score = score.Score(1, b.Fee, b.CUs)
@@ -461,7 +461,7 @@ func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mo
 		s.snap.Counters[RecentlyConfirmed]++
 		return
 	}
-	addr, _ := p.Addr() // Evaluate checked the tag
+	addr, _ := p.Addr() // Inspect checked the tag
 	b := e.info.Budget
 	if s.partial.Insert(e.info.Hash, metastore.Partial{
 		ArrivedAt: mono,
