@@ -116,7 +116,7 @@ type QueueStats struct {
 	Evicted     uint64 // lowest entries pushed out by a better newcomer
 	RejectedLow uint64 // newcomers refused because the full queue held nothing lower
 	Expired     uint64 // entries dropped for being older than the TTL
-	Popped      uint64 // entries returned by PopMax
+	Popped      uint64 // entries returned by PopMax or Pop
 }
 
 // Queue is a fixed-capacity priority queue of packet records: a min-max
