@@ -7,6 +7,7 @@ import (
 
 	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/metastore"
+	"github.com/solqos/qos/sim"
 )
 
 // BenchmarkLoopAdmit measures the loop's per-packet work on the input side
@@ -139,4 +140,74 @@ func benchEndToEnd(b *testing.B, target uint64) {
 	b.ReportMetric(float64(h.s.snap.Counters[Admitted])/float64(h.s.snap.Received[0]), "admitted")
 	b.ReportMetric(float64(h.s.snap.Counters[Sent])/secs, "sent/s")
 	b.ReportMetric(float64(h.s.in[0].Skipped()), "skipped")
+}
+
+// BenchmarkLoopStory is BenchmarkLoopEndToEnd with the simulator's attack
+// story for traffic, its spammer raised to 4 M packets/s (so nearly all
+// of the input): duplicates, unparsable packets (each a model penalty),
+// bad signatures, low fees and a sybil rotating 2 048 addresses, on tpu
+// and fwd. The other core generates it live (sim.Traffic, about 3 M
+// packets/s) and keeps both rings a quarter to half full; nothing plays
+// sigverify or the scheduler, so the model learns from parse penalties
+// only. --target-pps 100000.
+func BenchmarkLoopStory(b *testing.B) {
+	cfg := sim.DefaultConfig()
+	for i := range cfg.Agents {
+		if cfg.Agents[i].Name == "spammer" {
+			cfg.Agents[i].PPS = 4_000_000
+		}
+	}
+	tr, err := sim.NewTraffic(cfg)
+	if err != nil {
+		b.Fatal(err)
+	}
+	h := newHarness(b, func(c *Config) {
+		c.QueueCapacity = 16384
+		c.PartialCapacity = metastore.DefaultPartialCapacity
+		c.RecentCapacity = DefaultConfig().RecentCapacity
+		c.TargetPPS = 100_000
+		c.PacerBurst = 0
+	})
+	prods := [2]*channels.Producer[channels.Packet]{h.tpu, h.fwd}
+	capacity := h.tpu.Capacity()
+	stop, done := make(chan struct{}), make(chan struct{})
+	go func() {
+		defer close(done)
+		var p, sink channels.Packet
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+			if unread, known := h.tpu.Unread(); !known || unread < capacity/2 {
+				for range 2048 {
+					if ch := tr.Next(&p); ch < len(prods) {
+						prods[ch].Push(&p)
+					}
+				}
+				for _, pr := range prods {
+					pr.Sync()
+				}
+			}
+			for h.out.Pop(&sink) {
+			}
+		}
+	}()
+	b.ReportAllocs()
+	start := time.Now()
+	b.ResetTimer()
+	for h.s.snap.TotalReceived() < uint64(b.N) {
+		now := time.Since(start).Nanoseconds()
+		h.s.step(now, now)
+	}
+	b.StopTimer()
+	close(stop)
+	<-done
+	secs := b.Elapsed().Seconds()
+	got := float64(h.s.snap.TotalReceived())
+	b.ReportMetric(got/secs, "packets/s")
+	b.ReportMetric(float64(h.s.snap.Counters[Admitted])/got, "admitted")
+	b.ReportMetric(float64(h.s.snap.TotalRejected())/got, "rejected")
+	b.ReportMetric(float64(h.s.snap.Counters[Duplicates])/got, "duplicates")
 }

@@ -229,3 +229,27 @@ func TestDuplicateBytes(t *testing.T) {
 		t.Fatal("no duplicates generated")
 	}
 }
+
+// TestTrafficMatchesGenerator: Traffic yields the generator's packets, in
+// order, with their channels.
+func TestTrafficMatchesGenerator(t *testing.T) {
+	c := DefaultConfig()
+	tr, err := NewTraffic(c)
+	if err != nil {
+		t.Fatal(err)
+	}
+	g := newTestGenerator(t, &c)
+	var a, b channels.Packet
+	for i := range 2000 {
+		ch := tr.Next(&a)
+		ev := g.next(&b)
+		if ch != int(ev.channel) || !bytes.Equal(meaningful(&a), meaningful(&b)) {
+			t.Fatalf("packet %d differs (channel %d, want %d)", i, ch, ev.channel)
+		}
+	}
+	bad := c
+	bad.Agents = nil
+	if _, err := NewTraffic(bad); err == nil {
+		t.Fatal("NewTraffic accepted a configuration without agents")
+	}
+}
