@@ -134,7 +134,7 @@ func run(c *cli.Context) error {
 	}
 	var srv *http.Server
 	if addr := c.String("metrics-addr"); addr != "" {
-		if srv, err = serveMetrics(addr, s, db, log); err != nil {
+		if srv, _, err = serveMetrics(addr, s, db, log); err != nil {
 			db.close(log)
 			return err
 		}
@@ -178,14 +178,17 @@ func openWhenReady(ctx context.Context, cfg sidecar.Config, timeout time.Duratio
 	}
 }
 
-func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger) (*http.Server, error) {
+// serveMetrics serves the sidecar's (and the database sink's) metrics with
+// the Go runtime's and the process's on addr at /metrics, and returns the
+// server and the address it listens on.
+func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger) (*http.Server, net.Addr, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.Collector())
 	db.register(reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
-		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
+		return nil, nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
 	}
 	mux := http.NewServeMux()
 	mux.Handle("/metrics", promhttp.HandlerFor(reg, promhttp.HandlerOpts{}))
@@ -196,5 +199,5 @@ func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logge
 		}
 	}()
 	log.Info("serving metrics", "addr", ln.Addr().String(), "path", "/metrics")
-	return srv, nil
+	return srv, ln.Addr(), nil
 }

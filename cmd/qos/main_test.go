@@ -5,7 +5,9 @@ import (
 	"errors"
 	"io"
 	"log/slog"
+	"net/http"
 	"os"
+	"strings"
 	"testing"
 	"time"
 
@@ -85,5 +87,60 @@ func TestFlagErrors(t *testing.T) {
 		if err := a.Run(args); err == nil {
 			t.Errorf("%v: accepted", args)
 		}
+	}
+}
+
+// TestServeMetrics: --metrics-addr serves the loop's metrics, the Go
+// runtime's and the process's in Prometheus' text format while the loop
+// runs, and a busy address is a clear error.
+func TestServeMetrics(t *testing.T) {
+	cfg := testConfig(t)
+	for _, s := range channels.Table {
+		if _, err := channels.Create(cfg.Channels, s); err != nil {
+			t.Fatal(err)
+		}
+	}
+	s, err := sidecar.Open(cfg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv, addr, err := serveMetrics("127.0.0.1:0", s, nil, quiet())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { _ = srv.Close() })
+	ctx, cancel := context.WithCancel(context.Background())
+	done := make(chan error, 1)
+	go func() { done <- s.Run(ctx) }()
+	time.Sleep(300 * time.Millisecond) // a snapshot or two
+
+	resp, err := http.Get("http://" + addr.String() + "/metrics")
+	if err != nil {
+		t.Fatal(err)
+	}
+	body, err := io.ReadAll(resp.Body)
+	resp.Body.Close()
+	if err != nil || resp.StatusCode != http.StatusOK {
+		t.Fatalf("GET /metrics: %v, status %d", err, resp.StatusCode)
+	}
+	for _, want := range []string{
+		`qos_events_total{event="admitted"}`,
+		`qos_received_packets_total{channel="tpu_to_qos"}`,
+		"qos_loop_busy_seconds_total",
+		"qos_loop_max_stall_seconds",
+		"go_goroutines",
+		"process_resident_memory_bytes",
+	} {
+		if !strings.Contains(string(body), want) {
+			t.Errorf("/metrics lacks %s", want)
+		}
+	}
+	cancel()
+	if err := <-done; err != nil {
+		t.Fatal(err)
+	}
+
+	if _, _, err := serveMetrics(addr.String(), s, nil, quiet()); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
+		t.Fatalf("second server on %s: %v, want an error naming --metrics-addr", addr, err)
 	}
 }

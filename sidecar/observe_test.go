@@ -1,0 +1,86 @@
+package sidecar
+
+import (
+	"testing"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/testutil"
+	dto "github.com/prometheus/client_model/go"
+)
+
+// TestCollector: the Prometheus collector exports the latest snapshot
+// consistently (a pedantic registry checks descriptions against what is
+// collected), with the loop's counters, per-channel receipts and busy time.
+func TestCollector(t *testing.T) {
+	h := newHarness(t, nil)
+	tr := newTraffic(t, 64)
+	tr.push(h.tpu, 50)
+	h.s.step(0, time.Now().UnixNano())
+	h.s.snap.BusyNanos = int64(1500 * time.Millisecond)
+	h.s.latest = h.s.snap
+
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(h.s.Collector())
+	mfs, err := reg.Gather()
+	if err != nil {
+		t.Fatal(err)
+	}
+	value := func(name string, labels map[string]string) (float64, bool) {
+		t.Helper()
+		for _, mf := range mfs {
+			if mf.GetName() != name {
+				continue
+			}
+			for _, m := range mf.GetMetric() {
+				if matches(m, labels) {
+					if c := m.GetCounter(); c != nil {
+						return c.GetValue(), true
+					}
+					return m.GetGauge().GetValue(), true
+				}
+			}
+		}
+		return 0, false
+	}
+	for _, tc := range []struct {
+		name   string
+		labels map[string]string
+		want   float64
+	}{
+		{"qos_received_packets_total", map[string]string{"channel": "tpu_to_qos"}, 50},
+		{"qos_events_total", map[string]string{"event": "admitted"}, float64(h.s.snap.Counters[Admitted])},
+		{"qos_events_total", map[string]string{"event": "sent"}, float64(h.s.snap.Counters[Sent])},
+		{"qos_loop_busy_seconds_total", nil, 1.5},
+		{"qos_queue_length", nil, float64(h.s.snap.QueueLen)},
+	} {
+		got, ok := value(tc.name, tc.labels)
+		if !ok || got != tc.want {
+			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
+		}
+	}
+	if h.s.snap.Counters[Admitted] == 0 {
+		t.Fatal("no packet admitted: the test traffic is wrong")
+	}
+	// Names, units and help follow Prometheus' conventions.
+	problems, err := testutil.CollectAndLint(h.s.Collector())
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, p := range problems {
+		t.Errorf("metric %s: %s", p.Metric, p.Text)
+	}
+}
+
+func matches(m *dto.Metric, labels map[string]string) bool {
+	n := 0
+	for _, lp := range m.GetLabel() {
+		if v, ok := labels[lp.GetName()]; ok {
+			if v != lp.GetValue() {
+				return false
+			}
+			n++
+		}
+	}
+	return n == len(labels)
+}
