@@ -73,6 +73,23 @@ func (m *IPSigner) Forward(ip IP, s Signer) float64 {
 	return m.ips.score(ip.canonical()) * m.signers.score(s)
 }
 
+// ForwardBound returns the highest Forward(ip, s) can be for any signer s:
+// ip's score times the highest signer score (learned, or the median an
+// unknown signer gets). A caller that must refuse packets scoring no more
+// than some bar can refuse ip's packets before looking at their signer
+// when ForwardBound × the highest possible fee per CU is no more than it.
+// It does not allocate; it scans the signer table once after each learn.
+func (m *IPSigner) ForwardBound(ip IP) float64 {
+	return m.ips.score(ip.canonical()) * m.signers.maxScore()
+}
+
+// LowestForwardBound returns the lowest ForwardBound can be for any IP:
+// the lowest IP score (MinScore, or the median an unknown IP gets when
+// that is lower) times the highest signer score.
+func (m *IPSigner) LowestForwardBound() float64 {
+	return min(m.ips.floor, m.ips.median) * m.signers.maxScore()
+}
+
 // IPScore returns ip's score and true when the model holds an entry for it
 // (learned or penalty-only), or the IP median and false.
 func (m *IPSigner) IPScore(ip IP) (float64, bool) {

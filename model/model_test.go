@@ -2,6 +2,7 @@ package model
 
 import (
 	"math"
+	"math/rand/v2"
 	"net/netip"
 	"strings"
 	"testing"
@@ -427,5 +428,57 @@ func TestDiffTolerance(t *testing.T) {
 	b.Learn(rows(ip4(1, 1, 1, 2), signer(1), 5, 3))
 	if d := Diff(a, b, 1e-12); len(d) != 1 || !strings.Contains(d[0], "only in the second") {
 		t.Fatalf("Diff = %v", d)
+	}
+}
+
+// TestForwardBound: ForwardBound(ip) is the highest Forward(ip, s) over
+// every signer s — attained by a learned signer or an unknown one —
+// through learning, penalties and pruning, and LowestForwardBound is at
+// most every IP's bound.
+func TestForwardBound(t *testing.T) {
+	p := DefaultParams()
+	p.MaxIPs, p.MaxSigners, p.BatchSize = 64, 32, 40
+	m := New(p)
+	rng := rand.New(rand.NewPCG(3, 4))
+	signer := func(i int) Signer {
+		var s Signer
+		s[0], s[1] = byte(i), byte(i>>8)
+		return s
+	}
+	unknown := signer(60000)
+	check := func(step int) {
+		t.Helper()
+		for i := range 80 {
+			ip := ip4(10, 0, 0, byte(i))
+			bound := m.ForwardBound(ip)
+			best := m.Forward(ip, unknown)
+			for j := range 100 {
+				f := m.Forward(ip, signer(j))
+				if f > bound {
+					t.Fatalf("step %d: Forward(%v, signer %d) = %v above ForwardBound %v", step, ip, j, f, bound)
+				}
+				best = max(best, f)
+			}
+			if best != bound {
+				t.Fatalf("step %d: ForwardBound(%v) = %v, but the best signer gives %v", step, ip, bound, best)
+			}
+			if lo := m.LowestForwardBound(); lo > bound {
+				t.Fatalf("step %d: LowestForwardBound %v above %v's bound %v", step, lo, ip, bound)
+			}
+		}
+	}
+	check(0)
+	for step := 1; step <= 30; step++ {
+		for range 40 {
+			m.Observe(Observation{IP: ip4(10, 0, 0, byte(rng.IntN(6))), Signer: signer(rng.IntN(6) + 6*(step%8)),
+				Fee: uint64(rng.IntN(1_000_000)), ExecNanos: uint64(rng.IntN(3)) * 50_000})
+		}
+		for range rng.IntN(20) {
+			m.Penalize(ip4(10, 0, 0, byte(rng.IntN(80))))
+		}
+		check(step)
+	}
+	if m.Stats().Signers == 0 || m.Stats().Learns == 0 {
+		t.Fatal("nothing learned: the test exercises no learned signer")
 	}
 }

@@ -61,6 +61,9 @@ type table[K key[K]] struct {
 	lo, hi []item
 	median float64
 	floor  float64 // MinScore: no score goes below it
+	// maxVal is maxScore's value while maxKnown (cleared by any change).
+	maxVal   float64
+	maxKnown bool
 
 	pslab  []pentry[K]
 	selPen bool // the current selection's slots index pslab, not slab
@@ -245,6 +248,7 @@ func (t *table[K]) balance() {
 // an odd count, the mean of the two middle scores for an even count, 1 for
 // an empty table.
 func (t *table[K]) setMedian() {
+	t.maxKnown = false
 	switch {
 	case len(t.lo) == 0:
 		t.median = 1
@@ -253,6 +257,21 @@ func (t *table[K]) setMedian() {
 	default:
 		t.median = midpoint(t.lo[0].v, t.hi[0].v)
 	}
+}
+
+// maxScore returns the highest score a key of the table can have: the
+// highest learned score, or the median (what an unknown key gets) when it
+// is higher. It scans the slab after each change (setMedian marks one),
+// so it costs O(1) between learns.
+func (t *table[K]) maxScore() float64 {
+	if !t.maxKnown {
+		m := t.median
+		for i := range t.slab {
+			m = max(m, t.slab[i].score)
+		}
+		t.maxVal, t.maxKnown = m, true
+	}
+	return t.maxVal
 }
 
 // midpoint is the mean of the two middle scores l ≤ h (both finite, ≥ 0):

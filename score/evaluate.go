@@ -2,6 +2,7 @@ package score
 
 import (
 	"encoding/binary"
+	"math"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -99,6 +100,11 @@ func PacketHash(seed uint64, p *channels.Packet) uint64 {
 	_, _ = d.Write(tail[:k])
 	return d.Sum64()
 }
+
+// MaxFeePerCU bounds fee / max(cus, 1) in Score for any transaction: the
+// fee is a saturating u64 and the divisor at least 1. With it, a caller
+// can bound a packet's score before parsing it (model × MaxFeePerCU).
+const MaxFeePerCU = float64(math.MaxUint64)
 
 // Score is the packet's priority: model × fee / max(cus, 1), where model
 // is the IP/signer model's forward value, fee the total fee in lamports
