@@ -17,6 +17,7 @@ const (
 	Admitted
 	Evicted
 	RejectedLow
+	Gated
 	Expired
 	Sent
 	OutputOverwrite
@@ -43,6 +44,7 @@ var counterInfo = [numCounters]struct{ name, help string }{
 	Admitted:                {"admitted", "Packets pushed into the priority queue."},
 	Evicted:                 {"evicted", "Queued packets evicted by a higher-scoring newcomer."},
 	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores (decided before the dedup and recently-confirmed lookups)."},
+	Gated:                   {"gated", "Packets refused before parsing: their sender IP's score, times the best signer score and the highest fee per CU a transaction can declare, could not beat the full queue's lowest entry (no parse, no penalty)."},
 	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
 	Sent:                    {"sent", "Packets written to qos_to_sig."},
 	OutputOverwrite:         {"output_overwrite", "Packets sent while the sigverify consumer was a full window (3/4 of qos_to_sig) behind, per its published head: it skips as many."},

@@ -37,6 +37,9 @@ type Sidecar struct {
 	recent  *sigcache.Set
 	model   *model.IPSigner
 	learn   bool // the policy uses and trains the model
+	// gateOff disables the sender gate (tests compare the loop with and
+	// without it).
+	gateOff bool
 	// feedbackRows: penalties become rows too (learning, a hand-off that
 	// takes them).
 	feedbackRows bool
@@ -343,6 +346,7 @@ const admitBatch = 16
 type evaluated struct {
 	info  score.Info
 	rej   score.Reject
+	gated bool // refused before inspection; info and rej are not set
 	score float64
 	// sigKey is the recently-confirmed key of signature 0 (never 0) and
 	// info.Hash the packet hash, both computed once the queue would take
@@ -371,10 +375,14 @@ type evaluated struct {
 func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
 	n := 0
 	for n < s.cfg.PacketBatch {
+		gate := s.gateOpen(mono)
 		k := 0
 		for k < admitBatch && n+k < s.cfg.PacketBatch && c.Pop(&s.batch[k]) {
 			e := &s.evals[k]
-			e.info, e.rej = s.eval.Inspect(&s.batch[k])
+			e.gated = gate && s.gated(&s.batch[k], mono)
+			if !e.gated {
+				e.info, e.rej = s.eval.Inspect(&s.batch[k])
+			}
 			k++
 		}
 		if k == 0 {
@@ -394,8 +402,8 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 		}
 		s.touched += touched
 		for j := range k {
-			if s.evals[j].rej == score.OK {
-				s.admitEvaluated(src, &s.batch[j], &s.evals[j], mono)
+			if e := &s.evals[j]; !e.gated && e.rej == score.OK {
+				s.admitEvaluated(src, &s.batch[j], e, mono)
 			}
 		}
 		n += k
@@ -409,6 +417,10 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 // reports whether the queue would take the packet as it stands now.
 func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
 	e.sigKey = 0
+	if e.gated {
+		s.snap.Counters[Gated]++
+		return false
+	}
 	if e.rej != score.OK {
 		s.snap.Rejects[e.rej]++
 		if e.rej.Parse() && s.learn {
@@ -435,6 +447,31 @@ func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64)
 	}
 	s.keys(p, e)
 	return true
+}
+
+// gateOpen reports whether the sender gate can refuse anything in the
+// next batch: under the model policy, when the queue would refuse even
+// the highest score a packet from the lowest-scoring IP could reach.
+// Otherwise no packet can be gated and the IP lookups are skipped.
+func (s *Sidecar) gateOpen(mono int64) bool {
+	return s.cfg.Policy == PolicyModel && !s.gateOff &&
+		!s.queue.Admits(s.model.LowestForwardBound()*score.MaxFeePerCU, mono)
+}
+
+// gated reports whether the queue would refuse p whatever its signer and
+// fee: the highest score its sender's IP allows (model.ForwardBound ×
+// score.MaxFeePerCU) is not above the queue's lowest entry. Such a packet
+// would end as rejected_low after parsing; refusing it first spares the
+// parse, which is most of the cost of a packet from a sunk spammer. The
+// model as it stands may not yet hold the penalties of earlier packets of
+// the batch, which only lower scores, so the gate errs on the side of
+// parsing.
+func (s *Sidecar) gated(p *channels.Packet, mono int64) bool {
+	addr, ok := p.Addr()
+	if !ok {
+		return false // Inspect rejects it
+	}
+	return !s.queue.Admits(s.model.ForwardBound(model.IPOf(addr))*score.MaxFeePerCU, mono)
 }
 
 // keys computes the packet hash and the recently-confirmed key of an

@@ -512,3 +512,62 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 		t.Fatalf("received on re1 = %d, want 1", s.snap.Received[2])
 	}
 }
+
+// TestSenderGateChangesNothingSent: with the queue full of honest packets,
+// a sunk spammer's packets are refused before parsing (gated) instead of
+// after scoring (rejected_low); what reaches sigverify is the same, packet
+// for packet, as without the gate.
+func TestSenderGateChangesNothingSent(t *testing.T) {
+	run := func(gateOff bool) (out []channels.Packet, c [numCounters]uint64) {
+		h := newHarness(t, func(c *Config) { c.QueueCapacity = 32; c.TargetPPS = 1000; c.PacerBurst = 1 })
+		h.s.gateOff = gateOff
+		spamIP := netip.MustParseAddr("66.66.66.66")
+		var mono int64
+		nonce := uint64(0)
+		for round := range 30 {
+			for i := range 40 { // more than the queue holds: it stays full of them
+				nonce++
+				x := tx{payer: payerN(i % 7), sig: sigN(int(nonce)), limit: 10_000, price: uint64(1_000_000 + 1000*i + round), nonce: nonce}
+				p := x.packet(t, ipN(i))
+				h.tpu.Push(&p)
+			}
+			for i := range 200 {
+				nonce++
+				x := tx{payer: payerN(100 + i%3), sig: sigN(int(nonce)), limit: 200_000, price: 1, nonce: nonce}
+				p := x.packet(t, spamIP)
+				if i%2 == 0 {
+					p.SetData([]byte{0, 1, 2}) // unparsable: penalises the spammer
+				}
+				h.tpu.Push(&p)
+			}
+			h.tpu.Sync()
+			for got := 0; got < 240; {
+				got += h.s.drainPackets(0, h.s.in[0], mono)
+			}
+			mono += int64(10 * time.Millisecond)
+			h.s.send(mono)
+			out = append(out, h.drain()...)
+		}
+		return out, h.s.snap.Counters
+	}
+	withGate, cg := run(false)
+	without, cn := run(true)
+	t.Logf("with gate: gated %d rejected_low %d penalties %d; without: rejected_low %d penalties %d; sent %d", cg[Gated], cg[RejectedLow], cg[ParsePenalties], cn[RejectedLow], cn[ParsePenalties], len(withGate))
+	if cg[Gated] == 0 || cn[Gated] != 0 {
+		t.Fatalf("gated %d with the gate, %d without; want > 0 and 0", cg[Gated], cn[Gated])
+	}
+	if len(withGate) == 0 || len(withGate) != len(without) {
+		t.Fatalf("sent %d packets with the gate, %d without", len(withGate), len(without))
+	}
+	for i := range withGate {
+		if withGate[i] != without[i] {
+			t.Fatalf("packet %d sent differs with the gate", i)
+		}
+	}
+	if cg[Admitted] != cn[Admitted] {
+		t.Errorf("admitted %d with the gate, %d without", cg[Admitted], cn[Admitted])
+	}
+	if cg[ParsePenalties] >= cn[ParsePenalties] {
+		t.Errorf("parse penalties %d with the gate, %d without: gated packets are not parsed", cg[ParsePenalties], cn[ParsePenalties])
+	}
+}
