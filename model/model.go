@@ -73,22 +73,25 @@ func (m *IPSigner) Forward(ip IP, s Signer) float64 {
 	return m.ips.score(ip.canonical()) * m.signers.score(s)
 }
 
-// ForwardBound returns the highest Forward(ip, s) can be for any signer s:
-// ip's score times the highest signer score (learned, or the median an
-// unknown signer gets). A caller that must refuse packets scoring no more
-// than some bar can refuse ip's packets before looking at their signer
-// when ForwardBound × the highest possible fee per CU is no more than it.
-// It does not allocate; it scans the signer table once after each learn.
-func (m *IPSigner) ForwardBound(ip IP) float64 {
-	return m.ips.score(ip.canonical()) * m.signers.maxScore()
-}
+// IPFactor and SignerFactor are the two factors of Forward:
+// Forward(ip, s) == IPFactor(ip) * SignerFactor(s), bit for bit. A caller
+// that must refuse packets scoring no more than some bar can refuse an
+// IP's packets before looking at their signer when IPFactor(ip) ×
+// MaxSignerFactor() × the highest possible fee per CU is no more than it,
+// and score them later from the IPFactor it read then. None allocates.
+func (m *IPSigner) IPFactor(ip IP) float64 { return m.ips.score(ip.canonical()) }
 
-// LowestForwardBound returns the lowest ForwardBound can be for any IP:
-// the lowest IP score (MinScore, or the median an unknown IP gets when
-// that is lower) times the highest signer score.
-func (m *IPSigner) LowestForwardBound() float64 {
-	return min(m.ips.floor, m.ips.median) * m.signers.maxScore()
-}
+// SignerFactor is s's factor of Forward (see IPFactor).
+func (m *IPSigner) SignerFactor(s Signer) float64 { return m.signers.score(s) }
+
+// MaxSignerFactor returns the highest SignerFactor of any signer: the
+// highest learned signer score, or the median an unknown signer gets. It
+// scans the signer table once after each learn.
+func (m *IPSigner) MaxSignerFactor() float64 { return m.signers.maxScore() }
+
+// MinIPFactor returns the lowest IPFactor of any IP: MinScore, or the
+// median an unknown IP gets when that is lower.
+func (m *IPSigner) MinIPFactor() float64 { return min(m.ips.floor, m.ips.median) }
 
 // IPScore returns ip's score and true when the model holds an entry for it
 // (learned or penalty-only), or the IP median and false.

@@ -431,11 +431,11 @@ func TestDiffTolerance(t *testing.T) {
 	}
 }
 
-// TestForwardBound: ForwardBound(ip) is the highest Forward(ip, s) over
-// every signer s — attained by a learned signer or an unknown one —
-// through learning, penalties and pruning, and LowestForwardBound is at
-// most every IP's bound.
-func TestForwardBound(t *testing.T) {
+// TestForwardFactors: Forward is IPFactor × SignerFactor bit for bit;
+// MaxSignerFactor is the highest SignerFactor over learned and unknown
+// signers, and MinIPFactor at most every IPFactor, through learning,
+// penalties and pruning.
+func TestForwardFactors(t *testing.T) {
 	p := DefaultParams()
 	p.MaxIPs, p.MaxSigners, p.BatchSize = 64, 32, 40
 	m := New(p)
@@ -448,22 +448,22 @@ func TestForwardBound(t *testing.T) {
 	unknown := signer(60000)
 	check := func(step int) {
 		t.Helper()
+		best := m.SignerFactor(unknown)
+		for j := range 100 {
+			best = max(best, m.SignerFactor(signer(j)))
+		}
+		if got := m.MaxSignerFactor(); got != best {
+			t.Fatalf("step %d: MaxSignerFactor %v, the best signer has %v", step, got, best)
+		}
 		for i := range 80 {
 			ip := ip4(10, 0, 0, byte(i))
-			bound := m.ForwardBound(ip)
-			best := m.Forward(ip, unknown)
-			for j := range 100 {
-				f := m.Forward(ip, signer(j))
-				if f > bound {
-					t.Fatalf("step %d: Forward(%v, signer %d) = %v above ForwardBound %v", step, ip, j, f, bound)
+			for _, j := range []int{0, 3, 47, 99, 60000} {
+				if f, w := m.Forward(ip, signer(j)), m.IPFactor(ip)*m.SignerFactor(signer(j)); f != w {
+					t.Fatalf("step %d: Forward(%v, signer %d) = %v, factors give %v", step, ip, j, f, w)
 				}
-				best = max(best, f)
 			}
-			if best != bound {
-				t.Fatalf("step %d: ForwardBound(%v) = %v, but the best signer gives %v", step, ip, bound, best)
-			}
-			if lo := m.LowestForwardBound(); lo > bound {
-				t.Fatalf("step %d: LowestForwardBound %v above %v's bound %v", step, lo, ip, bound)
+			if lo := m.MinIPFactor(); lo > m.IPFactor(ip) {
+				t.Fatalf("step %d: MinIPFactor %v above %v's %v", step, lo, ip, m.IPFactor(ip))
 			}
 		}
 	}

@@ -346,8 +346,11 @@ const admitBatch = 16
 type evaluated struct {
 	info  score.Info
 	rej   score.Reject
-	gated bool // refused before inspection; info and rej are not set
-	score float64
+	gated bool // refused by the sender gate; info and rej are not set
+	// ipFactor is the sender's model.IPFactor when judge read it (gated
+	// packets keep it for admitGated).
+	ipFactor float64
+	score    float64
 	// sigKey is the recently-confirmed key of signature 0 (never 0) and
 	// info.Hash the packet hash, both computed once the queue would take
 	// the packet; until then 0.
@@ -357,16 +360,16 @@ type evaluated struct {
 // drainPackets takes up to PacketBatch packets from one channel, in
 // batches of admitBatch, each in four passes:
 //
-//  1. pop and inspect (check, parse, price) each packet;
-//  2. judge each in arrival order: count rejections, penalise the sources
-//     of unparsable packets, score the rest (the only model changes here
-//     are those penalties, so every score sees the model exactly as a
-//     packet-by-packet loop would; with nothing else in between, the
-//     model lookups of consecutive packets overlap);
+//  1. pop each packet;
+//  2. judge each in arrival order: the sender gate, or inspection (check,
+//     parse, price), counting rejections and penalising the sources of
+//     unparsable packets, and scoring the rest (the only model changes
+//     here are those penalties, so every score sees the model exactly as
+//     a packet-by-packet loop would);
 //  3. load the dedup and recently-confirmed entries of the packets the
 //     queue would take, so their cache misses overlap;
 //  4. admit each in order: queue check, recently-confirmed check, dedup
-//     insert, queue push.
+//     insert, queue push (a gated packet: the gate's check again).
 //
 // A packet the full queue would refuse is counted as rejected_low before
 // the dedup and recently-confirmed lookups: it is never queued, so it can
@@ -375,22 +378,17 @@ type evaluated struct {
 func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
 	n := 0
 	for n < s.cfg.PacketBatch {
-		gate := s.gateOpen(mono)
 		k := 0
 		for k < admitBatch && n+k < s.cfg.PacketBatch && c.Pop(&s.batch[k]) {
-			e := &s.evals[k]
-			e.gated = gate && s.gated(&s.batch[k], mono)
-			if !e.gated {
-				e.info, e.rej = s.eval.Inspect(&s.batch[k])
-			}
 			k++
 		}
 		if k == 0 {
 			break
 		}
+		gate := s.gateOpen(mono)
 		live := 0
 		for j := range k {
-			if s.judge(src, &s.batch[j], &s.evals[j], mono) {
+			if s.judge(src, &s.batch[j], &s.evals[j], mono, gate) {
 				live++
 			}
 		}
@@ -402,7 +400,10 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 		}
 		s.touched += touched
 		for j := range k {
-			if e := &s.evals[j]; !e.gated && e.rej == score.OK {
+			switch e := &s.evals[j]; {
+			case e.gated:
+				s.admitGated(src, &s.batch[j], e, mono)
+			case e.rej == score.OK:
 				s.admitEvaluated(src, &s.batch[j], e, mono)
 			}
 		}
@@ -412,31 +413,37 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 	return n
 }
 
-// judge takes one inspected packet: a rejected one is counted (and its
-// source penalised when it did not parse), an accepted one scored. It
-// reports whether the queue would take the packet as it stands now.
-func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64) bool {
-	e.sigKey = 0
-	if e.gated {
-		s.snap.Counters[Gated]++
-		return false
-	}
-	if e.rej != score.OK {
-		s.snap.Rejects[e.rej]++
-		if e.rej.Parse() && s.learn {
-			if addr, ok := p.Addr(); ok {
-				s.model.Penalize(model.IPOf(addr))
-				s.snap.Counters[ParsePenalties]++
-				s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
+// judge takes one packet in arrival order: the sender gate may refuse it
+// unparsed (gated, its IP factor kept for admitGated); otherwise it is
+// inspected, a rejected one counted (and its source penalised when it did
+// not parse), an accepted one scored. It reports whether the queue would
+// take the packet as it stands now.
+func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64, gate bool) bool {
+	e.sigKey, e.gated = 0, false
+	ipf := -1.0 // the sender's model.IPFactor, once read
+	if gate {
+		if addr, ok := p.Addr(); ok {
+			ipf = s.model.IPFactor(model.IPOf(addr))
+			if !s.queue.Admits(s.bound(ipf), mono) {
+				e.gated, e.ipFactor = true, ipf
+				return false
 			}
 		}
+	}
+	e.info, e.rej = s.eval.Inspect(p)
+	if e.rej != score.OK {
+		s.reject(src, p, e.rej)
 		return false
 	}
 	b := e.info.Budget
 	switch s.cfg.Policy {
 	case PolicyModel:
-		addr, _ := p.Addr() // Inspect checked the tag
-		e.score = score.Score(s.model.Forward(model.IPOf(addr), model.Signer(e.info.Payer)), b.Fee, b.CUs)
+		if ipf < 0 {
+			addr, _ := p.Addr() // Inspect checked the tag
+			ipf = s.model.IPFactor(model.IPOf(addr))
+		}
+		// IPFactor × SignerFactor is Forward, bit for bit.
+		e.score = score.Score(ipf*s.model.SignerFactor(model.Signer(e.info.Payer)), b.Fee, b.CUs)
 	case PolicyFeeOnly:
 		e.score = score.Score(1, b.Fee, b.CUs)
 	default: // FIFO: equal scores, the queue keeps arrival order
@@ -449,29 +456,65 @@ func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64)
 	return true
 }
 
-// gateOpen reports whether the sender gate can refuse anything in the
-// next batch: under the model policy, when the queue would refuse even
-// the highest score a packet from the lowest-scoring IP could reach.
-// Otherwise no packet can be gated and the IP lookups are skipped.
-func (s *Sidecar) gateOpen(mono int64) bool {
-	return s.cfg.Policy == PolicyModel && !s.gateOff &&
-		!s.queue.Admits(s.model.LowestForwardBound()*score.MaxFeePerCU, mono)
+// reject counts a packet Inspect rejected and, when it did not parse and
+// the policy learns, penalises its source IP and offers the penalty's row.
+func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
+	s.snap.Rejects[rej]++
+	if rej.Parse() && s.learn {
+		if addr, ok := p.Addr(); ok {
+			s.model.Penalize(model.IPOf(addr))
+			s.snap.Counters[ParsePenalties]++
+			s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
+		}
+	}
 }
 
-// gated reports whether the queue would refuse p whatever its signer and
-// fee: the highest score its sender's IP allows (model.ForwardBound ×
-// score.MaxFeePerCU) is not above the queue's lowest entry. Such a packet
-// would end as rejected_low after parsing; refusing it first spares the
-// parse, which is most of the cost of a packet from a sunk spammer. The
-// model as it stands may not yet hold the penalties of earlier packets of
-// the batch, which only lower scores, so the gate errs on the side of
-// parsing.
-func (s *Sidecar) gated(p *channels.Packet, mono int64) bool {
-	addr, ok := p.Addr()
-	if !ok {
-		return false // Inspect rejects it
+// The sender gate. Under the model policy a packet scores
+// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, 1), at most
+// bound(IPFactor(ip)) whatever its signer and fee (float rounding is
+// monotone). When the full queue would refuse even that, the packet would
+// end as rejected_low after parsing; judge refuses it first and spares
+// the parse, most of what a packet from a sunk spammer costs. The
+// decision is taken in arrival order with the model as a packet-by-packet
+// loop would see it, and confirmed at admission, where the queue may have
+// become easier to enter (an expired entry surfacing): see admitGated. An
+// unparsable gated packet is not parsed, so it does not penalise its
+// already sunk IP again.
+
+// bound is the highest score a packet from an IP with factor ipf can
+// reach.
+func (s *Sidecar) bound(ipf float64) float64 {
+	return ipf * s.model.MaxSignerFactor() * score.MaxFeePerCU
+}
+
+// gateOpen reports whether the gate can refuse anything in the batch: the
+// queue refuses the bound of the lowest IP factor there is. Otherwise the
+// gate's lookups are skipped.
+func (s *Sidecar) gateOpen(mono int64) bool {
+	return s.cfg.Policy == PolicyModel && !s.gateOff &&
+		!s.queue.Admits(s.bound(s.model.MinIPFactor()), mono)
+}
+
+// admitGated confirms a gate refusal at the packet's turn in admission.
+// If the queue would now take the packet's bound, the packet is inspected
+// and scored with the IP factor of its turn in judge (the signer factors
+// do not change within a batch), exactly as judge would have, and
+// admitted as any other.
+func (s *Sidecar) admitGated(src uint8, p *channels.Packet, e *evaluated, mono int64) {
+	if !s.queue.Admits(s.bound(e.ipFactor), mono) {
+		s.snap.Counters[Gated]++
+		return
 	}
-	return !s.queue.Admits(s.model.ForwardBound(model.IPOf(addr))*score.MaxFeePerCU, mono)
+	e.gated = false
+	e.info, e.rej = s.eval.Inspect(p)
+	if e.rej != score.OK {
+		s.reject(src, p, e.rej)
+		return
+	}
+	b := e.info.Budget
+	e.score = score.Score(e.ipFactor*s.model.SignerFactor(model.Signer(e.info.Payer)), b.Fee, b.CUs)
+	s.keys(p, e)
+	s.admitEvaluated(src, p, e, mono)
 }
 
 // keys computes the packet hash and the recently-confirmed key of an

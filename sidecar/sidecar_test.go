@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"path/filepath"
+	"slices"
 	"testing"
 	"time"
 
@@ -569,5 +570,88 @@ func TestSenderGateChangesNothingSent(t *testing.T) {
 	}
 	if cg[ParsePenalties] >= cn[ParsePenalties] {
 		t.Errorf("parse penalties %d with the gate, %d without: gated packets are not parsed", cg[ParsePenalties], cn[ParsePenalties])
+	}
+}
+
+// TestSenderGateEdgeCases: cases where the queue or the model becomes
+// easier to pass within one batch; the gate must still admit exactly what
+// the loop without it admits.
+//   - expired: a push evicts the fresh minimum and exposes an expired
+//     entry, so the queue takes anything; a gated packet later in the batch
+//     must get in, as it would ungated.
+//   - pruned: a parse penalty on a new IP prunes the least penalised
+//     penalty-only IP, which becomes unknown and scores the median again;
+//     its packet later in the batch must be scored, not gated.
+func TestSenderGateEdgeCases(t *testing.T) {
+	spam := netip.MustParseAddr("66.66.66.66")
+	garbageFrom := func(t *testing.T, addr netip.Addr) channels.Packet {
+		x := tx{payer: payerN(900), sig: sigN(900), limit: 10_000, price: 1, nonce: 900}
+		p := x.packet(t, addr)
+		p.SetData([]byte{0, 1, 2})
+		return p
+	}
+	pkt := func(t *testing.T, i int, addr netip.Addr, price uint64) channels.Packet {
+		x := tx{payer: payerN(i), sig: sigN(i), limit: 10_000, price: price, nonce: uint64(i)}
+		return x.packet(t, addr)
+	}
+	feed := func(h *harness, mono int64, ps ...channels.Packet) {
+		for i := range ps {
+			h.tpu.Push(&ps[i])
+		}
+		h.tpu.Sync()
+		for got := 0; got < len(ps); {
+			got += h.s.drainPackets(0, h.s.in[0], mono)
+		}
+	}
+	for _, tc := range []struct {
+		name string
+		edit func(*Config)
+		play func(t *testing.T, h *harness)
+	}{
+		{"expired", func(c *Config) { c.QueueCapacity = 4; c.QueueTTL = time.Second }, func(t *testing.T, h *harness) {
+			sink := make([]channels.Packet, 20)
+			for i := range sink {
+				sink[i] = garbageFrom(t, spam)
+			}
+			feed(h, 0, sink...)
+			feed(h, 0, pkt(t, 1, ipN(1), 5_000_000), pkt(t, 2, ipN(2), 9_000_000), pkt(t, 3, ipN(3), 9_000_001))
+			second := int64(1500 * time.Millisecond)
+			feed(h, second, pkt(t, 4, ipN(4), 1_000_000)) // the fresh minimum; entry 1 has expired
+			// One batch: a high packet evicts the fresh minimum, exposing
+			// the expired entry; then a packet from the sunk spammer.
+			feed(h, second, pkt(t, 5, ipN(5), 9_000_002), pkt(t, 6, spam, 1))
+		}},
+		{"pruned", func(c *Config) { c.QueueCapacity = 4; c.Model.MaxIPs = 4 }, func(t *testing.T, h *harness) {
+			x := netip.MustParseAddr("77.77.77.77")
+			for i := range 7 {
+				for range 25 {
+					h.s.model.Penalize(model.IPOf(ipN(100 + i)))
+				}
+			}
+			for range 20 {
+				h.s.model.Penalize(model.IPOf(x)) // the least penalised of 8
+			}
+			feed(h, 0, pkt(t, 1, ipN(1), 5_000_000), pkt(t, 2, ipN(2), 5_000_001), pkt(t, 3, ipN(3), 5_000_002), pkt(t, 4, ipN(4), 5_000_003))
+			// One batch: garbage from a new IP prunes x, then x's packet.
+			feed(h, 0, garbageFrom(t, netip.MustParseAddr("88.88.88.88")), pkt(t, 5, x, 50_000_000))
+		}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			var admitted [2]uint64
+			var queued [2][]uint64
+			for i, gateOff := range []bool{false, true} {
+				h := newHarness(t, tc.edit)
+				h.s.gateOff = gateOff
+				tc.play(t, h)
+				admitted[i] = h.s.snap.Counters[Admitted]
+				for h.s.queue.Len() > 0 {
+					_, e, _ := h.s.queue.PopMax(0)
+					queued[i] = append(queued[i], e.Hash)
+				}
+			}
+			if admitted[0] != admitted[1] || !slices.Equal(queued[0], queued[1]) {
+				t.Fatalf("with the gate: admitted %d, queued %x; without: %d, %x", admitted[0], queued[0], admitted[1], queued[1])
+			}
+		})
 	}
 }
