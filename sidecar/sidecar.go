@@ -430,6 +430,18 @@ func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64,
 			}
 		}
 	}
+	if !s.inspect(src, p, e, ipf) || !s.queue.Admits(e.score, mono) {
+		return false
+	}
+	s.keys(p, e)
+	return true
+}
+
+// inspect checks, parses and prices p into e and scores it under the
+// policy, with ipf the sender's model.IPFactor when already read (else
+// -1). A rejected packet goes to reject. It reports whether p was
+// accepted.
+func (s *Sidecar) inspect(src uint8, p *channels.Packet, e *evaluated, ipf float64) bool {
 	e.info, e.rej = s.eval.Inspect(p)
 	if e.rej != score.OK {
 		s.reject(src, p, e.rej)
@@ -449,10 +461,6 @@ func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64,
 	default: // FIFO: equal scores, the queue keeps arrival order
 		e.score = 0
 	}
-	if !s.queue.Admits(e.score, mono) {
-		return false
-	}
-	s.keys(p, e)
 	return true
 }
 
@@ -506,15 +514,9 @@ func (s *Sidecar) admitGated(src uint8, p *channels.Packet, e *evaluated, mono i
 		return
 	}
 	e.gated = false
-	e.info, e.rej = s.eval.Inspect(p)
-	if e.rej != score.OK {
-		s.reject(src, p, e.rej)
-		return
+	if s.inspect(src, p, e, e.ipFactor) {
+		s.admitEvaluated(src, p, e, mono) // computes the keys (sigKey is 0)
 	}
-	b := e.info.Budget
-	e.score = score.Score(e.ipFactor*s.model.SignerFactor(model.Signer(e.info.Payer)), b.Fee, b.CUs)
-	s.keys(p, e)
-	s.admitEvaluated(src, p, e, mono)
 }
 
 // keys computes the packet hash and the recently-confirmed key of an
