@@ -44,22 +44,24 @@ func (v *validator) close() {
 	}
 }
 
-func (v *validator) region(t *testing.T, size int) *shm.Region {
-	t.Helper()
+func (v *validator) region(size int) (*shm.Region, error) {
 	r, err := shm.Create("agave-scheduler-bindings", shm.RoundSize(size, false), false)
 	if err != nil {
-		t.Fatal(err)
+		return nil, err
 	}
 	v.regions = append(v.regions, r)
-	return r
+	return r, nil
 }
 
-func (v *validator) setup(t *testing.T) func(handshake.Logon) (*handshake.Fds, error) {
+func (v *validator) setup() func(handshake.Logon) (*handshake.Fds, error) {
 	return func(l handshake.Logon) (*handshake.Fds, error) {
 		p := v.p
 		sf, _ := ShaqFormat(p.Shaq)
 		af, _ := RtsAllocFormat(p.RtsAlloc)
-		v.alloc = v.region(t, int(l.AllocatorSize))
+		var err error
+		if v.alloc, err = v.region(int(l.AllocatorSize)); err != nil {
+			return nil, err
+		}
 		slots := 1 + int(l.WorkerCount) + int(l.CheckWorkerCount) + int(l.AllocatorHandles)
 		if err := rtsalloc.Create(v.alloc, af, slots, 2<<20); err != nil {
 			return nil, err
@@ -70,31 +72,41 @@ func (v *validator) setup(t *testing.T) func(handshake.Logon) (*handshake.Fds, e
 			}
 			return rtsalloc.Join(v.alloc, af, slot)
 		}
-		var err error
 		if v.tpuAlloc, err = join(0); err != nil {
 			return nil, err
 		}
-		queue := func(elem int, capacity uint64) *shm.Region {
-			r := v.region(t, shaq.MinimumFileSize(sf, elem, int(capacity)))
-			if err := shaq.Create(r, sf, elem); err != nil {
-				t.Fatal(err)
+		queue := func(elem int, capacity uint64) (*shm.Region, error) {
+			r, err := v.region(shaq.MinimumFileSize(sf, elem, int(capacity)))
+			if err != nil {
+				return nil, err
 			}
-			return r
+			return r, shaq.Create(r, sf, elem)
 		}
 		fds := &handshake.Fds{Allocator: v.alloc.File()}
-		r := queue(bindings.TpuToPackSize, l.TpuToPackCapacity)
+		r, err := queue(bindings.TpuToPackSize, l.TpuToPackCapacity)
+		if err != nil {
+			return nil, err
+		}
 		fds.TpuToPack = r.File()
 		if v.tpu, err = shaq.NewProducer(r, sf, bindings.TpuToPackSize); err != nil {
 			return nil, err
 		}
-		r = queue(bindings.ProgressSize(p.ABI), l.ProgressCapacity)
+		if r, err = queue(bindings.ProgressSize(p.ABI), l.ProgressCapacity); err != nil {
+			return nil, err
+		}
 		fds.Progress = r.File()
 		if v.progress, err = shaq.NewProducer(r, sf, bindings.ProgressSize(p.ABI)); err != nil {
 			return nil, err
 		}
 		if p.CheckQueues {
-			in := v.region(t, shaq.MinimumMPMCFileSize(bindings.PackToCheckWorkerSize, int(l.PackToCheckCapacity)))
-			out := v.region(t, shaq.MinimumMPMCFileSize(bindings.WorkerToPackSize, int(l.CheckToPackCapacity)))
+			in, err := v.region(shaq.MinimumMPMCFileSize(bindings.PackToCheckWorkerSize, int(l.PackToCheckCapacity)))
+			if err != nil {
+				return nil, err
+			}
+			out, err := v.region(shaq.MinimumMPMCFileSize(bindings.WorkerToPackSize, int(l.CheckToPackCapacity)))
+			if err != nil {
+				return nil, err
+			}
 			if err := shaq.CreateMPMC(in, bindings.PackToCheckWorkerSize); err != nil {
 				return nil, err
 			}
@@ -119,8 +131,14 @@ func (v *validator) setup(t *testing.T) func(handshake.Logon) (*handshake.Fds, e
 			if w.alloc, err = join(1 + i); err != nil {
 				return nil, err
 			}
-			in := queue(bindings.PackToWorkerSize, l.PackToWorkerCapacity)
-			out := queue(bindings.WorkerToPackSize, l.WorkerToPackCapacity)
+			in, err := queue(bindings.PackToWorkerSize, l.PackToWorkerCapacity)
+			if err != nil {
+				return nil, err
+			}
+			out, err := queue(bindings.WorkerToPackSize, l.WorkerToPackCapacity)
+			if err != nil {
+				return nil, err
+			}
 			if w.in, err = shaq.NewConsumer(in, sf, bindings.PackToWorkerSize); err != nil {
 				return nil, err
 			}
@@ -159,7 +177,7 @@ func serve(t *testing.T, p bindings.Profile, n int) (string, *validator, <-chan 
 		defer wg.Done()
 		var err error
 		for i := 0; i < n; i++ {
-			if _, err = s.Accept(context.Background(), v.setup(t)); err == nil {
+			if _, err = s.Accept(context.Background(), v.setup()); err == nil {
 				break
 			}
 		}
@@ -450,7 +468,7 @@ func TestConnectErrorsLeaveNothingOpen(t *testing.T) {
 	defer srv.Close()
 	v := &validator{p: bindings.Profile41}
 	defer v.close()
-	good := v.setup(t)
+	good := v.setup()
 	done := make(chan error, 1)
 	go func() {
 		_, err := srv.Accept(context.Background(), func(l handshake.Logon) (*handshake.Fds, error) {
