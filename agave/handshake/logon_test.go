@@ -188,3 +188,45 @@ func FuzzParseRefusal(f *testing.F) {
 		_, _ = r.ProfileFor()
 	})
 }
+
+// FuzzDecodeLogon: the server parses 1024 bytes from any local process.
+// Whatever they hold: no panic; a refusal or a logon within the limits; and
+// an accepted logon re-encodes to the same bytes.
+func FuzzDecodeLogon(f *testing.F) {
+	for _, p := range bindings.Profiles() {
+		b := make([]byte, MessageSize)
+		if err := EncodeLogon(p, sampleLogon(), b); err != nil {
+			f.Fatal(err)
+		}
+		f.Add(b[:128])
+	}
+	f.Fuzz(func(t *testing.T, head []byte) {
+		msg := make([]byte, MessageSize)
+		copy(msg, head)
+		for _, p := range bindings.Profiles() {
+			l, err := DecodeLogon(p, msg)
+			if err != nil {
+				var r *RefusalError
+				if !errors.As(err, &r) || r.Reason == "" || len(r.Reason) > 255 {
+					t.Fatalf("%s: %v", p.Name, err)
+				}
+				continue
+			}
+			if l.WorkerCount < 1 || l.WorkerCount > MaxWorkers || l.AllocatorHandles < 1 || l.AllocatorHandles > MaxAllocatorHandles {
+				t.Fatalf("%s accepted %+v", p.Name, l)
+			}
+			again := make([]byte, MessageSize)
+			if err := EncodeLogon(p, l, again); err != nil {
+				t.Fatal(err)
+			}
+			end := p.PrefixSize() + p.LogonSize
+			want := append([]byte(nil), msg[:end]...)
+			if p.Handshake == bindings.HandshakeVersion {
+				clear(want[8+58 : 8+64]) // padding after the u16 flags
+			}
+			if string(again[:end]) != string(want) {
+				t.Fatalf("%s: re-encoded logon differs", p.Name)
+			}
+		}
+	})
+}
