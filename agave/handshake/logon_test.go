@@ -3,6 +3,7 @@ package handshake
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/solqos/qos/agave/bindings"
@@ -173,6 +174,19 @@ func TestParseRefusalOddReasons(t *testing.T) {
 	}
 	if msg := r.Error(); msg != "agave scheduler-bindings server at s refused the logon: Version; server=9; client=6 (the validator speaks handshake version 9, which no profile of this build supports)" {
 		t.Errorf("message: %s", msg)
+	}
+}
+
+func TestRefusalNamesUnknownTuple(t *testing.T) {
+	r := parseRefusal("s", "Version; server=(handshake=6, scheduler-bindings=6, shaq=196608, rts-alloc=262145); client=(handshake=6, scheduler-bindings=6, shaq=196608, rts-alloc=262144)")
+	if !r.VersionRefused || r.ServerVersions.RtsAlloc != 262145 {
+		t.Fatalf("%+v", r)
+	}
+	if _, ok := r.ProfileFor(); ok {
+		t.Fatal("an unknown rts-alloc version matched a profile")
+	}
+	if !strings.Contains(r.Error(), "speaks handshake=6, scheduler-bindings=6, shaq=196608, rts-alloc=262145, which no profile") {
+		t.Errorf("message: %s", r.Error())
 	}
 }
 

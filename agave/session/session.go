@@ -99,7 +99,10 @@ var ErrUnsupported = errors.New("agave session: profile not supported by this bu
 // Connect logs on at socket with profile p (or bindings.Auto: newest first,
 // then the profile a version refusal names), maps and joins everything, and
 // closes the received descriptors. log may be nil. On error nothing stays
-// mapped or open.
+// mapped or open. A successful logon makes Agave stop its own scheduler; if
+// joining fails after it, Agave returns to its internal scheduler only when
+// the undrained progress queue fills (its progress tracker then exits), so
+// Supported is checked before any logon.
 func Connect(ctx context.Context, socket string, p bindings.Profile, l handshake.Logon, log *slog.Logger) (*Session, error) {
 	if log == nil {
 		log = slog.Default()
