@@ -3,6 +3,7 @@ package rtsalloc
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -186,8 +187,18 @@ func TestBadFrees(t *testing.T) {
 			if err := a.Free(other + 512); err != nil {
 				t.Fatalf("remote free: %v", err)
 			}
+			var hooked []uint64
+			b.SetRejectHook(func(off uint64, err error) {
+				if !errors.Is(err, ErrRemoteFree) {
+					t.Errorf("hook error %v", err)
+				}
+				hooked = append(hooked, off)
+			})
 			if n := b.CleanRemoteFrees(nil); n != 0 || b.Rejected() != 1 || !errors.Is(b.RejectedErr(), ErrRemoteFree) {
 				t.Fatalf("clean: %d freed, %d rejected, %v", n, b.Rejected(), b.RejectedErr())
+			}
+			if len(hooked) != 1 || hooked[0] != other+512 {
+				t.Fatalf("reject hook saw %v, want [%d]", hooked, other+512)
 			}
 			if err := b.Free(other); err != nil {
 				t.Fatal(err)
@@ -275,6 +286,16 @@ func TestHeaderErrors(t *testing.T) {
 				t.Errorf("%v file joined as %v: %v", f, g, err)
 			}
 		}
+	}
+	// V2 and V4 share magic and version 1; the worker records tell them
+	// apart.
+	v2 := newAllocator(t, V2, 2, 2)
+	if _, err := Join(v2, V4, -1); !errors.Is(err, ErrHeader) || !strings.Contains(err.Error(), "Agave 4.0") {
+		t.Errorf("2.0 file joined as 3.x/4.x: %v", err)
+	}
+	v4 := newAllocator(t, V4, 2, 2)
+	if _, err := Join(v4, V2, 0); !errors.Is(err, ErrLayout) {
+		t.Errorf("3.x/4.x file joined as 2.0: %v", err)
 	}
 	r := newAllocator(t, V4, 2, 2)
 	b := r.Bytes()

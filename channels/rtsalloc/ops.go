@@ -29,7 +29,11 @@ func (a *Allocator) globalPop() (uint32, bool) {
 			}
 			next = a.u32(a.node(s)).Load() // Acquire in rts-alloc
 			if next != null32 && next >= a.l.numSlabs {
-				continue // a concurrent pop changed it; the CAS would fail
+				if head.Load() == h {
+					a.corrupt("global free list link %d after slab %d", next, s)
+					return 0, false
+				}
+				continue // a concurrent pop changed it
 			}
 			// AcqRel CAS in rts-alloc.
 			if !head.CompareAndSwap(h, (h>>32+1)<<32|uint64(next)) {
@@ -47,7 +51,11 @@ func (a *Allocator) globalPop() (uint32, bool) {
 			}
 			next = a.u32(a.node(s)).Load()
 			if next != null32 && next >= a.l.numSlabs {
-				continue
+				if head.Load() == s {
+					a.corrupt("global free list link %d after slab %d", next, s)
+					return 0, false
+				}
+				continue // a concurrent pop changed it
 			}
 			// AcqRel CAS in rts-alloc (0.x has no ABA tag: a pop racing a
 			// pop+push of the same slab by others is a hazard of the
@@ -88,15 +96,19 @@ func (a *Allocator) globalPush(s uint32) {
 // listPush puts slab s at the head of this worker's class-c list. Only
 // this worker touches its lists; the atomics (Release stores in rts-alloc)
 // only matter to a later holder of the slot.
-func (a *Allocator) listPush(c int, full bool, s uint32) {
+func (a *Allocator) listPush(c int, full bool, s uint32) error {
 	head := a.listHead(c, full)
 	h := head.Load()
+	if h != null32 && h >= a.l.numSlabs {
+		return a.corrupt("class %d list head %d", c, h)
+	}
 	a.u32(a.node(s) + 4).Store(null32)
 	a.u32(a.node(s) + 8).Store(h)
 	if h != null32 {
 		a.u32(a.node(h) + 4).Store(s)
 	}
 	head.Store(s)
+	return nil
 }
 
 // listRemove unlinks slab s from this worker's class-c list.
@@ -151,7 +163,9 @@ func (a *Allocator) Allocate(size int) (uint64, bool) {
 		}
 		*a.stackTop(s) = capacity
 		clear(a.live[uint64(s)*a.wordsPer : uint64(s+1)*a.wordsPer])
-		a.listPush(c, false, s)
+		if a.listPush(c, false, s) != nil {
+			return 0, false
+		}
 	} else if s >= a.l.numSlabs {
 		a.corrupt("class %d partial head %d", c, s)
 		return 0, false
@@ -173,10 +187,9 @@ func (a *Allocator) Allocate(size int) (uint64, bool) {
 	}
 	*top--
 	if *top == 0 {
-		if a.listRemove(c, false, s) != nil {
+		if a.listRemove(c, false, s) != nil || a.listPush(c, true, s) != nil {
 			return 0, false
 		}
-		a.listPush(c, true, s)
 	}
 	*w |= m
 	a.liveBlocks++
@@ -262,7 +275,7 @@ func (a *Allocator) localFree(s uint32, idx uint16, c int) error {
 		if err := a.listRemove(c, true, s); err != nil {
 			return err
 		}
-		a.listPush(c, false, s)
+		return a.listPush(c, false, s)
 	case *top == capacity:
 		// Empty: back to the global list. 5.x first clears the owner
 		// (Release store), 0.x-4.x leave it.
@@ -362,7 +375,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 		if idx >= capacity || steps >= capacity {
 			// A link out of range, or a cycle (a block pushed twice links
 			// to itself): the rest of the chain is lost to the owner.
-			a.reject("slab %d remote stack: entry %d after %d steps (a double or bogus remote free)", s, idx, steps)
+			a.reject(a.slabBase(s)+uint64(idx)*uint64(ClassSize(c)), "slab %d remote stack: entry %d after %d steps (a double or bogus remote free)", s, idx, steps)
 			return n
 		}
 		off := a.slabBase(s) + uint64(idx)*uint64(ClassSize(c))
@@ -371,7 +384,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 			if a.err != nil {
 				return n
 			}
-			a.reject("slab %d block %d (offset %d) freed remotely but not allocated", s, idx, off)
+			a.reject(off, "slab %d block %d (offset %d) freed remotely but not allocated", s, idx, off)
 		} else {
 			n++
 			if visit != nil {
@@ -379,7 +392,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 			}
 		}
 		if next == idx {
-			a.reject("slab %d block %d freed remotely twice", s, idx)
+			a.reject(off, "slab %d block %d (offset %d) freed remotely twice", s, idx, off)
 			return n
 		}
 		idx = next
@@ -396,7 +409,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 		if steps > a.maxBlocks || off < a.l.slabs || off >= a.end || off%MinSize != 0 {
 			// Without a block there is no next link to read: the rest of
 			// the chain is lost to us.
-			a.reject("remote-free chain: offset %d after %d steps", off, steps)
+			a.reject(off, "remote-free chain: offset %d after %d steps", off, steps)
 			return n
 		}
 		next := a.u64(off).Load() // Acquire in rts-alloc
@@ -411,7 +424,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			if a.err != nil {
 				return n
 			}
-			a.reject("offset %d freed remotely but not allocated by slot %d: %v", off, a.slot, err)
+			a.reject(off, "offset %d freed remotely but not allocated by slot %d: %v", off, a.slot, err)
 		} else {
 			n++
 			if visit != nil {
@@ -419,7 +432,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			}
 		}
 		if next == off {
-			a.reject("offset %d freed remotely twice", off)
+			a.reject(off, "offset %d freed remotely twice", off)
 			return n
 		}
 		off = next
@@ -427,13 +440,27 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 	return n
 }
 
-// reject records a remote free this slot refused.
-func (a *Allocator) reject(format string, args ...any) {
+// reject records a remote free this slot refused; off is the offending
+// offset (or the bad link value read from the chain).
+func (a *Allocator) reject(off uint64, format string, args ...any) {
 	a.rejected++
-	if a.rejectErr == nil {
-		a.rejectErr = fmt.Errorf("rtsalloc: %s slot %d: %w: %s", a.name, a.slot, ErrRemoteFree, fmt.Sprintf(format, args...))
+	if a.rejectErr == nil || a.rejectHook != nil {
+		err := fmt.Errorf("rtsalloc: %s slot %d: %w: %s", a.name, a.slot, ErrRemoteFree, fmt.Sprintf(format, args...))
+		if a.rejectErr == nil {
+			a.rejectErr = err
+		}
+		if a.rejectHook != nil {
+			a.rejectHook(off, err)
+		}
 	}
 }
+
+// SetRejectHook sets a function called with each remote free of this
+// slot's blocks that CleanRemoteFrees refuses (a double free, a block never
+// allocated, or a broken chain: then off is the bad link), so an auditor
+// can name every offending offset. nil removes it. It is called on the
+// cleaning goroutine.
+func (a *Allocator) SetRejectHook(hook func(off uint64, err error)) { a.rejectHook = hook }
 
 // Bytes is the n-byte view at off, which must lie inside the slab area
 // (where every block and so every message payload lives).

@@ -165,10 +165,16 @@ func MinimumFileSize(f Format, elemSize, capacity int) int {
 
 // MinimumMPMCFileSize is shaq 4.0 mpmc::minimum_file_size.
 func MinimumMPMCFileSize(elemSize, capacity int) int {
+	return MinimumMPMCFileSizeFormat(V4, elemSize, capacity)
+}
+
+// MinimumMPMCFileSizeFormat is mpmc::minimum_file_size of shaq release f
+// (V3 or V4): header plus capacity rounded up to a power of two.
+func MinimumMPMCFileSizeFormat(f Format, elemSize, capacity int) int {
 	if capacity > 0 {
 		capacity = 1 << bits.Len(uint(capacity-1))
 	}
-	return MPMCHeaderSize + capacity*elemSize
+	return MPMCHeaderSizeFor(f) + capacity*elemSize
 }
 
 // identify names the shaq release whose header b (at least 192 bytes)
@@ -194,4 +200,27 @@ func identify(b []byte) string {
 		return "shaq 1.0.2 (Agave 4.0)"
 	}
 	return ""
+}
+
+// Detect names the SPSC format of the queue header in b (the first bytes
+// of a queue file), or reports false: a way to tell which Agave release
+// created a queue before joining it.
+func Detect(b []byte) (Format, bool) {
+	if len(b) < 192 {
+		return 0, false
+	}
+	le := binary.LittleEndian
+	if le.Uint64(b[offMagic:]) == magicSPSC {
+		switch le.Uint32(b[offVersion:]) {
+		case versionV3:
+			return V3, true
+		case versionV4:
+			return V4, true
+		}
+		return 0, false
+	}
+	if b[offV1Version] == versionV1 && b[offV1Version+1] == 0 {
+		return V1_0_2, true
+	}
+	return 0, false
 }
