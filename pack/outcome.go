@@ -101,8 +101,11 @@ type Verdict struct {
 	// Retry: the transaction is still good and may be scheduled again
 	// (only for BlameNone results caused by scheduling).
 	Retry bool
-	// Value is fee / cost units for an included transaction (0 otherwise).
+	// Value is fee / Cost for an included transaction (0 otherwise).
 	Value float64
+	// Cost is the cost units an included transaction took (the reported
+	// ones, or the estimate when none were reported; at least 1).
+	Cost uint64
 }
 
 // reasonRule is one row of the mapping table.
@@ -193,7 +196,8 @@ func Judge(r ExecResult, fee, estimate uint64) Verdict {
 		if cost == 0 {
 			cost = estimate
 		}
-		return Verdict{Blame: Credit, Value: float64(fee) / float64(max(cost, 1))}
+		cost = max(cost, 1)
+		return Verdict{Blame: Credit, Value: float64(fee) / float64(cost), Cost: cost}
 	}
 	return Verdict{Blame: row.blame, Retry: row.retry}
 }
@@ -211,15 +215,15 @@ func JudgeUnprocessed(processedCode uint8) Verdict {
 // (package model) learns from, with learn false when the model should
 // not see it (BlameNone):
 //
-//   - Credit: Fee = the fee, ExecNanos = the cost units (the model's
+//   - Credit: Fee = the fee, ExecNanos = Verdict.Cost (the model's
 //     value is then fee per unit × its executed multiplier; in pack mode
 //     the execution-time field carries cost units);
 //   - BlameSender: Fee = 0 and not executed, a value of 0 that drags both
 //     the fee payer's and the IP's mean down.
-func ModelObservation(ip model.IP, payer model.Signer, fee uint64, r ExecResult, v Verdict) (obs model.Observation, learn bool) {
+func ModelObservation(ip model.IP, payer model.Signer, fee uint64, v Verdict) (obs model.Observation, learn bool) {
 	switch v.Blame {
 	case Credit:
-		return model.Observation{IP: ip, Signer: payer, Fee: fee, ExecNanos: max(r.CostUnits, 1)}, true
+		return model.Observation{IP: ip, Signer: payer, Fee: fee, ExecNanos: max(v.Cost, 1)}, true
 	case BlameSender:
 		return model.Observation{IP: ip, Signer: payer}, true
 	}
