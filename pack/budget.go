@@ -28,21 +28,22 @@ type BudgetParams struct {
 
 // DefaultBudgetParams returns Agave's limits, a vote reserve of 3 M
 // (about 875 simple votes, more than a slot of a large cluster's votes)
-// and room for 65 536 writable accounts per block.
+// and room for 16 384 writable accounts per block (a full 60 M block
+// holds a few thousand transactions).
 func DefaultBudgetParams() BudgetParams {
 	return BudgetParams{
 		BlockLimit:   BlockCostLimit,
 		AccountLimit: AccountCostLimit,
 		VoteLimit:    VoteCostLimit,
 		VoteReserve:  3_000_000,
-		Accounts:     1 << 16,
+		Accounts:     1 << 14,
 	}
 }
 
-// acctEntry is one writable account's cost in the current slot.
+// acctEntry is one writable account's cost in the current slot (48
+// bytes, pointer-free).
 type acctEntry struct {
 	key  Pubkey
-	hash uint64
 	gen  uint64 // the slot the entry belongs to, plus one; another = empty
 	used uint64 // reserved (in flight) plus executed cost units
 }
@@ -68,6 +69,11 @@ type Budget struct {
 	tab  []acctEntry
 	mask uint64
 	n    int // entries of the current slot
+
+	// scratch of fits for reserve: each writable key's table index and
+	// whether it was found there
+	idx   [MaxTxLocks]uint32
+	found [MaxTxLocks]bool
 
 	gen       uint64 // current slot + 1; 0 before the first slot
 	remaining uint64 // remaining_cost_units of the last progress message
@@ -162,7 +168,7 @@ func (b *Budget) findAcct(key *Pubkey) (i uint64, found bool) {
 		if e.gen != b.gen {
 			return i, false
 		}
-		if e.hash == h && e.key == *key {
+		if e.key == *key {
 			return i, true
 		}
 	}
@@ -186,7 +192,8 @@ const (
 )
 
 // fits reports whether a transaction of cost units writing keys'
-// writable accounts fits now (fitOK) or which limit it breaks.
+// writable accounts fits now (fitOK) or which limit it breaks; on fitOK
+// it leaves each key's table position for reserve.
 func (b *Budget) fits(keys *Keys, cost uint64, vote bool) int {
 	if cost > b.Available(vote) {
 		if vote {
@@ -196,7 +203,9 @@ func (b *Budget) fits(keys *Keys, cost uint64, vote bool) int {
 	}
 	fresh := 0
 	for i := range int(keys.nw) {
-		if idx, ok := b.findAcct(&keys.keys[i]); ok {
+		idx, ok := b.findAcct(&keys.keys[i])
+		b.idx[i], b.found[i] = uint32(idx), ok
+		if ok {
 			if satAdd(b.tab[idx].used, cost) > b.p.AccountLimit {
 				return fitAccount
 			}
@@ -215,17 +224,24 @@ func (b *Budget) fits(keys *Keys, cost uint64, vote bool) int {
 
 // reserve charges cost to the block, to votes when vote, and to each
 // writable key; acct receives each writable key's table index.
-// REQUIRES: fits(keys, cost, vote) == fitOK.
+// REQUIRES: fits(keys, cost, vote) == fitOK just before, with nothing in
+// between (reserve reuses the positions fits found).
 func (b *Budget) reserve(keys *Keys, cost uint64, vote bool, acct []int32) {
 	b.inflight = satAdd(b.inflight, cost)
 	if vote {
 		b.votes = satAdd(b.votes, cost)
 	}
 	for i := range int(keys.nw) {
-		idx, ok := b.findAcct(&keys.keys[i])
+		idx, ok := uint64(b.idx[i]), b.found[i]
+		if !ok {
+			// A key written twice in one transaction: the first
+			// occurrence inserted it, so the position fits found for
+			// the second may be taken; look again.
+			idx, ok = b.findAcct(&keys.keys[i])
+		}
 		e := &b.tab[idx]
 		if !ok {
-			*e = acctEntry{key: keys.keys[i], hash: maphash.Bytes(b.seed, keys.keys[i][:]), gen: b.gen}
+			*e = acctEntry{key: keys.keys[i], gen: b.gen}
 			b.n++
 		}
 		e.used = satAdd(e.used, cost)
