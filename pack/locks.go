@@ -256,12 +256,12 @@ func (l *Locks) lock(key *Pubkey, id int32, w int, write bool, stamp uint32) int
 }
 
 // Lock takes keys' locks for worker w: ids must be what Schedulable
-// returned for these keys (−1 entries are created), and ids receives the
+// returned for these keys (−1 entries are created), and receives the
 // entry ids to give back to Unlock. stamp is recorded on each entry as
-// the last batch to lock it (0 when not batching). It fails, changing
-// nothing, when w may not take these locks (ErrNotLocked is not used
-// here; the error is ErrBadWorker or a conflict) or the table has no room
-// (ErrLocksFull).
+// the last batch to lock it (0 when not batching). It changes nothing and
+// returns an error when w is out of range (ErrBadWorker), an id is stale
+// (ErrBadEntryID), w may not take one of the locks (a conflict), or the
+// table has no room for the new entries (ErrLocksFull).
 func (l *Locks) Lock(keys *Keys, ids []int32, w int, stamp uint32) error {
 	if w < 0 || w >= l.workers {
 		return ErrBadWorker

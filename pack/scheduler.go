@@ -516,14 +516,14 @@ func (s *Scheduler) Finish(ref BatchRef, results []ExecResult) error {
 	var err error
 	if len(results) != 0 && len(results) != int(bs.n) {
 		err = fmt.Errorf("%w: %d results for %d transactions", ErrResultCount, len(results), bs.n)
-		results = nil
+		results = results[:0]
 	}
 	w := int(bs.worker)
 	base := int(ref.Index) * s.p.BatchSize
 	for i := range int(bs.n) {
 		r := &s.recs[base+i]
 		var actual uint64
-		if results != nil && results[i].Reason == ReasonNone {
+		if len(results) != 0 && results[i].Reason == ReasonNone {
 			actual = results[i].CostUnits
 		}
 		s.budget.settle(bs.gen, r.cost, actual, r.vote, s.acct[r.off:r.off+uint32(r.nw)])
