@@ -117,10 +117,21 @@ func (b *Budget) StartSlot(s, remaining uint64) {
 // SetRemaining records a progress message's remaining_cost_units for the
 // current slot. It already counts every transaction executed before the
 // message was published, so the costs settled since the last message are
-// dropped. (A response that arrives before a progress message published
-// earlier than its execution is then briefly not counted: the budget may
-// overshoot by one tick's executions and Agave answers
-// WOULD_EXCEED_MAX_BLOCK_COST_LIMIT, a scheduler miss that blames nobody.)
+// dropped. Two approximations, both read from agave v4.0.0-rc.0
+// (8e3bcf0c) core/src/banking_stage (progress_tracker.rs publishes the
+// bank cost tracker's block limit minus its block cost; consumer.rs
+// reserves a batch's estimated costs in that tracker before executing
+// it):
+//
+//   - a batch executing while the message is published is counted twice,
+//     in the message and in our in-flight reservations, until its
+//     response arrives: the budget errs low by at most the batches then
+//     executing, and never overcommits the block because of it;
+//   - a response that arrives before a progress message published before
+//     its execution is briefly not counted: the budget may then overshoot
+//     by one tick's executions, and Agave answers
+//     WOULD_EXCEED_MAX_BLOCK_COST_LIMIT, a scheduler miss that blames
+//     nobody and is retried.
 func (b *Budget) SetRemaining(remaining uint64) {
 	b.remaining = min(remaining, b.p.BlockLimit)
 	b.settled = 0

@@ -16,7 +16,9 @@ type Params struct {
 	Workers int
 	// Depth is how many batches a worker may have at once, counting the
 	// one being built (1..16). A worker executes its batches in order, so
-	// more depth hides the round trip but makes later batches wait.
+	// more depth hides the round trip but makes later batches wait. A vote
+	// may open one batch more (votes must land even when every worker is
+	// full of other work).
 	Depth int
 	// BatchSize is the most transactions per batch (1..64).
 	BatchSize int
@@ -55,7 +57,7 @@ const (
 	DeferAccountCost           // a writable account would pass its per-block limit
 	DeferAccountTable          // the per-account cost table of this slot is full
 	DeferConflict              // its locks conflict with batches on different workers
-	DeferBusy                  // every worker it could go to has Depth batches
+	DeferBusy                  // every worker it could go to has Depth batches (Depth+1 for a vote)
 	DeferLockTable             // the lock table is full
 	RefuseTooManyLocks         // more than 128 accounts: Agave would refuse it
 	RefuseTooCostly            // its cost exceeds a whole block's or account's limit
@@ -223,7 +225,7 @@ func NewScheduler(p Params) (*Scheduler, error) {
 	if err != nil {
 		return nil, err
 	}
-	nb := p.Workers * p.Depth
+	nb := p.Workers * (p.Depth + 1) // + 1: the vote lane
 	per := p.BatchSize * MaxTxLocks
 	s := &Scheduler{
 		p:       p,
@@ -307,7 +309,7 @@ func (s *Scheduler) seal(w int) {
 }
 
 // openBatch starts a new batch for worker w. REQUIRES: a free slot and
-// ws.batches < Depth.
+// ws.batches < Depth (+1 for a vote).
 func (s *Scheduler) openBatch(w int) int32 {
 	b := s.free[len(s.free)-1]
 	s.free = s.free[:len(s.free)-1]
@@ -392,6 +394,10 @@ func (s *Scheduler) try(id uint64, keys *Keys, cost uint64, vote bool) Decision 
 		return Decision{DeferConflict, -1}
 	}
 	intra := s.intraConflicts(keys)
+	depth := s.p.Depth
+	if vote {
+		depth++
+	}
 
 	// Pick the least-loaded worker that can take it: into its open batch
 	// (not full, no conflict inside it) or into a new batch.
@@ -400,7 +406,7 @@ func (s *Scheduler) try(id uint64, keys *Keys, cost uint64, vote bool) Decision 
 		w := trailing(rest)
 		ws := &s.workers[w]
 		fitsOpen := ws.open >= 0 && int(s.batches[ws.open].n) < s.p.BatchSize && !intra.Has(w)
-		canNew := len(s.free) > 0 && (ws.batches < s.p.Depth || (ws.open >= 0 && s.batches[ws.open].n == 0))
+		canNew := len(s.free) > 0 && (ws.batches < depth || (ws.open >= 0 && s.batches[ws.open].n == 0))
 		if !fitsOpen && !canNew {
 			continue
 		}

@@ -531,8 +531,15 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 		if d := s.Try(4, keysW([]uint64{8}, nil), 1000, false); d.Outcome != Scheduled || d.Worker == a.Worker {
 			t.Errorf("independent tx: %+v", d)
 		}
-		if n := len(s.Flush()); n != 3 {
-			t.Errorf("%d batches, want 3", n)
+		// A vote may open one batch beyond the depth: the vote lane.
+		if d := s.Try(5, keysW([]uint64{7}, nil), 3428, true); d.Outcome != Scheduled || d.Worker != a.Worker {
+			t.Errorf("vote writing the busy account: %+v, want scheduled on worker %d", d, a.Worker)
+		}
+		if d := s.Try(6, keysW([]uint64{7}, nil), 3428, true); d.Outcome != DeferBusy {
+			t.Errorf("second conflicting vote beyond depth+1: %v", d.Outcome)
+		}
+		if n := len(s.Flush()); n != 4 {
+			t.Errorf("%d batches, want 4", n)
 		}
 	})
 	t.Run("cross-worker conflict defers", func(t *testing.T) {
