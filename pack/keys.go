@@ -95,6 +95,11 @@ func (k *Keys) AddReadonly(key *Pubkey) {
 // upgradeable loader is not among the keys. Resolved writable lookup keys
 // are demoted by the same reserved-key rule.
 //
+// Without resolved keys (no CHECK with LOAD_ADDRESS_LOOKUP_TABLES yet)
+// the lock set of a v0 transaction with lookups is incomplete: the
+// scheduler cannot see conflicts on those accounts, and Agave may answer
+// ACCOUNT_IN_USE (a scheduler miss, retried).
+//
 // It returns ErrTooManyLocks when the transaction references more than
 // MaxTxLocks accounts, or ErrNoTransaction when v holds no transaction
 // parsed from data. It never allocates.

@@ -23,7 +23,8 @@ type Params struct {
 	// BatchSize is the most transactions per batch (1..64).
 	BatchSize int
 	// LockAccounts is how many distinct accounts may be locked at once
-	// (0: Workers × Depth × BatchSize × 16, at least 4096).
+	// (0: Workers × (Depth+1) × BatchSize × 32, at least 4096; a
+	// transaction locks 128 at most, typically under 16).
 	LockAccounts int
 	// IntraBatchConflicts lets one batch hold transactions that conflict
 	// with each other (they then run in order within it). Agave accepts
@@ -215,7 +216,7 @@ func NewScheduler(p Params) (*Scheduler, error) {
 			errParamsBounds, p.Workers, p.Depth, p.BatchSize)
 	}
 	if p.LockAccounts <= 0 {
-		p.LockAccounts = max(p.Workers*p.Depth*p.BatchSize*16, 4096)
+		p.LockAccounts = max(p.Workers*(p.Depth+1)*p.BatchSize*32, 4096)
 	}
 	locks, err := NewLocks(p.Workers, p.LockAccounts)
 	if err != nil {
