@@ -555,3 +555,37 @@ func (s *Scheduler) Queued(w int) int {
 	}
 	return s.workers[w].queued
 }
+
+// Candidate is one transaction offered to TryAll: the caller's id, its
+// lock set as an index into the caller's []Keys, its estimated cost and
+// whether it is a simple vote.
+type Candidate struct {
+	ID   uint64
+	Cost uint64
+	Keys int32
+	Vote bool
+}
+
+// TryAll offers the candidates in order (the caller fills cands highest
+// priority first, votes ahead of the rest) and writes each decision to
+// the same index of out; a candidate whose Keys index is out of range is
+// refused (RefuseTooManyLocks stands for "no usable lock set"). It
+// returns how many were scheduled. Put the ones whose outcome is
+// Deferred back in the queue, drop the refused ones, then Flush.
+// REQUIRES: len(out) ≥ len(cands).
+func (s *Scheduler) TryAll(cands []Candidate, keys []Keys, out []Decision) (scheduled int) {
+	out = out[:len(cands)]
+	for i := range cands {
+		c := &cands[i]
+		if c.Keys < 0 || int(c.Keys) >= len(keys) {
+			out[i] = Decision{RefuseTooManyLocks, -1}
+			s.stats.Outcomes[RefuseTooManyLocks]++
+			continue
+		}
+		out[i] = s.Try(c.ID, &keys[c.Keys], c.Cost, c.Vote)
+		if out[i].Outcome == Scheduled {
+			scheduled++
+		}
+	}
+	return scheduled
+}

@@ -603,3 +603,28 @@ func TestSchedulerFinishErrors(t *testing.T) {
 		t.Error("65 workers accepted")
 	}
 }
+
+func TestSchedulerTryAll(t *testing.T) {
+	s, _ := NewScheduler(DefaultParams(2))
+	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 30})
+	keys := []Keys{*keysW([]uint64{1}, nil), *keysW([]uint64{2}, nil), *keysW([]uint64{1, 2}, nil)}
+	cands := []Candidate{
+		{ID: 10, Cost: 1000, Keys: 0},
+		{ID: 11, Cost: 1000, Keys: 1},
+		{ID: 12, Cost: 1000, Keys: 2}, // writes what 10 and 11 hold on two workers
+		{ID: 13, Cost: 1000, Keys: 7}, // no such lock set
+	}
+	out := make([]Decision, len(cands))
+	if n := s.TryAll(cands, keys, out); n != 2 {
+		t.Errorf("scheduled %d, want 2", n)
+	}
+	want := []Outcome{Scheduled, Scheduled, DeferConflict, RefuseTooManyLocks}
+	for i, d := range out {
+		if d.Outcome != want[i] {
+			t.Errorf("candidate %d: %v, want %v", i, d.Outcome, want[i])
+		}
+	}
+	if out[0].Worker == out[1].Worker {
+		t.Errorf("independent candidates on one worker: %+v", out)
+	}
+}
