@@ -39,6 +39,7 @@ type sim struct {
 	included int
 	dropped  int
 	maxUsed  uint64
+	expired  int // batches answered MAX_WORKING_SLOT_EXCEEDED
 }
 
 func newSim(t *testing.T, p Params, seed uint64) *sim {
@@ -71,6 +72,11 @@ func (m *sim) nextSlot() {
 // skewed distribution: accounts 0–7 are hot.
 func (m *sim) randomTx(id uint64) simTx {
 	ks := new(Keys)
+	if m.rng.IntN(20) == 0 { // a vote: writes one of 300 vote accounts
+		k := key(5_000_000 + uint64(m.rng.IntN(300)))
+		ks.AddWritable(&k)
+		return simTx{keys: ks, cost: 3428, vote: true}
+	}
 	payer := key(1_000_000 + id)
 	ks.AddWritable(&payer)
 	for range 1 + m.rng.IntN(4) {
@@ -103,7 +109,11 @@ func (m *sim) round() {
 	var keep []uint64
 	offer := m.pending[:min(len(m.pending), 400)]
 	rest := m.pending[len(offer):]
-	for _, id := range offer {
+	midSlot := m.rng.IntN(20) == 0 // the slot moves on in the middle of a round
+	for j, id := range offer {
+		if midSlot && j == len(offer)/2 {
+			m.nextSlot()
+		}
 		tx := m.txs[id]
 		d := m.s.Try(id, tx.keys, tx.cost, tx.vote)
 		switch {
@@ -173,6 +183,7 @@ func (m *sim) execute(w int) {
 	f := m.queues[w][0]
 	m.queues[w] = m.queues[w][1:]
 	if m.slot > f.maxSlot {
+		m.expired++
 		if err := m.s.Finish(f.ref, nil); err != nil {
 			m.t.Fatal(err)
 		}
@@ -240,7 +251,7 @@ func TestSchedulerRandomNoConflictsWithinBudget(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			p := DefaultParams(tc.workers)
 			p.Depth, p.BatchSize = tc.depth, tc.batch
-			p.Budget.BlockLimit, p.Budget.AccountLimit, p.Budget.VoteReserve = tc.limit, tc.acct, 0
+			p.Budget.BlockLimit, p.Budget.AccountLimit, p.Budget.VoteReserve = tc.limit, tc.acct, tc.limit/20
 			m := newSim(t, p, uint64(tc.workers*100+tc.depth))
 			next := uint64(0)
 			for r := 0; r < 400; r++ {
@@ -280,11 +291,11 @@ func TestSchedulerRandomNoConflictsWithinBudget(t *testing.T) {
 			if st.Batches != st.Finished {
 				t.Errorf("%d batches flushed, %d finished", st.Batches, st.Finished)
 			}
-			if m.included == 0 || st.Outcomes[DeferConflict]+st.Outcomes[DeferBusy] == 0 {
-				t.Errorf("workload too easy: included %d, stats %+v", m.included, st)
+			if m.included == 0 || st.Outcomes[DeferConflict]+st.Outcomes[DeferBusy] == 0 || m.expired == 0 {
+				t.Errorf("workload too easy: included %d, batches past their slot %d, stats %+v", m.included, m.expired, st)
 			}
-			t.Logf("included %d, dropped %d, left %d, max block use %d of %d, stats %+v",
-				m.included, m.dropped, len(m.pending), m.maxUsed, m.limit, st)
+			t.Logf("included %d, dropped %d, left %d, batches past their slot %d, max block use %d of %d, stats %+v",
+				m.included, m.dropped, len(m.pending), m.expired, m.maxUsed, m.limit, st)
 		})
 	}
 }
