@@ -161,9 +161,11 @@ type workerState struct {
 //	for _, b := range s.Flush() { send b (s.Batch, s.TxIDs) to its worker }
 //	on a worker's response: s.Finish(ref, results)
 //
-// Votes should be offered before other transactions each round (from
-// their own queue); the vote reserve keeps block space for them even
-// when non-votes arrived first.
+// Votes must land, so they get three things: offer them before other
+// transactions each round (from their own queue); the budget's vote
+// reserve keeps block space for them even when non-votes arrived first;
+// and a vote may open one batch beyond Depth on a worker, so a worker
+// full of other work still takes it.
 //
 // All memory is allocated by NewScheduler; Try, Flush and Finish do not
 // allocate and never panic. A Scheduler is not safe for concurrent use.
