@@ -215,12 +215,14 @@ func BenchmarkEstimateCost(b *testing.B) {
 	}
 	b.ReportAllocs()
 	b.ResetTimer()
+	cpu0 := cpuTime()
 	var sink uint64
 	for i := range b.N {
 		j := i & 1023
 		c, _ := EstimateCost(&w.views[j], w.data[j], budgets[j], false, p)
 		sink += c.Sum()
 	}
+	b.ReportMetric(float64(cpuTime()-cpu0)/float64(b.N), "cpu-ns/op")
 	_ = sink
 }
 
