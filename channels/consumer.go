@@ -113,7 +113,8 @@ func (c *Consumer[R]) Pop(dst *R) bool {
 		loadFence(&c.fence)
 		// Load (acquire): the producer stores a tail > next+window before
 		// it starts writing record next+N into this slot (it publishes at
-		// least every N/4 records). So if the tail is still within the
+		// least every N/4 records), and publishFence makes that store
+		// visible before the record's. So if the tail is still within the
 		// window, the copy saw no byte of a newer record.
 		t2 := c.tail.Load()
 		if t2 >= next && t2-next <= c.window {

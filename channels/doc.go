@@ -39,14 +39,34 @@
 //
 // # Memory ordering
 //
-// Go's sync/atomic operations are sequentially consistent. The tail store
-// is the only edge between the two sides: records written before a tail
-// store are visible to a consumer whose tail load returns that value.
-// Between a record copy and the tail re-check, loadFence keeps the copy's
-// loads from completing after the re-check (nothing on amd64; a full
-// barrier on weakly ordered CPUs). Each atomic in the code says what it
-// orders. Joining loads the magic before the capacity; initialising stores
-// them in the opposite order.
+// Go's sync/atomic operations are sequentially consistent. Two cases:
+//
+// A record published before the consumer reads it. The producer writes
+// the record with plain stores, then stores the tail (release); the
+// consumer loads the tail (acquire), then copies the record. The tail
+// store is synchronized before the load that observes it, so the record's
+// writes happen before its copy: this much is the Go memory model alone.
+//
+// A lagging consumer racing the producer around the ring (a seqlock). The
+// consumer copies record i while the producer may be writing record i+N
+// into the same slot; it keeps the copy only if a second tail load, after
+// the copy, is still at most next+N-N/4. The producer publishes a tail
+// beyond i+N-N/4 before it writes record i+N (it publishes at least every
+// N/4 records). The argument needs two orderings that a release store and
+// an acquire load do not give on weakly ordered CPUs:
+//
+//	producer: store tail ≥ i+N-N/4+1 ─publishFence─► stores of record i+N
+//	consumer: loads of the copy of i ─loadFence─► load tail again
+//
+// so that a copy that saw any byte of record i+N also sees that tail, and
+// is discarded. The copy races with the writes by design (and the writer
+// may be another process, in C), which the Go memory model does not
+// describe beyond word-sized reads; these two steps rest on how Go maps
+// its atomics onto each processor's memory model, written out in
+// fence_amd64.go and fence_other.go. Both fences compile to nothing on
+// amd64 (TSO, and an atomic store there is a full barrier). Each atomic
+// in the code says what it orders. Joining loads the magic before the
+// capacity; initialising stores them in the opposite order.
 //
 // # Faults
 //
