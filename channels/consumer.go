@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -208,12 +209,13 @@ func (c *Consumer[R]) Replaced() bool { return c.m.replaced() }
 func (c *Consumer[R]) Path() string { return c.m.path }
 
 // Close stores the head and unmaps the ring. The consumer must not be
-// used afterwards.
+// used afterwards. A file that shrank under the mapping is still unmapped,
+// and the fault returned as an *Error matching ErrTruncated.
 func (c *Consumer[R]) Close() error {
 	if c.m.mem == nil {
 		return nil
 	}
-	c.storeHead()
+	ferr := c.m.guard("close", c.storeHead)
 	c.recs, c.tail = nil, nil
-	return c.m.unmap()
+	return errors.Join(ferr, c.m.unmap())
 }

@@ -74,9 +74,23 @@
 // a record; every failure is an *Error naming the file and the remedy,
 // matching one of the Err* sentinels. Whatever the producer writes into the
 // header or the records afterwards, the consumer only ever reads slots
-// inside the ring and never panics. (A file truncated under a live mapping
-// would fault on access, as for any mapped file: channels are removed, not
-// truncated, and Replaced tells a consumer to rejoin.)
+// inside the ring and never panics.
+//
+// Another process can shrink a channel file under a live mapping at any
+// moment (a peer built for another capacity or record size sizes the file
+// to its own idea before checking it; or a `truncate`), and touching a
+// page past the new end raises SIGBUS. No size check can prevent that (it
+// would race with the truncation), so the fault is made survivable: a
+// goroutine running with debug.SetPanicOnFault(true) gets a panic instead
+// of a crash. The caller recovers it at a point of its choosing, FaultAddr
+// gives the faulting address, Faulted finds the Consumer or Producer it
+// hit (by the address, or by the file's size when the system reports no
+// address) and Detach drops that mapping without touching it again and
+// returns an *Error (ErrTruncated) naming the file; the detached channel
+// reads as empty until the caller joins the file again. Opening and
+// closing handle a fault in their own mapping themselves. A file removed
+// or recreated (a new inode) never faults: Replaced tells a consumer to
+// rejoin.
 //
 // The package is Linux-only (mmap flags, hugetlbfs).
 package channels

@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -139,12 +140,13 @@ func (p *Producer[R]) Created() bool { return p.m.created }
 func (p *Producer[R]) Path() string { return p.m.path }
 
 // Close publishes the tail and unmaps the ring. The producer must not be
-// used afterwards.
+// used afterwards. A file that shrank under the mapping is still unmapped,
+// and the fault returned as an *Error matching ErrTruncated.
 func (p *Producer[R]) Close() error {
 	if p.m.mem == nil {
 		return nil
 	}
-	p.Sync()
+	ferr := p.m.guard("close", p.Sync)
 	p.recs, p.tailW = nil, nil
-	return p.m.unmap()
+	return errors.Join(ferr, p.m.unmap())
 }
