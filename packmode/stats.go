@@ -79,8 +79,8 @@ type Stats struct {
 	Requeued     uint64 // deferred or retried back into the queue
 	Ends         [NumEnds]uint64
 	Rejects      [score.NumRejects]uint64
-	BadRegion    uint64 // payload region outside the mapping
-	Outcomes     [16]uint64 // pack.Outcome of every Try
+	BadRegion    uint64      // payload region outside the mapping
+	Outcomes     [16]uint64  // pack.Outcome of every Try
 	Reasons      [256]uint64 // not_included_reason of every execution result
 	Batches      uint64      // sent to workers
 	BatchTxs     uint64
