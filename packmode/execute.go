@@ -50,8 +50,8 @@ func (l *Loop) schedule() {
 	}
 	limit := len(l.rings) * l.cfg.Depth * l.cfg.BatchSize
 	l.deferred = l.deferred[:0]
-	misses := 0
-	for k := 0; k < limit && misses < l.cfg.BatchSize; k++ {
+	misses, busy := 0, 0
+	for k := 0; k < limit && misses < l.cfg.BatchSize && busy < 4; k++ {
 		slot, ok := l.popVote()
 		if !ok {
 			nd, ok2 := l.q.popMax()
@@ -82,10 +82,15 @@ func (l *Loop) schedule() {
 		switch {
 		case d.Outcome == pack.Scheduled:
 			t.state = txInFlight
-			misses = 0
+			misses, busy = 0, 0
 		case d.Outcome.Deferred():
+			// Every worker busy: later candidates would mostly find the
+			// same; stop early rather than parse them all for nothing.
 			l.deferred = append(l.deferred, slot)
 			misses++
+			if d.Outcome == pack.DeferBusy {
+				busy++
+			}
 		default:
 			l.end(slot, EndRefused)
 		}
