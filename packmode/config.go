@@ -72,6 +72,15 @@ type Config struct {
 	Budget pack.BudgetParams
 	Cost   pack.CostParams
 	Fees   score.FeeParams
+	// Lookahead is how many blocked transactions in a row a scheduling
+	// round skips before it stops.
+	Lookahead int
+	// IntraBatchConflicts lets a batch hold conflicting transactions
+	// (pack.Params; only with Agave's relax_intrabatch_account_locks).
+	IntraBatchConflicts bool
+	// MaxWait is the longest the loop holds queued transactions back
+	// to fill batches while every worker is busy.
+	MaxWait time.Duration
 	// ProgressTimeout: a session whose progress_tracker stays silent this
 	// long is taken as lost (Agave publishes on every tick, ~6.25 ms).
 	ProgressTimeout time.Duration
@@ -93,12 +102,23 @@ func DefaultConfig() Config {
 		DrainBatch:      512,
 		Depth:           2,
 		BatchSize:       pack.MaxBatch,
-		Budget:          pack.DefaultBudgetParams(),
+		Budget:          defaultBudget(),
 		Cost:            pack.DefaultCostParams(),
 		Fees:            score.DefaultFeeParams(),
+		MaxWait:         400 * time.Microsecond,
+		Lookahead:       128,
 		ProgressTimeout: 2 * time.Second,
 		DrainTimeout:    2 * time.Second,
 	}
+}
+
+// defaultBudget is Agave's limits with room for 65 536 writable accounts
+// per block (3 MiB): at tens of thousands of transactions per slot the
+// 16 384 of pack's default defer the rest of the block.
+func defaultBudget() pack.BudgetParams {
+	b := pack.DefaultBudgetParams()
+	b.Accounts = 1 << 16
+	return b
 }
 
 // withDefaults fills zero fields and checks the rest.
@@ -130,6 +150,12 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Fees == (score.FeeParams{}) {
 		c.Fees = d.Fees
+	}
+	if c.Lookahead <= 0 {
+		c.Lookahead = d.Lookahead
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = d.MaxWait
 	}
 	if c.ProgressTimeout <= 0 {
 		c.ProgressTimeout = d.ProgressTimeout

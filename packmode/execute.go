@@ -33,6 +33,7 @@ func (l *Loop) drainProgress() int {
 		})
 		if m.CurrentSlot != before {
 			l.st.Slots++
+			l.epoch++
 		}
 	}
 	if n > 0 {
@@ -48,14 +49,40 @@ func (l *Loop) schedule() {
 	if !l.sched.CanExecute() {
 		return
 	}
+	// Batch for throughput: build batches when a worker is idle, when a
+	// full batch is waiting, or when the last round is MaxWait old;
+	// otherwise a loop faster than arrivals would send batches of one
+	// and fill every worker's depth with them.
+	waited := l.now-l.lastSched >= int64(l.cfg.MaxWait)
+	if !l.idleWorker() && l.q.Len()+l.vLen < l.cfg.BatchSize && !waited {
+		return
+	}
+	// Nothing changed since the last round (no answer, no progress, no
+	// arrival): it would find the same transactions blocked.
+	if l.epoch == l.lastEpoch && l.st.Received == l.lastReceived && !waited {
+		return
+	}
+	if l.q.Len()+l.vLen == 0 || l.vLen == 0 && l.allBusy() {
+		return
+	}
+	// A full block takes nothing until the next slot.
+	votes := l.vLen
+	if b := l.sched.Budget(); b.Available(false) == 0 && (votes == 0 || b.Available(true) == 0) {
+		return
+	}
+	l.lastSched, l.lastEpoch, l.lastReceived = l.now, l.epoch, l.st.Received
 	limit := len(l.rings) * l.cfg.Depth * l.cfg.BatchSize
 	l.deferred = l.deferred[:0]
-	misses, busy := 0, 0
-	for k := 0; k < limit && misses < l.cfg.BatchSize && busy < 4; k++ {
-		slot, ok := l.popVote()
-		if !ok {
-			nd, ok2 := l.q.popMax()
-			if !ok2 {
+	misses := 0
+	for k := 0; k < limit && misses < l.cfg.Lookahead; k++ {
+		// Every waiting vote first, once each; then the queue by score.
+		var slot int32
+		if votes > 0 {
+			slot, _ = l.popVote()
+			votes--
+		} else {
+			nd, ok := l.q.popMax()
+			if !ok {
 				break
 			}
 			slot = nd.slot
@@ -63,6 +90,13 @@ func (l *Loop) schedule() {
 		t := &l.txs[slot]
 		if l.expired(t) {
 			l.end(slot, EndExpired)
+			continue
+		}
+		if t.blocked == l.epoch+1 {
+			// Blocked by locks or worker depth since nothing changed:
+			// skip it without parsing it again.
+			l.deferred = append(l.deferred, slot)
+			misses++
 			continue
 		}
 		data, err := bindings.SharableTransactionRegion{Offset: t.off, Length: t.length}.Bytes(l.mem)
@@ -82,26 +116,51 @@ func (l *Loop) schedule() {
 		switch {
 		case d.Outcome == pack.Scheduled:
 			t.state = txInFlight
-			misses, busy = 0, 0
+			misses = 0
 		case d.Outcome.Deferred():
-			// Every worker busy: later candidates would mostly find the
-			// same; stop early rather than parse them all for nothing.
+			// Blocked (its accounts' worker is full, a conflict, the
+			// budget): look further down, up to Lookahead misses in a
+			// row, as a greedy scheduler skips blocked transactions (a
+			// hot account's queue must not stall the rest).
 			l.deferred = append(l.deferred, slot)
-			misses++
-			if d.Outcome == pack.DeferBusy {
-				busy++
+			if t.flags&bindings.TpuIsSimpleVote == 0 {
+				misses++
+			}
+			if d.Outcome == pack.DeferBusy || d.Outcome == pack.DeferConflict {
+				t.blocked = l.epoch + 1
 			}
 		default:
 			l.end(slot, EndRefused)
 		}
 	}
 	for _, slot := range l.deferred {
-		l.requeue(slot)
+		l.requeue(slot, false)
 		l.st.Requeued--
 	}
 	for _, ref := range l.sched.Flush() {
 		l.send(ref)
 	}
+}
+
+// idleWorker reports whether some worker has no batch in flight.
+func (l *Loop) idleWorker() bool {
+	for i := range l.rings {
+		if l.rings[i].size == 0 {
+			return true
+		}
+	}
+	return false
+}
+
+// allBusy reports whether every worker has Depth batches in flight (only
+// a vote could still go, in its lane's extra batch).
+func (l *Loop) allBusy() bool {
+	for i := range l.rings {
+		if l.rings[i].size < l.cfg.Depth {
+			return false
+		}
+	}
+	return true
 }
 
 // send allocates ref's batch array, fills it and sends it to its worker;
@@ -159,7 +218,7 @@ func (l *Loop) unsent(ref pack.BatchRef, ids []uint64) {
 	}
 	_ = l.sched.Finish(ref, nil)
 	for _, s := range l.deferred {
-		l.requeue(s)
+		l.requeue(s, false)
 	}
 }
 
@@ -246,6 +305,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 		l.deferred = append(l.deferred, int32(uint32(id)))
 	}
 	_ = l.sched.Finish(f.ref, results)
+	l.epoch++ // locks and depth were released
 	if freeResp {
 		l.freeBlock(resp.TransactionResponsesOffset)
 	}
@@ -270,7 +330,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 		case v.Blame == pack.Credit:
 			l.end(slot, EndIncluded)
 		case v.Retry:
-			l.requeue(slot)
+			l.requeue(slot, true)
 		default:
 			l.end(slot, EndNotIncluded)
 		}

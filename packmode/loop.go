@@ -33,6 +33,8 @@ type txRec struct {
 	fee     uint64
 	cost    uint64
 	seq     uint64 // arrival order
+	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
+	score   float64
 	arrived int64  // loop clock, ns
 }
 
@@ -79,8 +81,15 @@ type Loop struct {
 	deferred []int32
 	rings    []workerRing
 
-	st  *Stats
-	now int64 // loop clock of this pass, ns
+	st        *Stats
+	now       int64 // loop clock of this pass, ns
+	lastSched int64 // loop clock of the last scheduling round
+	// epoch counts what can unblock a transaction (a batch answered, a
+	// new slot); lastEpoch and lastReceived are the epoch and arrivals
+	// at the last scheduling round.
+	epoch        uint32
+	lastEpoch    uint32
+	lastReceived uint64
 }
 
 // newLoop sizes every table for s.
@@ -92,7 +101,8 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 	if nw == 0 || nw > pack.MaxWorkers {
 		return nil, fmt.Errorf("pack mode on %s: %d workers (want 1..%d)", s.Socket, nw, pack.MaxWorkers)
 	}
-	pp := pack.Params{Workers: nw, Depth: cfg.Depth, BatchSize: cfg.BatchSize, Budget: cfg.Budget}
+	pp := pack.Params{Workers: nw, Depth: cfg.Depth, BatchSize: cfg.BatchSize, Budget: cfg.Budget,
+		IntraBatchConflicts: cfg.IntraBatchConflicts}
 	sched, err := pack.NewScheduler(pp)
 	if err != nil {
 		return nil, fmt.Errorf("pack mode on %s: %w", s.Socket, err)
@@ -220,14 +230,8 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		l.pushVote(slot)
 		return
 	}
-	var sc float64
-	switch l.cfg.Policy {
-	case PolicyModel:
-		sc = score.Score(l.cfg.Model.Forward(model.IPv6(t.ip), model.Signer(t.payer)), t.fee, t.cost)
-	case PolicyFeeOnly:
-		sc = score.Score(1, t.fee, t.cost)
-	}
-	nd := node{key: orderKey(sc), ord: ^t.seq, enq: t.arrived, slot: slot}
+	t.score = l.score(t)
+	nd := node{key: orderKey(t.score), ord: ^t.seq, enq: t.arrived, slot: slot}
 	ok, out := l.q.push(nd)
 	if !ok {
 		l.end(slot, EndRejectedLow)
@@ -263,9 +267,22 @@ func (l *Loop) popVote() (int32, bool) {
 	return s, true
 }
 
+// score ranks t under the policy: model(IP, fee payer) × fee / cost,
+// fee / cost, or 0 (FIFO: arrival order).
+func (l *Loop) score(t *txRec) float64 {
+	switch l.cfg.Policy {
+	case PolicyModel:
+		return score.Score(l.cfg.Model.Forward(model.IPv6(t.ip), model.Signer(t.payer)), t.fee, t.cost)
+	case PolicyFeeOnly:
+		return score.Score(1, t.fee, t.cost)
+	}
+	return 0
+}
+
 // requeue puts a deferred or retried transaction back, keeping its
-// arrival order and time.
-func (l *Loop) requeue(slot int32) {
+// arrival order and time; rescore (after an execution result) ranks it
+// again, as the model may have learnt since.
+func (l *Loop) requeue(slot int32, rescore bool) {
 	t := &l.txs[slot]
 	if l.expired(t) {
 		l.end(slot, EndExpired)
@@ -277,15 +294,10 @@ func (l *Loop) requeue(slot int32) {
 		return
 	}
 	t.state = txQueued
-	// The score is recomputed: the model may have learnt since.
-	var sc float64
-	switch l.cfg.Policy {
-	case PolicyModel:
-		sc = score.Score(l.cfg.Model.Forward(model.IPv6(t.ip), model.Signer(t.payer)), t.fee, t.cost)
-	case PolicyFeeOnly:
-		sc = score.Score(1, t.fee, t.cost)
+	if rescore {
+		t.score = l.score(t)
 	}
-	ok, out := l.q.push(node{key: orderKey(sc), ord: ^t.seq, enq: t.arrived, slot: slot})
+	ok, out := l.q.push(node{key: orderKey(t.score), ord: ^t.seq, enq: t.arrived, slot: slot})
 	if !ok {
 		l.end(slot, EndEvicted)
 		return

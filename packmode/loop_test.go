@@ -15,7 +15,7 @@ import (
 )
 
 // story builds n transactions: honest funded payers with a spread of
-// fees, a share writing one hot account, spammers whose unfunded payers
+// fees, a tenth writing one hot account, spammers whose unfunded payers
 // bid high fees from a few IPs, and simple votes.
 func story(n int, seed uint64) []testTx {
 	r := rand.New(rand.NewPCG(seed, 7))
@@ -32,28 +32,29 @@ func story(n int, seed uint64) []testTx {
 		t.ip = [16]byte{10: 0xff, 11: 0xff, 12: 10}
 		switch k := r.IntN(100); {
 		case k < 5: // vote
-			payer[0], payer[1] = 0x01, byte(r.IntN(8))
+			payer[0], payer[1], payer[2] = 0x01, byte(r.IntN(256)), byte(r.IntN(2))
 			acct = payer
-			acct[2] = 9
+			acct[3] = 9
 			t.data = buildTx(uint64(i), payer, acct, voteProg, 3000, 0)
 			t.flags = bindings.TpuIsSimpleVote | bindings.TpuFromStakedNode
 			t.funded, t.vote = true, true
 			t.ip[13], t.ip[15] = 1, payer[1]
 		case k < 30: // spam: unfunded payer, high fee, few IPs
 			payer[0], payer[1], payer[2] = 0x02, byte(r.IntN(256)), byte(i)
-			acct[0], acct[1] = 0x03, byte(r.IntN(256))
-			t.data = buildTx(uint64(i), payer, acct, prog, 20_000, 5_000_000)
+			acct[0], acct[1], acct[2] = 0x03, byte(i), byte(i>>8)
+			t.data = buildTx(uint64(i), payer, acct, prog, 1_000, 100_000_000)
 			t.ip[13], t.ip[15] = 2, byte(r.IntN(3))
 		default: // honest
-			payer[0], payer[1] = 0x04, byte(r.IntN(50))
-			if r.IntN(100) < 30 {
+			pi := r.IntN(4000)
+			payer[0], payer[1], payer[2] = 0x04, byte(pi), byte(pi>>8)
+			if r.IntN(100) < 10 {
 				acct = hot
 			} else {
 				acct[0], acct[1], acct[2] = 0x05, byte(i), byte(i>>8)
 			}
-			t.data = buildTx(uint64(i), payer, acct, prog, 20_000, uint64(1000+r.IntN(1_000_000)))
+			t.data = buildTx(uint64(i), payer, acct, prog, 1_000, uint64(1000+r.IntN(20_000_000)))
 			t.funded = true
-			t.ip[13], t.ip[15] = 3, payer[1]
+			t.ip[13], t.ip[14], t.ip[15] = 3, payer[2], payer[1]
 		}
 		if view.Parse(t.data) != score.OK {
 			panic("story: unparsable transaction")

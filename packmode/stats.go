@@ -28,15 +28,35 @@ var endNames = [NumEnds]string{"rejected", "rejected_low", "evicted", "expired",
 // EndName returns the end's metric label.
 func EndName(e int) string { return endNames[e] }
 
-// Hist is a latency histogram: bucket i counts values v (ns) with
-// bits.Len64(v) == i.
-type Hist [65]uint64
+// Hist is a latency histogram in ns with four buckets per power of two
+// (bucket bounds within 19% of each other).
+type Hist [256]uint64
+
+// histBucket returns the bucket of v: 4×bits.Len64(v) plus the two bits
+// after the leading one.
+func histBucket(v uint64) int {
+	n := bits.Len64(v)
+	if n <= 2 {
+		return int(v)
+	}
+	return 4*n + int(v>>(n-3))&3
+}
+
+// histUpper is the largest value of bucket b.
+func histUpper(b int) uint64 {
+	if b < 12 { // values 0..3 use buckets 0..3; 4..11 stay empty
+		return uint64(min(b, 3))
+	}
+	n := b / 4
+	sub := uint64(b % 4)
+	return (4+sub+1)<<(n-3) - 1
+}
 
 func (h *Hist) add(ns int64) {
 	if ns < 0 {
 		ns = 0
 	}
-	h[bits.Len64(uint64(ns))]++
+	h[histBucket(uint64(ns))&255]++
 }
 
 // Count is the number of values.
@@ -49,21 +69,18 @@ func (h *Hist) Count() uint64 {
 }
 
 // Quantile returns an upper bound of the q-quantile (the top of its
-// power-of-two bucket).
+// bucket).
 func (h *Hist) Quantile(q float64) time.Duration {
 	n := h.Count()
 	if n == 0 {
 		return 0
 	}
-	want := uint64(q*float64(n) + 0.5)
+	want := max(uint64(q*float64(n)+0.5), 1)
 	var acc uint64
 	for i, v := range h {
 		acc += v
-		if acc >= want && v > 0 {
-			if i == 0 {
-				return 0
-			}
-			return time.Duration(uint64(1)<<i - 1)
+		if acc >= want {
+			return time.Duration(histUpper(i))
 		}
 	}
 	return time.Duration(1<<63 - 1)

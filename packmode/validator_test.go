@@ -49,7 +49,13 @@ type testValidator struct {
 	reasons  map[uint8]int
 
 	conflicts int
-	unread    int
+	// checkLocks enables the conflict check (it allocates; benchmarks
+	// and the allocation test turn it off); cycle feeds the story again
+	// and again.
+	checkLocks bool
+	cycle      bool
+	visitTPU   func(off uint64)
+	visitResp  func(off uint64)
 }
 
 type vworker struct {
@@ -163,6 +169,19 @@ func serveValidator(t testing.TB, txs []testTx) (socket string, v *testValidator
 	for i := range v.results {
 		v.results[i] = 255
 	}
+	v.checkLocks = true
+	v.visitTPU = func(off uint64) {
+		if _, ok := v.handed[off]; !ok {
+			v.bad = append(v.bad, fmt.Errorf("payload %d freed but not live", off))
+		}
+		delete(v.handed, off)
+	}
+	v.visitResp = func(off uint64) {
+		if !v.resp[off] {
+			v.bad = append(v.bad, fmt.Errorf("response array %d freed but not live", off))
+		}
+		delete(v.resp, off)
+	}
 	done := make(chan error, 1)
 	var wg sync.WaitGroup
 	wg.Add(1)
@@ -208,8 +227,9 @@ func (v *testValidator) newSlot(leader bool) {
 func (v *testValidator) feed(n int) int {
 	v.tpu.Sync()
 	k := 0
-	for ; k < n && v.next < len(v.txs); k++ {
-		tx := &v.txs[v.next]
+	for ; k < n && (v.cycle || v.next < len(v.txs)); k++ {
+		idx := v.next % len(v.txs)
+		tx := &v.txs[idx]
 		b, ok := v.tpu.Reserve()
 		if !ok {
 			break
@@ -222,7 +242,7 @@ func (v *testValidator) feed(n int) int {
 		copy(v.mem[off:], tx.data)
 		_ = bindings.TpuToPack{Transaction: bindings.SharableTransactionRegion{Offset: off, Length: uint32(len(tx.data))},
 			Flags: tx.flags, SrcAddr: tx.ip}.Encode(b)
-		v.handed[off] = v.next
+		v.handed[off] = idx
 		v.next++
 	}
 	if k > 0 {
@@ -258,6 +278,9 @@ func (v *testValidator) work() {
 		if n > 0 {
 			w.in.Finalize()
 		}
+	}
+	if !v.checkLocks {
+		return
 	}
 	// Locks held by the batches pending now, per worker.
 	writers := map[[32]byte]int{}
@@ -331,11 +354,11 @@ func (v *testValidator) answer(w *vworker, m bindings.PackToWorker) {
 			case !v.txs[idx].funded:
 				er.NotIncludedReason = bindings.NotIncludedReason(68) // INSUFFICIENT_FUNDS_FOR_FEE
 				v.results[idx] = 68
-			case v.used+10_000 > testBlockLimit:
+			case v.used+2_000 > testBlockLimit:
 				er.NotIncludedReason = bindings.NotIncludedReason(81)
 				v.results[idx] = 81
 			default:
-				er.CostUnits = 10_000
+				er.CostUnits = 2_000
 				v.used += er.CostUnits
 				v.executed[idx]++
 				v.results[idx] = 0
@@ -350,19 +373,9 @@ func (v *testValidator) answer(w *vworker, m bindings.PackToWorker) {
 
 // audit collects the client's frees.
 func (v *testValidator) audit() {
-	v.tpuAlloc.CleanRemoteFrees(func(off uint64) {
-		if _, ok := v.handed[off]; !ok {
-			v.bad = append(v.bad, fmt.Errorf("payload %d freed but not live", off))
-		}
-		delete(v.handed, off)
-	})
+	v.tpuAlloc.CleanRemoteFrees(v.visitTPU)
 	for i := range v.workers {
-		v.workers[i].alloc.CleanRemoteFrees(func(off uint64) {
-			if !v.resp[off] {
-				v.bad = append(v.bad, fmt.Errorf("response array %d freed but not live", off))
-			}
-			delete(v.resp, off)
-		})
+		v.workers[i].alloc.CleanRemoteFrees(v.visitResp)
 	}
 }
 
