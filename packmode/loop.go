@@ -35,7 +35,7 @@ type txRec struct {
 	seq     uint64 // arrival order
 	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
 	score   float64
-	arrived int64  // loop clock, ns
+	arrived int64 // loop clock, ns
 }
 
 // flight is one batch sent to a worker.
