@@ -159,12 +159,17 @@ func (v *testValidator) setup(l handshake.Logon) (*handshake.Fds, error) {
 // background; ready is closed when the session is set up.
 func serveValidator(t testing.TB, txs []testTx) (socket string, v *testValidator, ready <-chan error) {
 	t.Helper()
-	socket = filepath.Join(t.TempDir(), "scheduler_bindings.ipc")
+	return serveValidatorAt(t, filepath.Join(t.TempDir(), "scheduler_bindings.ipc"), txs)
+}
+
+// serveValidatorAt is serveValidator on a given socket path.
+func serveValidatorAt(t testing.TB, socket string, txs []testTx) (string, *testValidator, <-chan error) {
+	t.Helper()
 	srv, err := handshake.Listen(socket, bindings.Profile41)
 	if err != nil {
 		t.Fatal(err)
 	}
-	v = &testValidator{p: bindings.Profile41, txs: txs, handed: map[uint64]int{}, resp: map[uint64]bool{},
+	v := &testValidator{p: bindings.Profile41, txs: txs, handed: map[uint64]int{}, resp: map[uint64]bool{},
 		executed: make([]int, len(txs)), results: make([]uint8, len(txs)), reasons: map[uint8]int{}}
 	for i := range v.results {
 		v.results[i] = 255
