@@ -168,6 +168,15 @@ func (q *txQueue) upDir(i int, max bool) {
 	}
 }
 
+// more reports whether h[a] is more extreme than h[b]: above on a max
+// level's side (max true), below on a min level's side.
+func more(h []node, a, b int, max bool) bool {
+	if max {
+		return above(&h[a], &h[b])
+	}
+	return above(&h[b], &h[a])
+}
+
 // down restores the heap below i (the textbook min-max trickle-down).
 func (q *txQueue) down(i int) {
 	max := !minLevel(i)
@@ -179,29 +188,23 @@ func (q *txQueue) down(i int) {
 		}
 		// m: the extreme of the children and grandchildren.
 		m := c
-		better := func(a, b int) bool { // a more extreme than b
-			if max {
-				return above(&h[a], &h[b])
-			}
-			return above(&h[b], &h[a])
-		}
-		if c+1 < len(h) && better(c+1, m) {
+		if c+1 < len(h) && more(h, c+1, m, max) {
 			m = c + 1
 		}
 		gc := 2*c + 1
 		for g := gc; g < gc+4 && g < len(h); g++ {
-			if better(g, m) {
+			if more(h, g, m, max) {
 				m = g
 			}
 		}
-		if !better(m, i) {
+		if !more(h, m, i, max) {
 			return
 		}
 		h[i], h[m] = h[m], h[i]
 		if m < gc { // a child: nothing below it to fix
 			return
 		}
-		if p := (m - 1) / 2; better(p, m) {
+		if p := (m - 1) / 2; more(h, p, m, max) {
 			h[m], h[p] = h[p], h[m]
 		}
 		i = m

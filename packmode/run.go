@@ -91,14 +91,12 @@ func (r *Runner) Run(ctx context.Context) error {
 			if ctx.Err() != nil {
 				return nil
 			}
-			var refused *handshake.RefusalError
-			if errors.Is(err, session.ErrUnsupported) || errors.As(err, &refused) && !refused.VersionRefused && r.rc.Once {
+			// A profile this build cannot run never becomes runnable; in
+			// Once mode (tests) only a socket not there yet is waited for.
+			if errors.Is(err, session.ErrUnsupported) || r.rc.Once && !errors.Is(err, handshake.ErrSocketMissing) {
 				return err
 			}
 			log.Warn("cannot log on to the validator's scheduler bindings; retrying", "socket", r.rc.Socket, "err", err, "in", backoff)
-			if r.rc.Once && !errors.Is(err, handshake.ErrSocketMissing) {
-				return err
-			}
 			if !sleepCtx(ctx, backoff) {
 				return nil
 			}
