@@ -72,6 +72,10 @@ type Config struct {
 	Budget pack.BudgetParams
 	Cost   pack.CostParams
 	Fees   score.FeeParams
+	// Check runs every non-vote transaction through the validator's
+	// CHECK (status, fee-payer balance, lookup tables) before it may be
+	// scheduled for execution.
+	Check bool
 	// Lookahead is how many blocked transactions in a row a scheduling
 	// round skips before it stops.
 	Lookahead int

@@ -100,8 +100,14 @@ func (l *Loop) schedule() {
 			continue
 		}
 		data, err := bindings.SharableTransactionRegion{Offset: t.off, Length: t.length}.Bytes(l.mem)
-		if err != nil || l.view.Parse(data) != score.OK || l.keys.FromView(&l.view, data, nil, nil) != nil {
-			if err == nil && l.keys.Overflow() {
+		if err == nil && l.view.Parse(data) == score.OK {
+			rw, rr := l.resolvedKeys(t, data)
+			err = l.keys.FromView(&l.view, data, rw, rr)
+		} else if err == nil {
+			err = pack.ErrNoTransaction
+		}
+		if err != nil {
+			if l.keys.Overflow() {
 				l.st.Outcomes[pack.RefuseTooManyLocks]++
 				l.end(slot, EndRefused)
 				continue
@@ -278,6 +284,10 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 	}
 	r.head = (r.head + 1) % len(r.f)
 	r.size--
+	if f.check {
+		l.checkAnswer(m)
+		return
+	}
 
 	ids := l.sched.TxIDs(f.ref)
 	n := len(ids)

@@ -57,6 +57,7 @@ func hostileRunner(f testing.TB) func(t *testing.T, ops []byte) {
 	}
 	cfg := DefaultConfig()
 	cfg.Policy = PolicyFeeOnly
+	cfg.Check = true
 	cfg.Logger = quiet
 	cfg.QueueCapacity = 256
 	if cfg, err = cfg.withDefaults(); err != nil {
@@ -117,7 +118,12 @@ func hostileRunner(f testing.TB) func(t *testing.T, ops []byte) {
 					inflight += int64(r.f[(r.head+k)%len(r.f)].n)
 				}
 			}
-			if held := int64(l.q.Len()+l.vLen) + inflight; st.Held != held {
+			for i := range l.checks {
+				if l.checks[i].inUse && l.checks[i].worker < 0 {
+					inflight += int64(l.checks[i].n)
+				}
+			}
+			if held := int64(l.q.Len()+l.vLen+l.cLen) + inflight; st.Held != held {
 				t.Fatalf("held %d, but %d queued, %d votes, %d in flight", st.Held, l.q.Len(), l.vLen, inflight)
 			}
 			if int64(len(l.free))+st.Held != int64(len(l.txs)) {

@@ -18,6 +18,7 @@ const (
 	txQueued
 	txVoteLane
 	txInFlight
+	txChecking
 )
 
 // txRec is one held transaction: where its payload is and what admission
@@ -36,14 +37,19 @@ type txRec struct {
 	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
 	score   float64
 	arrived int64 // loop clock, ns
+	// resolved is the CHECK stage's resolved lookup keys (ours: freed
+	// when the transaction ends); checkedOK that it passed the check.
+	resolved  bindings.SharablePubkeys
+	checkedOK bool
 }
 
 // flight is one batch sent to a worker.
 type flight struct {
-	ref  pack.BatchRef
-	arr  uint64 // the batch array's offset
-	n    int32
-	sent int64
+	ref   pack.BatchRef
+	arr   uint64 // the batch array's offset
+	n     int32
+	sent  int64
+	check bool // a CHECK batch (its transactions are in Loop.checks)
 }
 
 // workerRing is the FIFO of one worker's batches in flight (a worker
@@ -81,6 +87,13 @@ type Loop struct {
 	deferred []int32
 	rings    []workerRing
 
+	// The CHECK stage (check.go); checks is empty without it.
+	checkLane       []int32
+	cHead, cLen     int
+	checks          []checkFlight
+	checkFlags      uint16
+	nextCheckWorker int
+
 	st        *Stats
 	now       int64 // loop clock of this pass, ns
 	lastSched int64 // loop clock of the last scheduling round
@@ -113,6 +126,16 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 	}
 	inflight := nw * (cfg.Depth + 1) * cfg.BatchSize
 	n := cfg.QueueCapacity + cfg.VoteCapacity + inflight
+	var checkFlags uint16
+	nchecks := 0
+	if cfg.Check {
+		c := bindings.Check{StatusChecks: true, LoadFeePayerBalance: true, LoadAddressLookupTables: true}
+		if checkFlags, err = bindings.CheckFlags(s.Profile.ABI, c); err != nil {
+			return nil, fmt.Errorf("pack mode on %s: check flags of %s: %w", s.Socket, s.Profile.Name, err)
+		}
+		nchecks = nw * cfg.Depth
+		n += cfg.QueueCapacity + nchecks*pack.MaxBatch
+	}
 	l := &Loop{
 		cfg: cfg, s: s, abi: s.Profile.ABI, mem: s.Memory(), alloc: s.Allocators[0], sched: sched, exec: exec,
 		txs:      make([]txRec, n),
@@ -122,12 +145,20 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		deferred: make([]int32, 0, inflight+cfg.BatchSize),
 		rings:    make([]workerRing, nw),
 		st:       st,
+
+		checks:     make([]checkFlight, nchecks),
+		checkFlags: checkFlags,
+	}
+	if cfg.Check {
+		l.checkLane = make([]int32, cfg.QueueCapacity)
 	}
 	for i := range l.free {
 		l.free[i] = int32(n - 1 - i)
 	}
 	for w := range l.rings {
-		l.rings[w].f = make([]flight, cfg.Depth+2)
+		// Depth EXECUTE batches, one more for votes, and the CHECK
+		// batches a worker may carry on 4.0–4.2.
+		l.rings[w].f = make([]flight, cfg.Depth+2+nchecks)
 	}
 	return l, nil
 }
@@ -147,6 +178,10 @@ func (l *Loop) freeBlock(off uint64) {
 func (l *Loop) end(slot int32, why int) {
 	t := &l.txs[slot]
 	l.freeBlock(t.off)
+	if t.resolved.NumPubkeys > 0 {
+		l.freeBlock(t.resolved.Offset)
+		t.resolved = bindings.SharablePubkeys{}
+	}
 	t.state = txFree
 	t.gen++
 	l.free = append(l.free, slot)
@@ -230,17 +265,34 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		l.pushVote(slot)
 		return
 	}
-	t.score = l.score(t)
-	nd := node{key: orderKey(t.score), ord: ^t.seq, enq: t.arrived, slot: slot}
-	ok, out := l.q.push(nd)
-	if !ok {
-		l.end(slot, EndRejectedLow)
+	l.st.Admitted++
+	if l.cfg.Check {
+		l.pushCheck(slot)
 		return
 	}
-	l.st.Admitted++
+	if !l.enqueue(slot) {
+		l.st.Admitted--
+		l.st.Ends[EndEvicted]--
+		l.st.Ends[EndRejectedLow]++
+	}
+}
+
+// enqueue scores slot and pushes it into the priority queue; a full
+// queue evicts its lowest entry, or the newcomer when it is not above it
+// (false: slot has ended as evicted).
+func (l *Loop) enqueue(slot int32) bool {
+	t := &l.txs[slot]
+	t.state = txQueued
+	t.score = l.score(t)
+	ok, out := l.q.push(node{key: orderKey(t.score), ord: ^t.seq, enq: t.arrived, slot: slot})
+	if !ok {
+		l.end(slot, EndEvicted)
+		return false
+	}
 	if out >= 0 {
 		l.end(out, EndEvicted)
 	}
+	return true
 }
 
 // pushVote appends slot to the vote lane, dropping the oldest vote when

@@ -75,12 +75,21 @@ func testLogon() handshake.Logon {
 // policy and checks the accounting: every payload freed once, every
 // transaction ended somewhere, no conflicting batches, no own block left.
 func TestLoopAgainstValidator(t *testing.T) {
-	for _, pol := range []Policy{PolicyModel, PolicyFeeOnly, PolicyFIFO} {
-		t.Run(pol.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		pol   Policy
+		check bool
+	}{{PolicyModel, false}, {PolicyFeeOnly, false}, {PolicyFIFO, false}, {PolicyModel, true}, {PolicyFeeOnly, true}} {
+		pol := tc.pol
+		name := pol.String()
+		if tc.check {
+			name += "+check"
+		}
+		t.Run(name, func(t *testing.T) {
 			txs := story(3000, 1)
 			socket, v, ready := serveValidator(t, txs)
 			cfg := DefaultConfig()
 			cfg.Policy = pol
+			cfg.Check = tc.check
 			cfg.QueueCapacity = 1024
 			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			if pol == PolicyModel {
@@ -102,8 +111,16 @@ func TestLoopAgainstValidator(t *testing.T) {
 			}
 			st := driveValidator(t, v, r, cancel, runErr)
 			checkAccounting(t, v, st)
-			t.Logf("%s: included %d (value %d), not included %v, ends %v, outcomes %v",
-				pol, st.Ends[EndIncluded], capturedValue(v), v.reasons, st.Ends, st.Outcomes)
+			if tc.check {
+				if v.checks == 0 || st.CheckFailed == 0 {
+					t.Errorf("check stage unused: %d check batches, %d failed", v.checks, st.CheckFailed)
+				}
+				if v.reasons[68] != 0 {
+					t.Errorf("%d unfunded transactions reached execution past the check", v.reasons[68])
+				}
+			}
+			t.Logf("%s (check %v): check failed %d, included %d (value %d), not included %v, ends %v, outcomes %v",
+				pol, tc.check, st.CheckFailed, st.Ends[EndIncluded], capturedValue(v), v.reasons, st.Ends, st.Outcomes)
 		})
 	}
 }

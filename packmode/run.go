@@ -156,8 +156,10 @@ func (r *Runner) runSession(ctx context.Context, s *session.Session) error {
 			lastProgress = l.now
 		}
 		work += l.drainWorkers()
+		work += l.drainCheckQueue()
 		work += l.drainTPU()
 		l.expire(64)
+		l.checkStage()
 		l.schedule()
 		if pass&255 == 0 {
 			select {
@@ -220,10 +222,7 @@ func (l *Loop) snapshot() {
 	l.st.QueueLen = l.q.Len()
 	l.st.VoteLen = l.vLen
 	l.st.LocksHeld = l.sched.Locks().Len()
-	inflight := 0
-	for i := range l.rings {
-		inflight += l.rings[i].size
-	}
+	inflight := l.batchesOut()
 	l.st.InFlight = inflight
 	l.st.LiveOwnBlocks = inflight
 	b := l.sched.Budget()
@@ -239,10 +238,8 @@ func (l *Loop) shutdown(start time.Time) error {
 		l.now = int64(time.Since(start))
 		l.drainProgress()
 		l.drainWorkers()
-		inflight := 0
-		for i := range l.rings {
-			inflight += l.rings[i].size
-		}
+		l.drainCheckQueue()
+		inflight := l.batchesOut()
 		if inflight == 0 || l.now > deadline {
 			if inflight > 0 {
 				l.cfg.Logger.Warn("shutting down with batches in flight; their payloads stay with the validator", "batches", inflight)
@@ -258,9 +255,29 @@ func (l *Loop) shutdown(start time.Time) error {
 	return nil
 }
 
+// batchesOut counts the batches sent and not answered (own arrays live).
+func (l *Loop) batchesOut() int {
+	n := 0
+	for i := range l.rings {
+		n += l.rings[i].size
+	}
+	for i := range l.checks {
+		if l.checks[i].inUse && l.checks[i].worker < 0 {
+			n++
+		}
+	}
+	return n
+}
+
 // abandon frees every queued payload and vote (not the ones in flight:
 // their worker may still read them).
 func (l *Loop) abandon() {
+	for l.cLen > 0 {
+		s := l.checkLane[l.cHead]
+		l.cHead = (l.cHead + 1) % len(l.checkLane)
+		l.cLen--
+		l.end(s, EndShutdown)
+	}
 	for {
 		nd, ok := l.q.popMax()
 		if !ok {

@@ -49,6 +49,7 @@ type testValidator struct {
 	reasons  map[uint8]int
 
 	conflicts int
+	checks    int // CHECK batches answered
 	// checkLocks enables the conflict check (it allocates; benchmarks
 	// and the allocation test turn it off); cycle feeds the story again
 	// and again.
@@ -293,6 +294,9 @@ func (v *testValidator) work() {
 	var view score.View
 	for i := range v.workers {
 		for _, m := range v.workers[i].pending {
+			if m.Flags&bindings.PackExecute == 0 {
+				continue // CHECK takes no locks
+			}
 			for j := range int(m.Batch.NumTransactions) {
 				r, _ := m.Batch.At(v.mem, j)
 				data, err := r.Bytes(v.mem)
@@ -338,6 +342,32 @@ func (v *testValidator) answer(w *vworker, m bindings.PackToWorker) {
 		return
 	}
 	msg := bindings.WorkerToPack{Batch: m.Batch}
+	if m.Flags&bindings.PackExecute == 0 { // CHECK (4.0–4.2 layout)
+		size := bindings.CheckResponseSize(v.p.ABI)
+		off, ok := w.alloc.Allocate(n * size)
+		if !ok {
+			v.bad = append(v.bad, errors.New("worker allocator exhausted"))
+			return
+		}
+		v.resp[off] = true
+		v.checks++
+		msg.Responses = bindings.TransactionResponseRegion{Tag: bindings.CheckResponseTag, NumTransactionResponses: uint8(n), TransactionResponsesOffset: off}
+		for j := range n {
+			r, _ := m.Batch.At(v.mem, j)
+			cr := bindings.CheckResponse{StatusCheckFlags: bindings.StatusRequested | bindings.StatusPerformed,
+				FeePayerBalanceFlags: bindings.FeePayerBalanceRequested | bindings.FeePayerBalancePerformed,
+				ResolveFlags:         bindings.ResolveRequested | bindings.ResolvePerformed, BalanceSlot: v.slot}
+			if idx, ok := v.handed[r.Offset]; !ok {
+				v.bad = append(v.bad, fmt.Errorf("check batch names payload %d not live", r.Offset))
+			} else if v.txs[idx].funded {
+				cr.FeePayerBalance = 1_000_000_000_000
+			}
+			_ = msg.Responses.PutCheckResponse(v.p.ABI, v.mem, j, cr)
+		}
+		_ = msg.Encode(v.p.ABI, b)
+		w.out.Commit()
+		return
+	}
 	if !v.leader || m.MaxWorkingSlot < v.slot {
 		msg.ProcessedCode = bindings.MaxWorkingSlotExceeded
 	} else {

@@ -67,6 +67,8 @@ func packCommand() *cli.Command {
 			Usage: "tpu_to_pack messages taken per loop pass"},
 		&cli.IntFlag{Name: "batch-depth", Category: cliflags.CatQueue, Value: d.Depth, EnvVars: cliflags.Env("batch-depth"),
 			Usage: "batches in flight per worker"},
+		&cli.BoolFlag{Name: "check", Category: cliflags.CatQueue, EnvVars: cliflags.Env("check"),
+			Usage: "run every non-vote transaction through the validator's CHECK (status, fee-payer balance, lookup tables) before it may execute"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
 			Usage: "model file: loaded at start if present, saved on shutdown"},
 		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
@@ -126,6 +128,7 @@ func runPack(c *cli.Context) error {
 	cfg.DrainBatch = c.Int("drain-batch")
 	cfg.Depth = c.Int("batch-depth")
 	cfg.IdleSleep = c.Duration("idle-sleep")
+	cfg.Check = c.Bool("check")
 	mp, err := cliflags.ModelParams(c)
 	if err != nil {
 		return err
