@@ -4,9 +4,11 @@ package score
 // reason has its own value so the daemon can count them separately, and a
 // stable snake_case name (String) to use as a counter label.
 //
-// The reasons come in four groups, in the order Evaluate checks them:
-// the packet record, parsing (rules P1–P7 of spec/solana-wire.md §3),
-// sanitizing (S1–S9) and the compute-budget instructions (§4).
+// The reasons come in groups, in the order Evaluate checks them: the
+// packet record; parsing (rules P1–P7 of spec/solana-wire.md §3, and the
+// v1 layout); the v1 switch; sanitizing (S1–S9 and the newer limits);
+// the compute-budget instructions; the account locks; the compute-budget
+// limits. Only parse failures mean "not a transaction at all".
 type Reject uint8
 
 // OK means the packet passed every check.
@@ -92,6 +94,32 @@ const (
 	// (InvalidLoadedAccountsDataSizeLimit).
 	RejectBudgetLoadedSize
 
+	// Reasons added with current Agave's rules (appended so that the
+	// values above keep their numbers). Each is a refusal of a well-formed
+	// transaction, never held against the sender's IP.
+
+	// RejectInstructionCount (sanitize, SIMD-0160): more than 64
+	// instructions.
+	RejectInstructionCount
+	// RejectInstructionAccounts (sanitize, SIMD-0406): an instruction with
+	// more than 255 account indexes.
+	RejectInstructionAccounts
+	// RejectSignatureLimit (sanitize, v1): more than 12 signatures.
+	RejectSignatureLimit
+	// RejectV1Config (sanitize, v1): the transaction-config mask sets a
+	// bit Agave does not know (5 and above), or only one of the two
+	// priority-fee bits (0 and 1).
+	RejectV1Config
+	// RejectTooManyAccountLocks (account locks): static keys plus lookup
+	// indexes exceed the account-lock limit (TooManyAccountLocks).
+	RejectTooManyAccountLocks
+	// RejectAccountLoadedTwice (account locks): the same static key
+	// appears twice (AccountLoadedTwice).
+	RejectAccountLoadedTwice
+	// RejectV1Disabled: a well-formed v1 transaction while v1 is switched
+	// off (--tx-v1=false).
+	RejectV1Disabled
+
 	numRejects
 )
 
@@ -125,6 +153,55 @@ var rejectNames = [NumRejects]string{
 	RejectBudgetDuplicate:  "budget_duplicate",
 	RejectBudgetHeap:       "budget_heap_size",
 	RejectBudgetLoadedSize: "budget_loaded_size",
+
+	RejectInstructionCount:    "sanitize_instruction_count",
+	RejectInstructionAccounts: "sanitize_instruction_accounts",
+	RejectSignatureLimit:      "sanitize_signature_limit",
+	RejectV1Config:            "sanitize_v1_config",
+	RejectTooManyAccountLocks: "lock_too_many_accounts",
+	RejectAccountLoadedTwice:  "lock_account_loaded_twice",
+	RejectV1Disabled:          "format_v1_disabled",
+}
+
+// Classes of reasons, for the predicates below.
+const (
+	classNone uint8 = iota
+	classRecord
+	classParse
+	classSanitize
+	classBudget
+	classLock
+	classFormat
+)
+
+var rejectClass = [NumRejects]uint8{
+	RejectSize: classRecord, RejectAddr: classRecord, RejectDiscard: classRecord,
+
+	RejectSignatures: classParse, RejectVersion: classParse, RejectHeader: classParse,
+	RejectAccountKeys: classParse, RejectBlockhash: classParse, RejectInstructions: classParse,
+	RejectLookups: classParse, RejectTrailing: classParse,
+
+	RejectSignatureCount: classSanitize, RejectSignerKeys: classSanitize,
+	RejectReadonlyUnsigned: classSanitize, RejectReadonlySigned: classSanitize,
+	RejectAccountCount: classSanitize, RejectProgramIndex: classSanitize,
+	RejectProgramFeePayer: classSanitize, RejectAccountIndex: classSanitize,
+	RejectEmptyLookup: classSanitize, RejectInstructionCount: classSanitize,
+	RejectInstructionAccounts: classSanitize, RejectSignatureLimit: classSanitize,
+	RejectV1Config: classSanitize,
+
+	RejectBudgetData: classBudget, RejectBudgetDuplicate: classBudget,
+	RejectBudgetHeap: classBudget, RejectBudgetLoadedSize: classBudget,
+
+	RejectTooManyAccountLocks: classLock, RejectAccountLoadedTwice: classLock,
+
+	RejectV1Disabled: classFormat,
+}
+
+func (r Reject) class() uint8 {
+	if int(r) < NumRejects {
+		return rejectClass[r]
+	}
+	return classNone
 }
 
 // String returns the reason's stable snake_case name, or "unknown" for a
@@ -136,15 +213,26 @@ func (r Reject) String() string {
 	return "unknown"
 }
 
-// Parse reports whether r is a parse failure (P1–P7): bytes that are not a
-// transaction at all, which the daemon holds against the source IP.
-func (r Reject) Parse() bool { return r >= RejectSignatures && r <= RejectTrailing }
+// Parse reports whether r is a parse failure (P1–P7): bytes that cannot
+// be a transaction in any format Agave reads, which the daemon holds
+// against the source IP. Every other reason refuses a well-formed
+// transaction (or a bad record) and carries no penalty.
+func (r Reject) Parse() bool { return r.class() == classParse }
 
-// Sanitize reports whether r is a sanitize failure (S1–S9).
-func (r Reject) Sanitize() bool { return r >= RejectSignatureCount && r <= RejectEmptyLookup }
+// Sanitize reports whether r is a sanitize failure (S1–S9 and the
+// instruction, account and signature limits of current Agave).
+func (r Reject) Sanitize() bool { return r.class() == classSanitize }
 
 // Budget reports whether r is a compute-budget failure.
-func (r Reject) Budget() bool { return r >= RejectBudgetData && r <= RejectBudgetLoadedSize }
+func (r Reject) Budget() bool { return r.class() == classBudget }
+
+// Locks reports whether r is an account-lock failure
+// (TooManyAccountLocks, AccountLoadedTwice).
+func (r Reject) Locks() bool { return r.class() == classLock }
+
+// Format reports whether r refuses a transaction format that is switched
+// off.
+func (r Reject) Format() bool { return r.class() == classFormat }
 
 // Record reports whether r is a packet-record failure.
-func (r Reject) Record() bool { return r >= RejectSize && r <= RejectDiscard }
+func (r Reject) Record() bool { return r.class() == classRecord }
