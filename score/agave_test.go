@@ -79,6 +79,18 @@ func lookupTx(w, r int) fixTx {
 		luts: []fixLut{{key: 0xCC, w: seq(0, w), r: seq(0, r)}}}
 }
 
+// manyKeysTx returns a valid legacy transaction with n distinct static
+// keys sharing their first 8 bytes (the duplicate check's worst case).
+func manyKeysTx(n int) fixTx {
+	t := fixTx{nsig: 1, hdr: [3]byte{1, 0, byte(n - 1)}, nkeys: n, ixs: []fixIx{{prog: 1}}}
+	for i := range n {
+		var k [32]byte
+		k[31] = byte(i)
+		t = t.withKey(i, k)
+	}
+	return t
+}
+
 // TestAgaveBoundaries has, for each limit Agave enforces before
 // execution, a transaction at the limit that is accepted and one past it
 // that is refused, with its own reason.
@@ -97,12 +109,7 @@ func TestAgaveBoundaries(t *testing.T) {
 	dupKeys := fixTx{nsig: 1, hdr: [3]byte{1, 0, 2}, nkeys: 3, ixs: []fixIx{{prog: 1}}}
 	// 35 keys (as many as fit in 1232 bytes) sharing their first 8
 	// bytes, differing in the last.
-	sharedPrefix := fixTx{nsig: 1, hdr: [3]byte{1, 0, 34}, nkeys: 35, ixs: []fixIx{{prog: 1}}}
-	for i := range 35 {
-		var k [32]byte
-		k[31] = byte(i)
-		sharedPrefix = sharedPrefix.withKey(i, k)
-	}
+	sharedPrefix := manyKeysTx(35)
 	cases := []struct {
 		name string
 		data []byte
