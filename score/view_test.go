@@ -260,8 +260,12 @@ func checkView(t *testing.T, v *View, data []byte) {
 		t.Fatal("blockhash")
 	}
 	m := v.Message(data)
-	if len(m) == 0 || &m[len(m)-1] != &data[len(data)-1] {
-		t.Fatal("message does not end the data")
+	end := len(data) // legacy, v0: the message ends the data; v1: the signatures do
+	if v.V1() {
+		end = v.SignatureOffset()
+	}
+	if len(m) == 0 || &m[len(m)-1] != &data[end-1] {
+		t.Fatal("message does not end where it should")
 	}
 	total := v.NumAccounts()
 	it := v.Instructions()
