@@ -27,22 +27,26 @@ const (
 	// Parse failures; Reject.Parse reports true for these.
 
 	// RejectSignatures (P1): the signature count is 0 or above 12, or the
-	// signatures are truncated.
+	// signatures are truncated (v1: fewer signature bytes than required
+	// signatures after the instructions).
 	RejectSignatures
-	// RejectVersion (P2): the message prefix byte announces a version
-	// other than legacy or v0 (0x81 and above).
+	// RejectVersion (P2): a version Agave does not know: after legacy or
+	// v0 signatures, a message prefix other than 0x80; as the first byte
+	// (bit 7 set announces v1), anything but 0x81.
 	RejectVersion
 	// RejectHeader (P2): the version byte or the three header bytes are
-	// missing.
+	// missing; for v1, the 42-byte fixed prefix or the config values are
+	// truncated.
 	RejectHeader
 	// RejectAccountKeys (P3): the static key count is 0 or above 38, or
-	// the keys are truncated.
+	// the keys are truncated (v1: the addresses).
 	RejectAccountKeys
 	// RejectBlockhash (P4): the recent blockhash is truncated.
 	RejectBlockhash
 	// RejectInstructions (P5): the instruction section is malformed: a
 	// bad or truncated shortvec, fewer than 3 bytes per announced
-	// instruction, or a field running past the end.
+	// instruction, or a field running past the end (v1: the instruction
+	// headers or payloads run past the end).
 	RejectInstructions
 	// RejectLookups (P6): the v0 address-table lookup section is
 	// malformed: more than 31 lookups, fewer than 35 bytes per announced
@@ -61,10 +65,11 @@ const (
 	// RejectReadonlyUnsigned (S3): more readonly unsigned accounts than
 	// unsigned static keys.
 	RejectReadonlyUnsigned
-	// RejectReadonlySigned (S4): every signer is readonly, so the fee
-	// payer is not writable.
+	// RejectReadonlySigned (S4): no signer, or every signer is readonly,
+	// so the fee payer is not a writable signer.
 	RejectReadonlySigned
-	// RejectAccountCount (S5): static keys plus lookup indexes exceed 256.
+	// RejectAccountCount (S5): static keys plus lookup indexes exceed 256
+	// (v1: more than 64 addresses).
 	RejectAccountCount
 	// RejectProgramIndex (S6): an instruction's program index is not a
 	// static key.
@@ -88,7 +93,8 @@ const (
 	// kind already seen (DuplicateInstruction).
 	RejectBudgetDuplicate
 	// RejectBudgetHeap: a requested heap frame outside 32 KiB..256 KiB
-	// or not a multiple of 1 KiB (InvalidInstructionData).
+	// or not a multiple of 1 KiB (InvalidInstructionData; for v1 a
+	// sanitize failure of its config).
 	RejectBudgetHeap
 	// RejectBudgetLoadedSize: a loaded-accounts data size limit of 0
 	// (InvalidLoadedAccountsDataSizeLimit).
