@@ -26,10 +26,10 @@
 // A v1 transaction (SIMD-0385) puts the message first and the signatures
 // last:
 //
-//	+------+----------+---------+-----------+-----+-------+-------------+--------------+-----------------+-----------+----------+
-//	| 0x81 | req ro ru| cfg mask| lifetime  | nix | nkeys | nkeys × 32  | popcnt(mask) | nix × (prog u8, | payloads: | nreq × 64|
-//	|      |  3 × u8  | u32 LE  |    32     | u8  |  u8   |  addresses  | × 4 values   | nacc u8, len u16)| accs,data | sigs     |
-//	+------+----------+---------+-----------+-----+-------+-------------+--------------+-----------------+-----------+----------+
+//	+------+-----------+----------+----------+-----+-------+------------+--------------+--------------------+-----------+-----------+
+//	| 0x81 | req ro ru | cfg mask | lifetime | nix | nkeys | nkeys × 32 | popcnt(mask) | nix × (prog u8,    | payloads: | nreq × 64 |
+//	|      |  3 × u8   |  u32 LE  |    32    | u8  |  u8   | addresses  | × 4 values   | nacc u8, len u16)  | accs,data | sigs      |
+//	+------+-----------+----------+----------+-----+-------+------------+--------------+--------------------+-----------+-----------+
 //	^ message starts here and ends before the signatures
 //
 // Config mask bits: 0 and 1 the priority fee in lamports (u64, two
