@@ -196,6 +196,11 @@ func TestParseRules(t *testing.T) {
 		// sanitize.rs checks the header before the signatures.
 		{"order", "S4 before S1", fixTx{nsig: 2, hdr: [3]byte{1, 1, 0}, nkeys: 2}.bytes(), RejectReadonlySigned},
 		{"order", "S3 before S1", fixTx{nsig: 2, hdr: [3]byte{1, 0, 2}, nkeys: 2}.bytes(), RejectReadonlyUnsigned},
+		// Agave compares readonly unsigned with nkeys − nreq in u8, wrapping
+		// when there are fewer keys than signers: 1 − 3 = 254 < 255 fails S3
+		// before S2 is reached (testdata/fuzz/FuzzParse/s3-u8-wrap).
+		{"order", "S3 with u8 wrap before S2", fixTx{nsig: 3, hdr: [3]byte{3, 0, 255}, nkeys: 1}.bytes(), RejectReadonlyUnsigned},
+		{"order", "S2 when the wrap leaves room", fixTx{nsig: 3, hdr: [3]byte{3, 0, 254}, nkeys: 1}.bytes(), RejectSignerKeys},
 		{"order", "parse before sanitize", append(fixLegacy.withIxs(fixIx{prog: 0}).bytes(), 0), RejectTrailing},
 
 		// Size.
