@@ -87,6 +87,26 @@ func BenchmarkParseBudget(b *testing.B) {
 	}
 }
 
+// BenchmarkAdmit is Parse followed by Admit: every check Agave makes
+// before execution, the account locks included, without the record
+// checks and the hash.
+func BenchmarkAdmit(b *testing.B) {
+	for _, c := range benchTxs(b) {
+		b.Run(c.name, func(b *testing.B) {
+			var v View
+			p := DefaultFeeParams()
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				v.Parse(c.data)
+				bu, r := v.Admit(c.data, p, Limits{})
+				sinkU64, sinkReject = bu.Fee, r
+			}
+			reportPPS(b)
+		})
+	}
+}
+
 func BenchmarkPacketHash(b *testing.B) {
 	for _, c := range benchTxs(b) {
 		b.Run(c.name, func(b *testing.B) {
