@@ -483,7 +483,7 @@ func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
 }
 
 // The sender gate. Under the model policy a packet scores
-// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, 1), at most
+// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, score.MinScoreCUs), at most
 // bound(IPFactor(ip)) whatever its signer and fee (float rounding is
 // monotone). When the full queue would refuse even that, the packet would
 // end as rejected_low after parsing; judge refuses it first and spares
