@@ -72,6 +72,7 @@ func app() *cli.App {
 	}
 	flags = append(flags, cliflags.ChannelFlags()...)
 	flags = append(flags, cliflags.ModelFlags()...)
+	flags = append(flags, cliflags.AdmissionFlags()...)
 	flags = append(flags, dbFlags()...)
 	flags = append(flags, cliflags.LogFlags()...)
 	return &cli.App{
@@ -111,6 +112,9 @@ func run(c *cli.Context) error {
 	cfg.SaveInterval = c.Duration("save-interval")
 	cfg.IdleSleep = c.Duration("idle-sleep")
 	if cfg.Model, err = cliflags.ModelParams(c); err != nil {
+		return err
+	}
+	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
 		return err
 	}
 
