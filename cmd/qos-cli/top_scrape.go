@@ -33,6 +33,24 @@ type point struct {
 type family struct {
 	counter bool // a counter (its rate is what a person wants to see)
 	points  []point
+	byKey   map[string]float64 // labelKey(labels) → value, summed over repeats
+}
+
+// labelKey is a canonical form of a label set, for exact lookups.
+func labelKey(labels map[string]string) string {
+	keys := make([]string, 0, len(labels))
+	for k := range labels {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	var b strings.Builder
+	for _, k := range keys {
+		b.WriteString(k)
+		b.WriteByte(0)
+		b.WriteString(labels[k])
+		b.WriteByte(0)
+	}
+	return b.String()
 }
 
 // sample is one scrape of the daemon's metrics page.
@@ -75,6 +93,12 @@ func parseSample(r io.Reader, at time.Time) (*sample, error) {
 		}
 		if len(f.points) > 0 {
 			s.fams[name] = f
+		}
+	}
+	for _, f := range s.fams {
+		f.byKey = make(map[string]float64, len(f.points))
+		for _, p := range f.points {
+			f.byKey[labelKey(p.labels)] += p.v
 		}
 	}
 	return s, nil
@@ -153,6 +177,28 @@ func rate(prev, cur *sample, name string, kv ...string) (float64, bool) {
 	}
 	a, okA := prev.value(name, kv...)
 	b, okB := cur.value(name, kv...)
+	dt := cur.at.Sub(prev.at).Seconds()
+	if !okA || !okB || dt <= 0 {
+		return 0, false
+	}
+	d := b - a
+	if d < 0 {
+		d = b
+	}
+	r := d / dt
+	if math.IsNaN(r) || math.IsInf(r, 0) {
+		return 0, false
+	}
+	return r, true
+}
+
+// rateKey is rate for the one series whose canonical label set is key.
+func rateKey(prev, cur *sample, name, key string) (float64, bool) {
+	if prev == nil || cur == nil || prev.fams[name] == nil || cur.fams[name] == nil {
+		return 0, false
+	}
+	a, okA := prev.fams[name].byKey[key]
+	b, okB := cur.fams[name].byKey[key]
 	dt := cur.at.Sub(prev.at).Seconds()
 	if !okA || !okB || dt <= 0 {
 		return 0, false

@@ -235,6 +235,9 @@ func channelOrder(names []string) []string {
 	return out
 }
 
+// maxGenericRows bounds a generic group: more would not fit any screen.
+const maxGenericRows = 64
+
 // genericGroup shows every series of the families pick selects.
 func genericGroup(title string, prev, cur *sample, pick func(string) bool, trim string) viewGroup {
 	g := viewGroup{title: title, cols: []string{"/s or now", "total"}}
@@ -253,16 +256,16 @@ func genericGroup(title string, prev, cur *sample, pick func(string) bool, trim 
 		pts := append([]point(nil), f.points...)
 		sort.Slice(pts, func(i, j int) bool { return labelString(pts[i].labels) < labelString(pts[j].labels) })
 		for _, p := range pts {
+			if len(g.rows) == maxGenericRows {
+				g.rows = append(g.rows, viewRow{"… more series", []string{"", ""}})
+				return g
+			}
 			label := strings.TrimPrefix(n, trim)
 			if ls := labelString(p.labels); ls != "" {
 				label += " " + ls
 			}
-			kv := make([]string, 0, 2*len(p.labels))
-			for k, v := range p.labels {
-				kv = append(kv, k, v)
-			}
 			if f.counter {
-				g.rows = append(g.rows, viewRow{label, []string{fmtRate(rate(prev, cur, n, kv...)), fmtCount(p.v, true)}})
+				g.rows = append(g.rows, viewRow{label, []string{fmtRate(rateKey(prev, cur, n, labelKey(p.labels))), fmtCount(p.v, true)}})
 			} else {
 				g.rows = append(g.rows, viewRow{label, []string{fmtScore(p.v, true), ""}})
 			}
