@@ -1,0 +1,196 @@
+package top
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/gdamore/tcell/v2"
+)
+
+// Config is what one top session needs.
+type Config struct {
+	URL       string        // the metrics page
+	Interval  time.Duration // between scrapes and redraws
+	TargetPPS float64       // the daemon's --target-pps when it does not export qos_target_pps (0: read it)
+}
+
+// RunScreen shows the view full screen on scr until q, Esc, Ctrl-C or ctx
+// ends; it initialises and finalises scr.
+func RunScreen(ctx context.Context, scr tcell.Screen, cfg Config) error {
+	return newTop(cfg).runScreen(ctx, scr)
+}
+
+// RunPlain prints a block of lines to out after every scrape from the
+// second on, until ctx ends or count blocks are out (0: no limit). Scrape
+// errors go to errw, and the next interval tries again.
+func RunPlain(ctx context.Context, out, errw io.Writer, count int, cfg Config) error {
+	return newTop(cfg).runPlain(ctx, out, errw, count)
+}
+
+func newTop(cfg Config) *top {
+	return &top{sc: newScraper(cfg.URL, cfg.Interval), url: cfg.URL, interval: cfg.Interval, opts: viewOpts{targetPPS: cfg.TargetPPS}}
+}
+
+// top holds one session's state: the scraper and the last two samples.
+type top struct {
+	sc        *scraper
+	url       string
+	interval  time.Duration
+	opts      viewOpts
+	prev, cur *sample
+	lastErr   error
+}
+
+type scrapeResult struct {
+	s   *sample
+	err error
+}
+
+// accept records a scrape's outcome.
+func (t *top) accept(r scrapeResult) {
+	if r.err != nil {
+		t.lastErr = r.err
+		return
+	}
+	t.lastErr = nil
+	t.prev, t.cur = t.cur, r.s
+}
+
+// runPlain prints a block of lines after every scrape from the second on
+// (the first has no rates), until ctx ends or count blocks are out.
+func (t *top) runPlain(ctx context.Context, out, errw io.Writer, count int) error {
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	printed := 0
+	for {
+		s, err := t.sc.scrape(ctx)
+		if ctx.Err() != nil {
+			return nil
+		}
+		t.accept(scrapeResult{s, err})
+		if err != nil {
+			fmt.Fprintf(errw, "qos-cli top: %v\n", err)
+		} else if t.prev != nil {
+			fmt.Fprintf(out, "# qos top %s %s\n", t.cur.at.UTC().Format(time.RFC3339), t.url)
+			for _, l := range plainLines(buildView(t.prev, t.cur, t.opts)) {
+				fmt.Fprintln(out, l)
+			}
+			fmt.Fprintln(out)
+			printed++
+			if count > 0 && printed >= count {
+				return nil
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return nil
+		case <-tick.C:
+		}
+	}
+}
+
+// runScreen shows the view full screen until q, Esc, Ctrl-C or ctx ends.
+// Scrapes run beside the event loop, so keys answer at once even while the
+// daemon is slow to respond.
+func (t *top) runScreen(ctx context.Context, scr tcell.Screen) error {
+	if err := scr.Init(); err != nil {
+		return fmt.Errorf("terminal: %w", err)
+	}
+	defer scr.Fini()
+	ctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	events := make(chan tcell.Event, 16)
+	quit := make(chan struct{})
+	defer close(quit)
+	go scr.ChannelEvents(events, quit)
+
+	results := make(chan scrapeResult, 1)
+	inflight := false
+	fetch := func() {
+		inflight = true
+		go func() {
+			s, err := t.sc.scrape(ctx)
+			results <- scrapeResult{s, err}
+		}()
+	}
+	tick := time.NewTicker(t.interval)
+	defer tick.Stop()
+	fetch()
+	t.draw(scr)
+	for {
+		select {
+		case <-ctx.Done():
+			return nil
+		case ev, ok := <-events:
+			if !ok {
+				return nil
+			}
+			switch ev := ev.(type) {
+			case *tcell.EventKey:
+				if ev.Key() == tcell.KeyEscape || ev.Key() == tcell.KeyCtrlC ||
+					(ev.Key() == tcell.KeyRune && (ev.Rune() == 'q' || ev.Rune() == 'Q')) {
+					return nil
+				}
+			case *tcell.EventResize:
+				scr.Sync()
+				t.draw(scr)
+			}
+		case <-tick.C:
+			if !inflight {
+				fetch()
+			}
+		case r := <-results:
+			inflight = false
+			if errors.Is(r.err, context.Canceled) {
+				return nil
+			}
+			t.accept(r)
+			t.draw(scr)
+		}
+	}
+}
+
+var (
+	styleHeader = tcell.StyleDefault.Reverse(true)
+	styleTitle  = tcell.StyleDefault.Bold(true)
+	styleError  = tcell.StyleDefault.Foreground(tcell.ColorRed).Bold(true)
+)
+
+// draw renders the current view on scr.
+func (t *top) draw(scr tcell.Screen) {
+	scr.Clear()
+	w, h := scr.Size()
+	head := fmt.Sprintf(" qos top  %s  every %s", t.url, t.interval)
+	if t.cur != nil {
+		head += "  " + t.cur.at.Format("15:04:05")
+	}
+	head += "  (q quits)"
+	scr.PutStrStyled(0, 0, padRight(head, w), styleHeader)
+	y0 := 1
+	switch {
+	case t.lastErr != nil:
+		scr.PutStrStyled(0, 1, truncate(t.lastErr.Error(), w), styleError)
+		y0 = 2
+	case t.cur == nil:
+		scr.PutStrStyled(0, 1, "waiting for the first scrape…", tcell.StyleDefault)
+		y0 = 2
+	}
+	lines, dropped := layoutScreen(buildView(t.prev, t.cur, t.opts), w, h-y0)
+	for y, pieces := range lines {
+		for _, p := range pieces {
+			st := tcell.StyleDefault
+			if p.title {
+				st = styleTitle
+			}
+			scr.PutStrStyled(p.x, y0+y, p.text, st)
+		}
+	}
+	if dropped > 0 {
+		msg := fmt.Sprintf(" %d more group(s): enlarge the terminal ", dropped)
+		scr.PutStrStyled(max(0, w-runeLen(msg)), h-1, msg, styleHeader)
+	}
+	scr.Show()
+}
