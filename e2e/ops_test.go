@@ -61,7 +61,7 @@ func startWithMetrics(t *testing.T, extra ...string) (*daemon, string, string) {
 	d := startDaemon(t, args...)
 	deadline := time.Now().Add(20 * time.Second)
 	for {
-		if _, err := scrape(addr); err == nil {
+		if _, err := scrapeMetrics(addr); err == nil {
 			return d, p, addr
 		}
 		select {
@@ -78,8 +78,8 @@ func startWithMetrics(t *testing.T, extra ...string) (*daemon, string, string) {
 	}
 }
 
-// scrape fetches the daemon's metrics page.
-func scrape(addr string) ([]byte, error) {
+// scrapeMetrics fetches the daemon's metrics page.
+func scrapeMetrics(addr string) ([]byte, error) {
 	c := http.Client{Timeout: 2 * time.Second}
 	resp, err := c.Get("http://" + addr + "/metrics")
 	if err != nil {
@@ -284,7 +284,7 @@ func TestDashboardQueriesExported(t *testing.T) {
 	exprs := loadDashboard(t)
 	db := sqltest.New(t, "ops")
 	d, _, addr := startWithMetrics(t, "--db-url", db.URL)
-	page, err := scrape(addr)
+	page, err := scrapeMetrics(addr)
 	if err != nil {
 		t.Fatal(err)
 	}

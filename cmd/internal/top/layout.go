@@ -6,13 +6,16 @@ import (
 )
 
 // Widths of the top screen's blocks: a label and up to three right-aligned
-// cells, so that a block fits beside another on a 132-column terminal and
-// alone on an 80-column one.
+// cells (four with a narrower label), so that a block fits beside another
+// on a 132-column terminal and alone on an 80-column one.
 const (
 	labelWidth = 28
 	cellWidth  = 11
 	blockWidth = labelWidth + 3*cellWidth
 	blockGap   = 3
+	// peerLabelWidth fits the longest channel name (tx_status_cache) and
+	// leaves room for a fourth cell in the peers group.
+	peerLabelWidth = blockWidth - 4*cellWidth
 )
 
 // textLine is one line of a block and whether it is a group title.
@@ -23,19 +26,23 @@ type textLine struct {
 
 // groupLines renders one group as lines of blockWidth runes at most.
 func groupLines(g viewGroup) []textLine {
+	lw := g.labelWidth
+	if lw == 0 {
+		lw = labelWidth
+	}
 	head := "─ " + g.title + " "
 	var cols strings.Builder
 	for _, c := range g.cols {
 		cols.WriteString(padLeft(c, cellWidth))
 	}
-	fill := labelWidth + len(g.cols)*cellWidth - runeLen(head) - runeLen(cols.String())
+	fill := lw + len(g.cols)*cellWidth - runeLen(head) - runeLen(cols.String())
 	if fill < 1 {
 		fill = 1
 	}
 	lines := []textLine{{head + strings.Repeat("─", fill) + cols.String(), true}}
 	for _, r := range g.rows {
 		var b strings.Builder
-		b.WriteString(padRight(truncate(r.label, labelWidth-1), labelWidth))
+		b.WriteString(padRight(truncate(r.label, lw-1), lw))
 		for _, c := range r.cells {
 			b.WriteString(padLeft(truncate(c, cellWidth-1), cellWidth))
 		}

@@ -130,8 +130,45 @@ func TestTopView(t *testing.T) {
 	if got := cell(t, p, "pack mode", "leaked_blocks_total", 1); got != "0" {
 		t.Errorf("leaked blocks = %q, want 0", got)
 	}
-	if got := cell(t, p, "other qos metrics", "channel_faults_total tpu_to_qos", 1); got != "3" {
+	if got := cell(t, p, "other qos metrics", "future_widgets_total blue", 1); got != "3" {
 		t.Errorf("unknown counter total = %q, want 3", got)
+	}
+}
+
+// TestTopFault: a channel dropped after its file was shrunk under the
+// mapping shows FAULT and its fault count in the peers group.
+func TestTopFault(t *testing.T) {
+	page := `# TYPE qos_channel_joined gauge
+qos_channel_joined{channel="tpu_to_qos"} 0
+qos_channel_joined{channel="fwd_to_qos"} 1
+# TYPE qos_channel_faulted gauge
+qos_channel_faulted{channel="tpu_to_qos"} 1
+qos_channel_faulted{channel="fwd_to_qos"} 0
+# TYPE qos_channel_faults_total counter
+qos_channel_faults_total{channel="tpu_to_qos"} 2
+qos_channel_faults_total{channel="fwd_to_qos"} 0
+`
+	s, err := parseSample(strings.NewReader(page), time.Unix(1_800_000_000, 0))
+	if err != nil {
+		t.Fatal(err)
+	}
+	v := buildView(nil, s, viewOpts{})
+	for _, tc := range []struct {
+		ch   string
+		col  int
+		want string
+	}{
+		{"tpu_to_qos", 0, "FAULT"}, {"tpu_to_qos", 3, "2"}, {"tpu_to_qos", 1, missing},
+		{"fwd_to_qos", 0, "yes"}, {"fwd_to_qos", 3, "0"},
+	} {
+		if got := cell(t, v, "peers", tc.ch, tc.col); got != tc.want {
+			t.Errorf("peers / %s [%d] = %q, want %q", tc.ch, tc.col, got, tc.want)
+		}
+	}
+	for _, l := range plainLines(v) {
+		if n := runeLen(l); n > blockWidth {
+			t.Errorf("line wider than a block (%d > %d): %q", n, blockWidth, l)
+		}
 	}
 }
 
@@ -310,7 +347,7 @@ func FuzzTopParse(f *testing.F) {
 		// Gauges, with and without labels.
 		"# TYPE qos_queue_length gauge\nqos_queue_length 16384\n# TYPE qos_model_entries gauge\nqos_model_entries{table=\"ip\"} 17\n",
 		// Pack mode and an unknown family.
-		"# TYPE qos_pack_locks_held gauge\nqos_pack_locks_held 42\n# TYPE qos_channel_faults_total counter\nqos_channel_faults_total{channel=\"tpu_to_qos\"} 3\n",
+		"# TYPE qos_pack_locks_held gauge\nqos_pack_locks_held 42\n# TYPE qos_future_widgets_total counter\nqos_future_widgets_total{kind=\"blue\"} 3\n",
 		// Untyped, NaN and infinities.
 		"qos_events_total{event=\"sent\"} NaN\nqos_target_pps +Inf\n",
 		// Invalid UTF-8 in a label value.

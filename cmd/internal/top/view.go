@@ -17,9 +17,10 @@ const missing = "—"
 // viewGroup is one titled block of the top screen: a header of column
 // names and rows of a label and one cell per column.
 type viewGroup struct {
-	title string
-	cols  []string
-	rows  []viewRow
+	title      string
+	cols       []string
+	rows       []viewRow
+	labelWidth int // 0: the default labelWidth
 }
 
 type viewRow struct {
@@ -42,6 +43,8 @@ const (
 	mSkipped   = "qos_overrun_skipped_total"
 	mAlive     = "qos_producer_alive"
 	mJoined    = "qos_channel_joined"
+	mFaulted   = "qos_channel_faulted"
+	mFaults    = "qos_channel_faults_total"
 	mQueue     = "qos_queue_length"
 	mQueueCap  = "qos_queue_capacity"
 	mQueueLow  = "qos_queue_lowest_score"
@@ -64,7 +67,7 @@ const (
 // prefix go to the "other" group.
 var known = map[string]bool{
 	mEvents: true, mReceived: true, mRejected: true, mSkipped: true, mAlive: true, mJoined: true,
-	mQueue: true, mQueueCap: true, mQueueLow: true, mRecent: true, mModel: true, mMedian: true,
+	mFaulted: true, mFaults: true, mQueue: true, mQueueCap: true, mQueueLow: true, mRecent: true, mModel: true, mMedian: true,
 	mStall: true, mLearn: true, mBusy: true, mTarget: true, mDBRows: true, mSpool: true,
 	mSpoolRows: true, mDBConn: true, mDBErrs: true,
 }
@@ -192,16 +195,23 @@ func buildView(prev, cur *sample, o viewOpts) []viewGroup {
 	groups = append(groups, db)
 
 	// Peers: is the validator on the other end of each channel?
-	pe := viewGroup{title: "peers", cols: []string{"joined", "alive", "lost/s"}}
+	// A channel whose file was shrunk under the mapping shows "FAULT"
+	// until it is rejoined.
+	pe := viewGroup{title: "peers", cols: []string{"joined", "alive", "lost/s", "faults"}, labelWidth: peerLabelWidth}
 	for _, ch := range channelOrder(cur.labelValues(mJoined, "channel")) {
+		joined := fmtBool(cur.value(mJoined, "channel", ch))
+		if v, ok := cur.value(mFaulted, "channel", ch); ok && v != 0 {
+			joined = "FAULT"
+		}
 		pe.rows = append(pe.rows, viewRow{ch, []string{
-			fmtBool(cur.value(mJoined, "channel", ch)),
+			joined,
 			fmtBool(cur.value(mAlive, "channel", ch)),
 			fmtRate(rate(prev, cur, mSkipped, "channel", ch)),
+			fmtCount(cur.value(mFaults, "channel", ch)),
 		}})
 	}
 	if len(pe.rows) == 0 {
-		pe.rows = append(pe.rows, viewRow{"channels", []string{missing, missing, missing}})
+		pe.rows = append(pe.rows, viewRow{"channels", []string{missing, missing, missing, missing}})
 	}
 	groups = append(groups, pe)
 
