@@ -23,7 +23,8 @@ func topCommand() *cli.Command {
 			"packets in per channel, admission outcomes and refusals by reason, sent per second against\n" +
 			"the target, loop load, queue depth, feedback, model, database rows and peer liveness, plus\n" +
 			"pack-mode figures and any metric newer than this top when the daemon exports them. A figure\n" +
-			"the daemon does not export shows as —. On a terminal it is full screen (q or Esc quits);\n" +
+			"the daemon does not export shows as —. On a terminal it is full screen (q or Esc quits; j/k or\n" +
+			"the arrow keys scroll groups that do not fit, g goes back to the top);\n" +
 			"otherwise, or with --plain, it prints one block of lines per interval.",
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "metrics-addr", Value: "127.0.0.1:9464", EnvVars: cliflags.Env("metrics-addr"),

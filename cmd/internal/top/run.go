@@ -42,6 +42,7 @@ type top struct {
 	opts      viewOpts
 	prev, cur *sample
 	lastErr   error
+	skip      int // groups scrolled off the top of a small screen
 }
 
 type scrapeResult struct {
@@ -134,6 +135,9 @@ func (t *top) runScreen(ctx context.Context, scr tcell.Screen) error {
 					(ev.Key() == tcell.KeyRune && (ev.Rune() == 'q' || ev.Rune() == 'Q')) {
 					return nil
 				}
+				if t.scroll(ev) {
+					t.draw(scr)
+				}
 			case *tcell.EventResize:
 				scr.Sync()
 				t.draw(scr)
@@ -151,6 +155,22 @@ func (t *top) runScreen(ctx context.Context, scr tcell.Screen) error {
 			t.draw(scr)
 		}
 	}
+}
+
+// scroll moves the first group shown (on a screen too small for all of
+// them) and reports whether the key was a scrolling one.
+func (t *top) scroll(ev *tcell.EventKey) bool {
+	switch {
+	case ev.Key() == tcell.KeyDown || ev.Key() == tcell.KeyPgDn || ev.Key() == tcell.KeyRune && (ev.Rune() == 'j' || ev.Rune() == ' '):
+		t.skip++
+	case ev.Key() == tcell.KeyUp || ev.Key() == tcell.KeyPgUp || ev.Key() == tcell.KeyRune && ev.Rune() == 'k':
+		t.skip--
+	case ev.Key() == tcell.KeyHome || ev.Key() == tcell.KeyRune && ev.Rune() == 'g':
+		t.skip = 0
+	default:
+		return false
+	}
+	return true // draw clamps skip to the groups there are
 }
 
 var (
@@ -178,7 +198,9 @@ func (t *top) draw(scr tcell.Screen) {
 		scr.PutStrStyled(0, 1, "waiting for the first scrape…", tcell.StyleDefault)
 		y0 = 2
 	}
-	lines, dropped := layoutScreen(buildView(t.prev, t.cur, t.opts), w, h-y0)
+	groups := buildView(t.prev, t.cur, t.opts)
+	t.skip = min(max(t.skip, 0), len(groups)-1)
+	lines, dropped := layoutScreen(groups[t.skip:], w, h-y0)
 	for y, pieces := range lines {
 		for _, p := range pieces {
 			st := tcell.StyleDefault
@@ -188,8 +210,16 @@ func (t *top) draw(scr tcell.Screen) {
 			scr.PutStrStyled(p.x, y0+y, p.text, st)
 		}
 	}
-	if dropped > 0 {
-		msg := fmt.Sprintf(" %d more group(s): enlarge the terminal ", dropped)
+	var msg string
+	switch {
+	case dropped > 0 && t.skip > 0:
+		msg = fmt.Sprintf(" %d group(s) above (k/↑), %d below (j/↓) ", t.skip, dropped)
+	case dropped > 0:
+		msg = fmt.Sprintf(" %d more group(s): j/↓ or a larger terminal ", dropped)
+	case t.skip > 0:
+		msg = fmt.Sprintf(" %d group(s) above: k/↑ ", t.skip)
+	}
+	if msg != "" {
 		scr.PutStrStyled(max(0, w-runeLen(msg)), h-1, msg, styleHeader)
 	}
 	scr.Show()

@@ -372,3 +372,42 @@ func FuzzTopParse(f *testing.F) {
 		_, _ = layoutScreen(g, 80, 24)
 	})
 }
+
+// TestTopScreenSmall: on an 80×24 terminal the groups that do not fit are
+// announced, and j scrolls them into view, k back.
+func TestTopScreenSmall(t *testing.T) {
+	srv := metricsServer(t)
+	scr := tcell.NewSimulationScreen("UTF-8")
+	tp := newTop(Config{URL: srv.URL, Interval: 100 * time.Millisecond})
+	sized := &sizedScreen{SimulationScreen: scr, w: 80, h: 24}
+	done := make(chan error, 1)
+	go func() { done <- tp.runScreen(context.Background(), sized) }()
+	t.Cleanup(func() {
+		scr.InjectKey(tcell.KeyEscape, 0, tcell.ModNone)
+		<-done
+	})
+	waitFor := func(what string, ok func(string) bool) {
+		t.Helper()
+		deadline := time.Now().Add(10 * time.Second)
+		for time.Now().Before(deadline) {
+			if ok(strings.Join(sized.text(), "\n")) {
+				return
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+		t.Fatalf("screen never showed %s:\n%s", what, strings.Join(sized.text(), "\n"))
+	}
+	waitFor("the first groups and a note of more", func(s string) bool {
+		return strings.Contains(s, "packets in") && !strings.Contains(s, "─ peers") && strings.Contains(s, "more group(s)")
+	})
+	for i := 0; i < 12; i++ {
+		scr.InjectKey(tcell.KeyRune, 'j', tcell.ModNone)
+	}
+	waitFor("the peers group after scrolling down", func(s string) bool {
+		return strings.Contains(s, "─ peers") && strings.Contains(s, "above")
+	})
+	scr.InjectKey(tcell.KeyRune, 'g', tcell.ModNone)
+	waitFor("the top again", func(s string) bool {
+		return strings.Contains(s, "─ packets in") && !strings.Contains(s, "above")
+	})
+}
