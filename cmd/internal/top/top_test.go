@@ -18,7 +18,7 @@ import (
 )
 
 // loadSample parses a testdata/top fixture as if scraped at at.
-func loadSample(t *testing.T, name string, at time.Time) *sample {
+func loadSample(t testing.TB, name string, at time.Time) *sample {
 	t.Helper()
 	f, err := os.Open(filepath.Join("testdata", name))
 	if err != nil {
