@@ -208,6 +208,9 @@ func loadDashboard(t *testing.T) []string {
 				if q.RefID == "" || refs[q.RefID] || strings.TrimSpace(q.Expr) == "" {
 					t.Errorf("%s: query %q refId %q empty or repeated", where, q.Expr, q.RefID)
 				}
+				if err := balanced(q.Expr); err != nil {
+					t.Errorf("%s: query %q: %v", where, q.Expr, err)
+				}
 				refs[q.RefID] = true
 				exprs = append(exprs, q.Expr)
 			}
@@ -218,6 +221,35 @@ func loadDashboard(t *testing.T) []string {
 		t.Errorf("%s: %d queries, want the panels an operator needs", path, len(exprs))
 	}
 	return exprs
+}
+
+// balanced checks that a query's brackets and quotes pair up: the cheap
+// part of PromQL syntax that a hand edit breaks most often.
+func balanced(expr string) error {
+	var stack []byte
+	inQuote := false
+	for i := 0; i < len(expr); i++ {
+		c := expr[i]
+		switch {
+		case inQuote && c == '\\':
+			i++
+		case c == '"':
+			inQuote = !inQuote
+		case inQuote:
+		case c == '(' || c == '{' || c == '[':
+			stack = append(stack, c)
+		case c == ')' || c == '}' || c == ']':
+			open := map[byte]byte{')': '(', '}': '{', ']': '['}[c]
+			if len(stack) == 0 || stack[len(stack)-1] != open {
+				return fmt.Errorf("unbalanced %q at byte %d", c, i)
+			}
+			stack = stack[:len(stack)-1]
+		}
+	}
+	if inQuote || len(stack) > 0 {
+		return fmt.Errorf("unclosed brackets %q, unclosed quote %v", stack, inQuote)
+	}
+	return nil
 }
 
 var (
