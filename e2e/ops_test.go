@@ -483,3 +483,20 @@ func TestSystemdUnits(t *testing.T) {
 		t.Logf("%s", lines[len(lines)-1])
 	}
 }
+
+func TestBalanced(t *testing.T) {
+	for _, tc := range []struct {
+		expr string
+		ok   bool
+	}{
+		{`sum(rate(qos_events_total{event="sent"}[$__rate_interval]))`, true},
+		{`sum(rate(qos_events_total{event="a)b"}[1m]))`, true},
+		{`sum(rate(qos_events_total{event="sent"}[1m])`, false},
+		{`sum(rate(qos_events_total{event="sent"]))`, false},
+		{`qos_events_total{event="sent}`, false},
+	} {
+		if err := balanced(tc.expr); (err == nil) != tc.ok {
+			t.Errorf("balanced(%q) = %v, want ok=%v", tc.expr, err, tc.ok)
+		}
+	}
+}
