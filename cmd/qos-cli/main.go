@@ -37,6 +37,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		dbCommand(),
 		replayCommand(),
 		explainCommand(),
+		topCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {
