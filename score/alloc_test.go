@@ -26,6 +26,10 @@ func TestZeroAllocs(t *testing.T) {
 		"max-size":  maxSizeTx(t),
 		"rejected":  append(fixLegacy.bytes(), 0),
 		"duplicate": cbTx(cb(cbPrice(1)), cb(cbPrice(1))).bytes(),
+		"v1":        v1Tx(3, fixIx{prog: 1, accs: []byte{0, 2}, data: []byte{1}}).withConfig(u64p(9), u32p(9), u32p(9), u32p(64<<10)).bytes(),
+		"v1-off":    v1Tx(2, fixIx{prog: 1}).bytes(),
+		"35-keys":   manyKeysTx(35).bytes(),
+		"locks":     lookupTx(40, 40).bytes(),
 	}
 	e := NewEvaluator(1)
 	var v View
@@ -37,6 +41,10 @@ func TestZeroAllocs(t *testing.T) {
 			if v.Parse(data) == OK {
 				_, _ = v.Budget(data, DefaultFeeParams())
 			}
+		})
+		zeroAllocs(t, "Parse+Admit "+name, func() {
+			v.Parse(data)
+			_, _ = v.Admit(data, DefaultFeeParams(), Limits{NoTxV1: name == "v1-off"})
 		})
 		zeroAllocs(t, "accessors "+name, func() {
 			_ = v.FeePayer(data)
@@ -54,6 +62,9 @@ func TestZeroAllocs(t *testing.T) {
 		})
 	}
 	zeroAllocs(t, "Score", func() { _ = Score(1.5, 10_000, 200_000) })
+	e.Limits.NoTxV1 = true
+	p := packetOf(t, txs["v1-off"])
+	zeroAllocs(t, "Evaluate v1 off", func() { _, _ = e.Evaluate(p) })
 }
 
 func TestZeroAllocsQueue(t *testing.T) {

@@ -1,8 +1,10 @@
 // Package score makes the per-packet decisions of the sidecar without any
 // I/O: it reads a packet record, parses and sanitizes the Solana
-// transaction in place (legacy and v0, as agave 2.1's TransactionView
-// does), computes its fee and requested compute units the way Agave does,
-// hashes the record, scores it, keeps the best in a fixed-capacity
+// transaction in place (legacy, v0 and v1, as current Agave's
+// TransactionView does), applies the checks Agave makes before it buys a
+// transaction a place (compute-budget instructions, account locks; see
+// View.Admit), computes its fee and requested compute units the way Agave
+// does, hashes the record, scores it, keeps the best in a fixed-capacity
 // priority queue and paces them toward sigverify.
 //
 // Everything on the per-packet path is allocation-free: the View holds
@@ -20,6 +22,19 @@
 //
 //	instruction: program u8 | shortvec n | n account-index bytes | shortvec len | len data bytes
 //	lookup:      table key 32 | shortvec w | w index bytes | shortvec r | r index bytes
+//
+// A v1 transaction (SIMD-0385) puts the message first and the signatures
+// last:
+//
+//	+------+-----------+----------+----------+-----+-------+------------+--------------+--------------------+-----------+-----------+
+//	| 0x81 | req ro ru | cfg mask | lifetime | nix | nkeys | nkeys × 32 | popcnt(mask) | nix × (prog u8,    | payloads: | nreq × 64 |
+//	|      |  3 × u8   |  u32 LE  |    32    | u8  |  u8   | addresses  | × 4 values   | nacc u8, len u16)  | accs,data | sigs      |
+//	+------+-----------+----------+----------+-----+-------+------------+--------------+--------------------+-----------+-----------+
+//	^ message starts here and ends before the signatures
+//
+// Config mask bits: 0 and 1 the priority fee in lamports (u64, two
+// words), 2 the compute-unit limit, 3 the loaded-accounts data size, 4
+// the heap size.
 //
 // None of the types here is safe for concurrent use; the daemon's hot loop
 // owns them.

@@ -164,8 +164,35 @@ func TestScore(t *testing.T) {
 		}
 	}
 	f(1, 5000, 200_000, 0.025)
-	f(2, 5000, 0, 10000) // max(cus, 1)
-	f(0.5, 1000, 1, 500)
+	// Fewer than MinScoreCUs (3 000) count as 3 000: an empty transaction
+	// (0 CUs) ranks with a plain transfer of the same fee (3 000 CUs,
+	// SIMD-0170), not at the top.
+	f(2, 6000, 0, 4)
+	f(2, 6000, 3000, 4)
+	f(0.5, 1000, 1, 1000.0/6000)
+	f(1, 3000, 2999, 1)
+	f(1, 3001, 3001, 1)
 	f(1, 0, 10, 0)
 	f(0, 5000, 10, 0)
+	if FeePerCU(5000, 0) != Score(1, 5000, 3000) {
+		t.Fatal("FeePerCU")
+	}
+	// Anything paying more per compute unit outranks the empty
+	// transaction: a transfer with a price of 1 micro-lamport per CU.
+	var v View
+	empty, transfer := legacy1(1).bytes(), cbTx(cb(cbPrice(1)), cb(cbLimit(3000))).bytes()
+	scores := make([]float64, 2)
+	for i, data := range [][]byte{empty, transfer} {
+		if r := v.Parse(data); r != OK {
+			t.Fatal(r)
+		}
+		b, r := v.Admit(data, DefaultFeeParams(), Limits{})
+		if r != OK {
+			t.Fatal(r)
+		}
+		scores[i] = FeePerCU(b.Fee, b.CUs)
+	}
+	if !(scores[0] < scores[1]) {
+		t.Fatalf("empty %v, paying %v", scores[0], scores[1])
+	}
 }

@@ -43,8 +43,16 @@ func benchTxs(b *testing.B) []struct {
 		{"v0", v0Tx(b)},
 		// 1232 bytes, mostly instruction data.
 		{"max-size", maxSizeTx(b)},
-		// 1232 bytes... nearly: 200 tiny instructions to walk.
+		// 1232 bytes... nearly: 200 tiny instructions to walk (refused
+		// since SIMD-0160, after the whole walk).
 		{"200-instructions", manyTx(b, 200)},
+		// SIMD-0160's most: 64 instructions.
+		{"64-instructions", manyTx(b, 64)},
+		// v1: config with all five words, one instruction.
+		{"v1", v1Tx(3, fixIx{prog: 1, accs: []byte{0, 2}, data: []byte{1, 2, 3}}).withConfig(u64p(50_000), u32p(200_000), u32p(1<<20), u32p(64<<10)).bytes()},
+		// 35 static keys with one 8-byte prefix: the duplicate check's
+		// worst case in a packet.
+		{"35-keys", manyKeysTx(35).bytes()},
 	}
 }
 
@@ -73,6 +81,26 @@ func BenchmarkParseBudget(b *testing.B) {
 				v.Parse(c.data)
 				bu, _ := v.Budget(c.data, p)
 				sinkU64 = bu.Fee
+			}
+			reportPPS(b)
+		})
+	}
+}
+
+// BenchmarkAdmit is Parse followed by Admit: every check Agave makes
+// before execution, the account locks included, without the record
+// checks and the hash.
+func BenchmarkAdmit(b *testing.B) {
+	for _, c := range benchTxs(b) {
+		b.Run(c.name, func(b *testing.B) {
+			var v View
+			p := DefaultFeeParams()
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				v.Parse(c.data)
+				bu, r := v.Admit(c.data, p, Limits{})
+				sinkU64, sinkReject = bu.Fee, r
 			}
 			reportPPS(b)
 		})

@@ -233,15 +233,15 @@ func TestSolanaGoTransactions(t *testing.T) {
 	}{
 		{"legacy typical", typicalTx(t), Budget{CUs: 30_000, CUPrice: 250_000, PrioFee: 7500, Signatures: 1, SigFee: 5000, Fee: 12_500}},
 		{"legacy two signers", signAndEncode(t, newTx(t, "payer", transfer("payer", "bob", 5), transfer("carol", "bob", 6)), "payer", "carol"),
-			Budget{CUs: 400_000, Signatures: 2, SigFee: 10_000, Fee: 10_000}},
+			Budget{CUs: 6_000, Signatures: 2, SigFee: 10_000, Fee: 10_000}}, // two system transfers, 3 000 each
 		{"v0 with lookups", v0Tx(t), Budget{CUs: 90_000, CUPrice: 3_000_000, PrioFee: 270_000, Signatures: 2, SigFee: 10_000, Fee: 280_000}},
-		{"max size", maxSizeTx(t), Budget{CUs: 200_000, CUPrice: 1000, PrioFee: 200, Signatures: 1, SigFee: 5000, Fee: 5200}},
+		// a price (3 000) and one ordinary instruction (200 000); ⌈1000 × 203 000 / 1e6⌉ = 203
+		{"max size", maxSizeTx(t), Budget{CUs: 203_000, CUPrice: 1000, PrioFee: 203, Signatures: 1, SigFee: 5000, Fee: 5203}},
 		{"64 instructions", manyTx(t, 64), Budget{CUs: 1_400_000, Signatures: 1, SigFee: 5000, Fee: 5000}},
-		{"200 instructions", manyTx(t, 200), Budget{CUs: 1_400_000, Signatures: 1, SigFee: 5000, Fee: 5000}},
 		{"ed25519 precompile", signAndEncode(t, newTx(t, "payer",
 			solana.NewInstruction(solana.MustPublicKeyFromBase58("Ed25519SigVerify111111111111111111111111111"), nil, []byte{2, 0}),
 			transfer("payer", "bob", 1)), "payer"),
-			Budget{CUs: 400_000, Signatures: 3, SigFee: 15_000, Fee: 15_000}},
+			Budget{CUs: 6_000, Signatures: 3, PrecompileSignatures: 2, SigFee: 15_000, Fee: 15_000}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {

@@ -26,7 +26,41 @@ type fixTx struct {
 	ixs    []fixIx
 	luts   []fixLut
 	prefix byte // when non-zero, written instead of 0x80 (v0 must be true)
+
+	// v1 (SIMD-0385): the message first (0x81, header, config mask,
+	// blockhash, instruction and address counts, addresses, config words,
+	// instruction headers, payloads), then nsig signatures.
+	v1   bool
+	mask uint32   // config mask
+	cfg  []uint32 // config words, written as given
 }
+
+// v1Tx returns a valid v1 transaction shape: one signer (the payer),
+// nkeys addresses, no instructions, no config.
+func v1Tx(nkeys int, ixs ...fixIx) fixTx {
+	return fixTx{v1: true, nsig: 1, hdr: [3]byte{1, 0, 0}, nkeys: nkeys, ixs: ixs}
+}
+
+// withConfig returns t with the v1 config for the given values: each
+// pointer that is not nil sets its bits (priority fee 0 and 1, compute
+// unit limit 2, loaded accounts data size 3, heap 4) and its words.
+func (t fixTx) withConfig(prio *uint64, cu, loaded, heap *uint32) fixTx {
+	t.mask, t.cfg = 0, nil
+	if prio != nil {
+		t.mask |= 3
+		t.cfg = append(t.cfg, uint32(*prio), uint32(*prio>>32))
+	}
+	for i, p := range []*uint32{cu, loaded, heap} {
+		if p != nil {
+			t.mask |= 1 << (2 + i)
+			t.cfg = append(t.cfg, *p)
+		}
+	}
+	return t
+}
+
+func u32p(v uint32) *uint32 { return &v }
+func u64p(v uint64) *uint64 { return &v }
 
 // legacy1 returns a valid legacy transaction shape: one signer (the
 // payer), nkeys static keys, no instructions.
@@ -67,8 +101,43 @@ func (t fixTx) withKey(i int, k [32]byte) fixTx {
 	return t
 }
 
+// bytesV1 encodes a v1 t.
+func (t fixTx) bytesV1() []byte {
+	b := []byte{0x81}
+	b = append(b, t.hdr[:]...)
+	b = binary.LittleEndian.AppendUint32(b, t.mask)
+	for range 32 {
+		b = append(b, 0xBB) // lifetime specifier
+	}
+	b = append(b, byte(len(t.ixs)), byte(t.nkeys))
+	for i := range t.nkeys {
+		k := t.key(i)
+		b = append(b, k[:]...)
+	}
+	for _, w := range t.cfg {
+		b = binary.LittleEndian.AppendUint32(b, w)
+	}
+	for _, ix := range t.ixs {
+		b = append(b, ix.prog, byte(len(ix.accs)))
+		b = binary.LittleEndian.AppendUint16(b, uint16(len(ix.data)))
+	}
+	for _, ix := range t.ixs {
+		b = append(b, ix.accs...)
+		b = append(b, ix.data...)
+	}
+	for i := range t.nsig {
+		for range 64 {
+			b = append(b, byte(0xA0+i))
+		}
+	}
+	return b
+}
+
 // bytes encodes t.
 func (t fixTx) bytes() []byte {
+	if t.v1 {
+		return t.bytesV1()
+	}
 	b := []byte{byte(t.nsig)}
 	for i := range t.nsig {
 		for range 64 {

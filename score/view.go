@@ -1,29 +1,89 @@
 package score
 
-import "encoding/binary"
+import (
+	"encoding/binary"
+	"math/bits"
+)
 
-// Limits of agave 2.1's TransactionView (spec/solana-wire.md §3).
+// Limits of Agave's TransactionView and of its sanitize step, read from
+// anza-xyz/agave-sdk transaction-view at 711c4df (2026-08-18; the crate
+// moved there from anza-xyz/agave): signature_frame.rs,
+// static_account_keys_frame.rs, transaction_frame.rs (try_new_as_v1),
+// sanitize.rs (sanitize and the functions it calls, in that order), and
+// anza-xyz/agave runtime-transaction's sanitize_config (the consensus
+// values it passes: MAX_INSTRUCTION_TRACE_LENGTH = 64,
+// MAX_ACCOUNTS_PER_INSTRUCTION = 255, heap 32 KiB..256 KiB).
 const (
-	// MaxTransactionSize is the largest transaction a packet carries
-	// (PACKET_DATA_SIZE).
+	// MaxTransactionSize is the largest legacy or v0 transaction, and the
+	// largest a packet record carries (PACKET_DATA_SIZE).
 	MaxTransactionSize = 1232
+	// MaxTransactionSizeV1 is the largest v1 transaction Agave sanitizes
+	// (sanitize_transaction_size: "size <= 4096 bytes"). Only Parse on
+	// raw bytes sees one above 1232: a packet record cannot hold it.
+	MaxTransactionSizeV1 = 4096
 	// MaxSignatures is the largest signature count (⌊1232 / (64+32)⌋).
 	MaxSignatures = 12
-	// MaxStaticKeys is the largest static account key count (⌊1232 / 32⌋).
+	// MaxStaticKeys is the largest static account key count of a legacy
+	// or v0 transaction (⌊1232 / 32⌋).
 	MaxStaticKeys = 38
 	// MaxLookups is the largest address-table lookup count
 	// (⌊(1232 − 136) / 35⌋).
 	MaxLookups = 31
-	// MaxAccounts is the largest number of accounts a transaction may
-	// reference, static keys and lookup indexes together.
+	// MaxAccounts is the largest number of accounts a legacy or v0
+	// transaction may reference, static keys and lookup indexes together.
 	MaxAccounts = 256
+	// MaxAccountsV1 is the largest number of addresses of a v1
+	// transaction (sanitize_account_access).
+	MaxAccountsV1 = 64
+	// MaxInstructions is the largest instruction count (SIMD-0160,
+	// MAX_INSTRUCTION_TRACE_LENGTH).
+	MaxInstructions = 64
+	// MaxInstructionAccounts is the largest account count of one
+	// instruction (SIMD-0406, MAX_ACCOUNTS_PER_INSTRUCTION).
+	MaxInstructionAccounts = 255
 
 	signatureLen = 64
 	keyLen       = 32
 	minLookupLen = keyLen + 3 // key, two shortvec lengths, one index
 	minInstrLen  = 3          // program index, two shortvec lengths
 	versionV0    = 0x80
+	versionV1    = 0x81
+
+	// v1 layout (transaction_frame.rs try_new_as_v1): version, three
+	// header bytes, config mask (u32 LE), lifetime specifier (32),
+	// instruction count (u8), address count (u8).
+	v1MaskOff    = 4
+	v1HashOff    = 8
+	v1NixOff     = 40
+	v1NkeysOff   = 41
+	v1PrefixLen  = 42
+	v1IxHdrLen   = 4    // program u8, account count u8, data length u16 LE
+	v1ConfigBits = 0x1f // transaction_config_frame.rs sanitize_mask
+
+	minHeapBytes = 32 << 10
+	maxHeapBytes = 256 << 10
 )
+
+// Version is a transaction's format.
+type Version uint8
+
+// The formats the View reads.
+const (
+	Legacy Version = iota
+	V0
+	V1
+)
+
+// String returns "legacy", "v0" or "v1".
+func (ver Version) String() string {
+	switch ver {
+	case V0:
+		return "v0"
+	case V1:
+		return "v1"
+	}
+	return "legacy"
+}
 
 // View is a parsed and sanitized transaction: offsets into the bytes it
 // was parsed from, never a copy and never a pointer to them, so a View can
@@ -35,40 +95,46 @@ const (
 // accessors return zero values and Budget returns the parse failure (a
 // never-parsed View reports RejectSignatures, as empty bytes would).
 type View struct {
-	res     Reject // result of the last Parse
-	ok      bool   // the last Parse succeeded
-	v0      bool   // message is v0 (else legacy)
-	nsig    uint8  // signature count
-	nreq    uint8  // header: required signatures
-	nros    uint8  // header: readonly signed accounts
-	nrou    uint8  // header: readonly unsigned accounts
-	nkeys   uint8  // static account keys
-	nlut    uint8  // address-table lookups (v0)
-	size    uint16 // length of the parsed bytes
-	msgOff  uint16 // start of the message (the signed bytes)
-	keysOff uint16 // first static key
-	hashOff uint16 // recent blockhash
-	nix     uint16 // instruction count
-	ixOff   uint16 // first instruction
-	lutOff  uint16 // first lookup (v0)
-	nw      uint16 // writable lookup indexes, all lookups
-	nr      uint16 // readonly lookup indexes, all lookups
+	res     Reject  // result of the last Parse
+	ok      bool    // the last Parse succeeded
+	ver     Version // format, known once the version byte was read
+	nsig    uint8   // signature count
+	nreq    uint8   // header: required signatures
+	nros    uint8   // header: readonly signed accounts
+	nrou    uint8   // header: readonly unsigned accounts
+	nkeys   uint8   // static account keys (v1: all addresses)
+	nlut    uint8   // address-table lookups (v0)
+	size    uint16  // length of the parsed bytes
+	sigOff  uint16  // first signature (1; v1: after the instructions)
+	msgOff  uint16  // start of the message (the signed bytes)
+	msgEnd  uint16  // end of the message (size; v1: sigOff)
+	keysOff uint16  // first static key
+	hashOff uint16  // recent blockhash
+	nix     uint16  // instruction count
+	ixOff   uint16  // first instruction (v1: first instruction header)
+	payOff  uint16  // v1: first instruction payload
+	lutOff  uint16  // first lookup (v0)
+	nw      uint16  // writable lookup indexes, all lookups
+	nr      uint16  // readonly lookup indexes, all lookups
 	san     sanFacts
 	cb      budgetFacts
 }
 
 // budgetFacts are what the compute-budget and precompile scan found, in
-// raw form; Budget applies the FeeParams to them.
+// raw form; Budget applies the FeeParams to them. For v1 the limits come
+// from the transaction config instead of instructions.
 type budgetFacts struct {
 	price      uint64 // SetComputeUnitPrice, micro-lamports per CU
-	precompile uint64 // Σ data[0] over ed25519 and secp256k1 instructions
-	limit      uint32 // SetComputeUnitLimit
-	heap       uint32 // RequestHeapFrame
-	loaded     uint32 // SetLoadedAccountsDataSizeLimit
-	nonCB      uint32 // instructions that are not compute-budget ones
+	prio       uint64 // v1: priority fee in lamports
+	precompile uint64 // Σ data[0] over ed25519, secp256k1, secp256r1 instructions
+	limit      uint32 // SetComputeUnitLimit (v1: config word 2)
+	heap       uint32 // RequestHeapFrame (v1: config word 4)
+	loaded     uint32 // SetLoadedAccountsDataSizeLimit (v1: config word 3)
+	builtin    uint32 // instructions of a non-migrated builtin (SIMD-0170: 3 000 CUs)
+	other      uint32 // instructions of any other program (200 000 CUs)
 	err        Reject // first failure of the scan, which stops it
 	errIx      uint16 // instruction index of err
-	seen       uint8  // seenHeap | seenLimit | seenPrice | seenLoaded
+	seen       uint8  // seenHeap | seenLimit | seenPrice | seenLoaded | seenPrio
 }
 
 const (
@@ -76,6 +142,7 @@ const (
 	seenLimit
 	seenPrice
 	seenLoaded
+	seenPrio
 )
 
 // Compute-budget instruction discriminants (borsh enum tags).
@@ -109,15 +176,22 @@ func readShortvec(data []byte, off int) (val, next int) {
 	return int(b0&0x7f) | int(b1)<<7, off + 2
 }
 
-// Parse parses and sanitizes data as one legacy or v0 transaction,
-// exactly as agave 2.1's TransactionView (try_new_sanitized) would, and
-// returns OK or the first rule it breaks: a parse reason (P1–P7), a
-// sanitize reason (S1–S9), or RejectSize for more than 1232 bytes. It also
-// scans every instruction for compute-budget and precompile data, which
-// Budget then uses. It never allocates and never keeps data.
+// Parse parses and sanitizes data as one legacy, v0 or v1 transaction,
+// exactly as Agave's TransactionView (try_new_sanitized) would, and
+// returns OK or the first rule it breaks: a parse reason (P1–P7, bytes
+// that are no transaction), a sanitize reason, or RejectSize for more
+// than 1232 bytes (4096 for v1). A first byte with bit 7 set announces
+// v1 (SIMD-0385); anything else is a legacy or v0 signature count. It
+// also scans every instruction for compute-budget and precompile data,
+// which Budget then uses. It never allocates and never keeps data.
 func (v *View) Parse(data []byte) Reject {
 	*v = View{}
-	r := v.parse(data)
+	var r Reject
+	if len(data) > 0 && data[0]&0x80 != 0 {
+		r = v.parseV1(data)
+	} else {
+		r = v.parse(data)
+	}
 	if r == OK {
 		r = v.sanitize()
 	}
@@ -126,13 +200,15 @@ func (v *View) Parse(data []byte) Reject {
 	return r
 }
 
-// parse applies P1–P7 and records what sanitize and Budget need.
+// parse applies P1–P7 to a legacy or v0 transaction and records what
+// sanitize and Budget need.
 func (v *View) parse(data []byte) Reject {
 	n := len(data)
 	if n > MaxTransactionSize {
 		return RejectSize
 	}
 	v.size = uint16(n)
+	v.msgEnd = uint16(n)
 
 	// P1: signatures.
 	if n < 1 {
@@ -143,6 +219,7 @@ func (v *View) parse(data []byte) Reject {
 		return RejectSignatures
 	}
 	v.nsig = uint8(nsig)
+	v.sigOff = 1
 	off := 1 + nsig*signatureLen
 
 	// P2: version and header.
@@ -154,7 +231,7 @@ func (v *View) parse(data []byte) Reject {
 		if b != versionV0 {
 			return RejectVersion
 		}
-		v.v0 = true
+		v.ver = V0
 		off++
 	}
 	if off+3 > n {
@@ -196,7 +273,7 @@ func (v *View) parse(data []byte) Reject {
 	}
 
 	// P6: address-table lookups (v0 only).
-	if v.v0 {
+	if v.ver == V0 {
 		if off >= n {
 			return RejectLookups
 		}
@@ -239,29 +316,147 @@ func (v *View) parse(data []byte) Reject {
 	return OK
 }
 
+// parseV1 parses a v1 transaction (SIMD-0385) the way
+// transaction_frame.rs try_new_as_v1 does (agave-sdk 711c4df): the
+// message comes first, from the version byte 0x81 to the end of the
+// instruction payloads, and the signatures (one per required signature)
+// close the transaction. Structure failures map onto the parse reasons
+// (P2 the fixed prefix and config values, P3 addresses, P5 instruction
+// headers and payloads, P1 signatures, P7 trailing bytes). A config mask
+// Agave refuses (unknown bits, half a priority fee) is recorded for
+// sanitize rather than failing here: the rest of the bytes are still
+// walked with one value word per set bit, so that only bytes that are no
+// transaction at all count as unparsable.
+func (v *View) parseV1(data []byte) Reject {
+	n := len(data)
+	if n > MaxTransactionSizeV1 {
+		return RejectSize
+	}
+	v.size = uint16(n)
+	if n < v1PrefixLen {
+		return RejectHeader
+	}
+	if data[0] != versionV1 {
+		return RejectVersion
+	}
+	v.ver = V1
+	v.nreq, v.nros, v.nrou = data[1], data[2], data[3]
+	mask := binary.LittleEndian.Uint32(data[v1MaskOff:])
+	v.hashOff = v1HashOff
+	nix := int(data[v1NixOff])
+	nkeys := int(data[v1NkeysOff])
+	off := v1PrefixLen
+
+	// Addresses: every account of a v1 transaction is static.
+	if nkeys*keyLen > n-off {
+		return RejectAccountKeys
+	}
+	v.nkeys = uint8(nkeys)
+	v.keysOff = uint16(off)
+	off += nkeys * keyLen
+
+	// Config values: one 4-byte word per set mask bit.
+	nval := bits.OnesCount32(mask)
+	if nval*4 > n-off {
+		return RejectHeader
+	}
+	cfgOff := off
+	off += nval * 4
+
+	// Instruction headers, then all payloads (accounts, data) in order.
+	if nix*v1IxHdrLen > n-off {
+		return RejectInstructions
+	}
+	v.nix = uint16(nix)
+	v.ixOff = uint16(off)
+	pay := 0
+	for i := range nix {
+		h := off + i*v1IxHdrLen
+		pay += int(data[h+1]) + int(binary.LittleEndian.Uint16(data[h+2:]))
+	}
+	off += nix * v1IxHdrLen
+	if pay > n-off {
+		return RejectInstructions
+	}
+	v.payOff = uint16(off)
+	v.scanV1(data)
+	off += pay
+
+	// Signatures.
+	v.msgEnd = uint16(off)
+	if int(v.nreq)*signatureLen > n-off {
+		return RejectSignatures
+	}
+	v.nsig = v.nreq
+	v.sigOff = uint16(off)
+	off += int(v.nreq) * signatureLen
+	if off != n {
+		return RejectTrailing
+	}
+
+	// The config mask (transaction_config_frame.rs sanitize_mask) and its
+	// values (TransactionConfigView: word index = set bits below the bit).
+	if mask&^v1ConfigBits != 0 || (mask&1 != 0) != (mask&2 != 0) {
+		v.san.badConfig = true
+		return OK
+	}
+	cb := &v.cb
+	if mask&1 != 0 {
+		cb.prio = binary.LittleEndian.Uint64(data[configWord(cfgOff, mask, 0):])
+		cb.seen |= seenPrio
+	}
+	if mask&(1<<2) != 0 {
+		cb.limit = binary.LittleEndian.Uint32(data[configWord(cfgOff, mask, 2):])
+		cb.seen |= seenLimit
+	}
+	if mask&(1<<3) != 0 {
+		cb.loaded = binary.LittleEndian.Uint32(data[configWord(cfgOff, mask, 3):])
+		cb.seen |= seenLoaded
+	}
+	if mask&(1<<4) != 0 {
+		cb.heap = binary.LittleEndian.Uint32(data[configWord(cfgOff, mask, 4):])
+		cb.seen |= seenHeap
+	}
+	return OK
+}
+
+// configWord returns the offset of the value of mask bit bit: the values
+// start at off, one 4-byte word per set bit, in bit order.
+func configWord(off int, mask uint32, bit uint) int {
+	return off + 4*bits.OnesCount32(mask&(1<<bit-1))
+}
+
 // sanFacts are the sanitize facts gathered while parsing: the first
-// instruction breaking S6/S7 and which rule, the largest account index
-// used before it, and whether a lookup is empty.
+// instruction failing a per-instruction rule and which rule, the largest
+// account index used up to it, whether a lookup is empty, and whether a
+// v1 config mask is refused.
 type sanFacts struct {
-	badIx   uint16 // first instruction breaking S6 or S7, or noBad
-	badRule Reject // RejectProgramIndex or RejectProgramFeePayer
-	maxAcct uint8  // largest account index in instructions before badIx
-	empty   bool   // some lookup has w = r = 0 (S9)
+	badIx     uint16 // first instruction breaking S6, S7 or the 255-account limit, or noBad
+	badRule   Reject // RejectProgramIndex, RejectProgramFeePayer or RejectInstructionAccounts
+	maxAcct   uint8  // largest account index of the instructions checked (see fact)
+	empty     bool   // some lookup has w = r = 0 (S9)
+	badConfig bool   // v1 config mask refused
 }
 
 const noBad = 0xffff
 
-// scanInstructions walks nix instructions from off, bounds-checking each
-// field (P5) and recording, in one pass, the sanitize facts for S6–S8 and
-// the compute-budget and precompile facts. It returns the offset after the
-// last instruction, or -1 if one is malformed.
+// keyClass caches, per static key index, how a program key was
+// classified. A legacy or v0 transaction has at most 38 keys and a v1
+// one of at most 4096 bytes fewer than 128, so two words suffice.
+type keyClass struct {
+	known, cb, pc, builtin [2]uint64
+}
+
+func bitOf(i int) (w int, b uint64) { return (i >> 6) & 1, 1 << (uint(i) & 63) }
+
+// scanInstructions walks nix legacy/v0 instructions from off,
+// bounds-checking each field (P5) and recording, in one pass, the
+// sanitize and compute-budget facts (fact). It returns the offset after
+// the last instruction, or -1 if one is malformed.
 func (v *View) scanInstructions(data []byte, off, nix int) int {
 	n := len(data)
-	nkeys := int(v.nkeys)
-	keys := int(v.keysOff)
-	s := sanFacts{badIx: noBad}
-	cb := &v.cb
-	var known, cbKeys, pcKeys uint64 // by static key index (< 38 < 64)
+	v.san.badIx = noBad
+	var kc keyClass
 	for i := range nix {
 		if off >= n {
 			return -1
@@ -280,58 +475,92 @@ func (v *View) scanInstructions(data []byte, off, nix int) int {
 		}
 		dataOff := next
 		off = next + dl
+		v.fact(data, &kc, i, prog, data[accOff:accOff+na], data[dataOff:dataOff+dl])
+	}
+	return off
+}
 
-		// S6/S7 facts: the first instruction whose program index is not a
-		// static key, or is the fee payer. S8 is decided in sanitize, once
-		// the lookups give the account total; only instructions before
-		// the first S6/S7 failure count for it, as Agave checks each
-		// instruction's program before its accounts, in order.
-		if s.badIx == noBad {
-			switch {
-			case prog >= nkeys:
-				s.badIx, s.badRule = uint16(i), RejectProgramIndex
-			case prog == 0:
-				s.badIx, s.badRule = uint16(i), RejectProgramFeePayer
-			default:
-				for _, a := range data[accOff : accOff+na] {
-					s.maxAcct = max(s.maxAcct, a)
-				}
-			}
-		}
+// scanV1 walks the instructions of a v1 view whose headers and payloads
+// parseV1 has bounds-checked, recording the same facts.
+func (v *View) scanV1(data []byte) {
+	v.san.badIx = noBad
+	var kc keyClass
+	p := int(v.payOff)
+	for i := range int(v.nix) {
+		h := int(v.ixOff) + i*v1IxHdrLen
+		na := int(data[h+1])
+		dl := int(binary.LittleEndian.Uint16(data[h+2:]))
+		v.fact(data, &kc, i, int(data[h]), data[p:p+na], data[p+na:p+na+dl])
+		p += na + dl
+	}
+}
 
-		// Compute-budget and precompile facts. A program index that is
-		// not a static key fails S6 anyway; skip it here. Each program key
-		// is classified once per transaction (bit masks by key index).
-		if prog >= nkeys {
-			continue
-		}
-		bit := uint64(1) << prog
-		if known&bit == 0 {
-			known |= bit
-			kOff := keys + prog*keyLen
-			switch programOf(data[kOff : kOff+keyLen]) {
-			case progComputeBudget:
-				cbKeys |= bit
-			case progEd25519, progSecp256k1:
-				pcKeys |= bit
-			}
-		}
+// fact records instruction i (program index prog, account indexes accs,
+// data d) for sanitize and Budget.
+//
+// Sanitize (sanitize.rs sanitize_instructions) checks instructions in
+// order and, in each, the program index (S6, S7), then the account
+// indexes (S8), then the account count (SIMD-0406). So the facts are the
+// first instruction failing S6, S7 or the account count, and the largest
+// account index over the instructions before it and, for an account-count
+// failure, in it; S8 is decided in sanitize once the lookups give the
+// account total.
+//
+// Budget: each program key is classified once per transaction (bit sets
+// by key index, as Agave's BuiltinProgramsFilter caches by index); a
+// program index that is not a static key fails S6 anyway and is skipped.
+func (v *View) fact(data []byte, kc *keyClass, i, prog int, accs, d []byte) {
+	s := &v.san
+	if s.badIx == noBad {
 		switch {
-		case cbKeys&bit != 0:
-			if cb.err == OK {
-				cb.process(i, data[dataOff:dataOff+dl])
-			}
-		case pcKeys&bit != 0:
-			cb.nonCB++
-			if dl > 0 {
-				cb.precompile += uint64(data[dataOff])
-			}
+		case prog >= int(v.nkeys):
+			s.badIx, s.badRule = uint16(i), RejectProgramIndex
+		case prog == 0:
+			s.badIx, s.badRule = uint16(i), RejectProgramFeePayer
 		default:
-			cb.nonCB++
+			for _, a := range accs {
+				s.maxAcct = max(s.maxAcct, a)
+			}
+			if len(accs) > MaxInstructionAccounts {
+				s.badIx, s.badRule = uint16(i), RejectInstructionAccounts
+			}
 		}
 	}
-	v.san = s
-	return off
+	if prog >= int(v.nkeys) {
+		return
+	}
+	w, bit := bitOf(prog)
+	if kc.known[w]&bit == 0 {
+		kc.known[w] |= bit
+		kOff := int(v.keysOff) + prog*keyLen
+		switch pr := programOf(data[kOff : kOff+keyLen]); pr {
+		case progComputeBudget:
+			kc.cb[w] |= bit
+			kc.builtin[w] |= bit
+		case progEd25519, progSecp256k1:
+			kc.pc[w] |= bit
+			kc.builtin[w] |= bit
+		case progSecp256r1:
+			kc.pc[w] |= bit
+		case progBuiltin:
+			kc.builtin[w] |= bit
+		}
+	}
+	cb := &v.cb
+	if kc.builtin[w]&bit != 0 {
+		cb.builtin++
+	} else {
+		cb.other++
+	}
+	if kc.pc[w]&bit != 0 && len(d) > 0 {
+		cb.precompile += uint64(d[0])
+	}
+	// v1 carries its limits in the config; its compute-budget
+	// instructions are not read for them (runtime-transaction
+	// transaction_view.rs from_sanitized_transaction_view).
+	if kc.cb[w]&bit != 0 && v.ver != V1 && cb.err == OK {
+		cb.process(i, d)
+	}
 }
 
 // process records one compute-budget instruction (index i, data d) the
@@ -389,36 +618,64 @@ func (cb *budgetFacts) process(i int, d []byte) {
 	cb.seen |= kind
 }
 
-// sanitize applies S1–S9 in Agave's order to a parsed view.
+// sanitize applies Agave's sanitize checks in sanitize.rs order
+// (agave-sdk 711c4df): the v1 config mask (refused while framing);
+// header (a payer that is a writable signer: at least one required
+// signature, fewer readonly signed; readonly unsigned within the unsigned
+// keys, Agave's u8 wrap included); v1 heap size; signatures (count equals
+// the header's, at most 12, no more than the static keys); account total
+// (256, v1 64); instruction count (64); per instruction: program index
+// (S6, S7), account indexes (S8), account count (255); empty lookups.
 func (v *View) sanitize() Reject {
 	nsig, nreq, nkeys := int(v.nsig), int(v.nreq), int(v.nkeys)
+	if v.san.badConfig {
+		return RejectV1Config
+	}
+	if nreq < 1 || v.nros >= v.nreq {
+		return RejectReadonlySigned // S4 (nreq = 0 also fails it)
+	}
+	if v.nrou > v.nkeys-v.nreq { // u8 arithmetic, wrapping as Agave's
+		return RejectReadonlyUnsigned // S3
+	}
+	if v.ver == V1 && v.cb.seen&seenHeap != 0 && !heapOK(v.cb.heap) {
+		return RejectBudgetHeap
+	}
 	switch {
 	case nsig != nreq:
 		return RejectSignatureCount // S1
+	case nsig > MaxSignatures:
+		return RejectSignatureLimit
 	case nkeys < nsig:
 		return RejectSignerKeys // S2
-	case int(v.nrou) > nkeys-nreq:
-		return RejectReadonlyUnsigned // S3
-	case v.nros >= v.nreq:
-		return RejectReadonlySigned // S4
 	}
-	total := nkeys + int(v.nw) + int(v.nr)
-	if total > MaxAccounts {
+	total, limit := v.NumAccounts(), MaxAccounts
+	if v.ver == V1 {
+		limit = MaxAccountsV1
+	}
+	if total > limit {
 		return RejectAccountCount // S5
 	}
-	// Instructions in order, program before accounts: an account index out
-	// of range in an instruction before the first S6/S7 failure wins.
+	if int(v.nix) > MaxInstructions {
+		return RejectInstructionCount
+	}
+	// Instructions in order, program before accounts before the account
+	// count: an account index out of range in an instruction before the
+	// first failure (or in it, for the account count) wins.
 	if int(v.san.maxAcct) >= total {
 		return RejectAccountIndex // S8
 	}
 	if v.san.badIx != noBad {
-		return v.san.badRule // S6 or S7
+		return v.san.badRule // S6, S7 or the account count
 	}
 	if v.san.empty {
 		return RejectEmptyLookup // S9
 	}
 	return OK
 }
+
+// heapOK reports whether a requested heap frame is one Agave accepts:
+// 32 KiB..256 KiB, a multiple of 1 KiB.
+func heapOK(h uint32) bool { return h >= minHeapBytes && h <= maxHeapBytes && h%1024 == 0 }
 
 // valid reports whether the view holds a transaction parsed from bytes of
 // data's length, so that every recorded offset is in bounds for data.
@@ -436,8 +693,19 @@ func (v *View) Result() Reject {
 // Size returns the length of the parsed transaction.
 func (v *View) Size() int { return int(v.size) }
 
-// V0 reports whether the message is v0 (false: legacy).
-func (v *View) V0() bool { return v.v0 }
+// V0 reports whether the message is v0.
+func (v *View) V0() bool { return v.ver == V0 }
+
+// V1 reports whether the transaction is v1 (SIMD-0385).
+func (v *View) V1() bool { return v.ver == V1 }
+
+// Version returns the transaction's format, known once Parse has read
+// its version byte (so also for a transaction refused by sanitize).
+func (v *View) Version() Version { return v.ver }
+
+// SignatureOffset returns the offset of signature 0 in the parsed bytes:
+// 1, or for v1 the end of the message.
+func (v *View) SignatureOffset() int { return int(v.sigOff) }
 
 // NumSignatures returns the signature count (1..12).
 func (v *View) NumSignatures() int { return int(v.nsig) }
@@ -448,17 +716,17 @@ func (v *View) Signature(data []byte, i int) []byte {
 	if !v.valid(data) || i < 0 || i >= int(v.nsig) {
 		return nil
 	}
-	o := 1 + i*signatureLen
+	o := int(v.sigOff) + i*signatureLen
 	return data[o : o+signatureLen : o+signatureLen]
 }
 
-// Message returns the signed message bytes, from the version or header
-// byte to the end.
+// Message returns the signed message bytes: from the version or header
+// byte to the end (v1: to the first signature).
 func (v *View) Message(data []byte) []byte {
 	if !v.valid(data) {
 		return nil
 	}
-	return data[v.msgOff:]
+	return data[v.msgOff:v.msgEnd:v.msgEnd]
 }
 
 // NumRequiredSignatures, NumReadonlySigned and NumReadonlyUnsigned return
@@ -471,7 +739,8 @@ func (v *View) NumReadonlySigned() int { return int(v.nros) }
 // NumReadonlyUnsigned returns the header's readonly unsigned account count.
 func (v *View) NumReadonlyUnsigned() int { return int(v.nrou) }
 
-// NumStaticKeys returns the static account key count (1..38).
+// NumStaticKeys returns the static account key count (1..38; v1: the
+// address count, 1..64).
 func (v *View) NumStaticKeys() int { return int(v.nkeys) }
 
 // StaticKey returns static key i as a 32-byte subslice of data, or nil if
@@ -511,7 +780,8 @@ func (v *View) NumLookups() int { return int(v.nlut) }
 // over all lookups.
 func (v *View) NumLookupAccounts() (writable, readonly int) { return int(v.nw), int(v.nr) }
 
-// NumAccounts returns static keys plus lookup indexes (at most 256).
+// NumAccounts returns static keys plus lookup indexes (at most 256; v1:
+// the addresses, at most 64).
 func (v *View) NumAccounts() int { return int(v.nkeys) + int(v.nw) + int(v.nr) }
 
 // Instruction is one instruction of a parsed view, as offsets.
@@ -549,6 +819,8 @@ func sub(data []byte, off, n int) []byte {
 //	for it.Next(data, &in) { ... }
 type InstructionIter struct {
 	off, left, size uint16
+	pay             uint16 // v1: next payload
+	v1              bool
 }
 
 // Instructions returns an iterator over the view's instructions.
@@ -556,7 +828,7 @@ func (v *View) Instructions() InstructionIter {
 	if !v.ok {
 		return InstructionIter{}
 	}
-	return InstructionIter{off: v.ixOff, left: v.nix, size: v.size}
+	return InstructionIter{off: v.ixOff, left: v.nix, size: v.size, pay: v.payOff, v1: v.ver == V1}
 }
 
 // Next decodes the next instruction into in and reports whether there was
@@ -564,6 +836,9 @@ func (v *View) Instructions() InstructionIter {
 func (it *InstructionIter) Next(data []byte, in *Instruction) bool {
 	if it.left == 0 || len(data) != int(it.size) {
 		return false
+	}
+	if it.v1 {
+		return it.nextV1(data, in)
 	}
 	off := int(it.off)
 	if off >= len(data) {
@@ -584,6 +859,27 @@ func (it *InstructionIter) Next(data []byte, in *Instruction) bool {
 	}
 	*in = Instruction{ProgramIndex: prog, accOff: uint16(acc), accLen: uint16(na), dataOff: uint16(next), dataLen: uint16(dl)}
 	it.off = uint16(next + dl)
+	it.left--
+	return true
+}
+
+// nextV1 decodes the next v1 instruction: a 4-byte header at off, its
+// accounts and data at pay.
+func (it *InstructionIter) nextV1(data []byte, in *Instruction) bool {
+	h, p := int(it.off), int(it.pay)
+	if v1IxHdrLen > len(data)-h {
+		it.left = 0
+		return false
+	}
+	na := int(data[h+1])
+	dl := int(binary.LittleEndian.Uint16(data[h+2:]))
+	if na+dl > len(data)-p {
+		it.left = 0
+		return false
+	}
+	*in = Instruction{ProgramIndex: data[h], accOff: uint16(p), accLen: uint16(na), dataOff: uint16(p + na), dataLen: uint16(dl)}
+	it.off = uint16(h + v1IxHdrLen)
+	it.pay = uint16(p + na + dl)
 	it.left--
 	return true
 }

@@ -77,7 +77,9 @@ func TestParseRules(t *testing.T) {
 		{"P1", "twelve signatures", twelve.bytes(), OK},
 		{"P1", "zero signatures", splice(legacy, 0, 1, 0), RejectSignatures},
 		{"P1", "thirteen signatures", splice(legacy, 0, 1, 13), RejectSignatures},
-		{"P1", "0x80 signatures", splice(legacy, 0, 1, 0x80), RejectSignatures},
+		// A first byte with bit 7 set announces v1; 0x80 is no version
+		// (transaction_frame.rs try_new_as_v1: version & 0x7F must be 1).
+		{"P1", "0x80 signatures", splice(legacy, 0, 1, 0x80), RejectVersion},
 		{"P1", "signatures truncated", legacy[:64], RejectSignatures},
 		{"P1", "second signature missing", splice(legacy, 0, 1, 2)[:100], RejectSignatures},
 		{"P1", "empty", []byte{}, RejectSignatures},
@@ -191,7 +193,14 @@ func TestParseRules(t *testing.T) {
 		{"order", "S6 before a later S8", fixLegacy.withIxs(fixIx{prog: 5}, fixIx{prog: 1, accs: []byte{9}}).bytes(), RejectProgramIndex},
 		{"order", "S7 before its own S8", fixLegacy.withIxs(fixIx{prog: 0, accs: []byte{9}}).bytes(), RejectProgramFeePayer},
 		{"order", "S6 before S9", fixV0.withIxs(fixIx{prog: 7}).withLuts(fixLut{key: 1}, fixLut{key: 2, w: []byte{1, 2}}).bytes(), RejectProgramIndex},
-		{"order", "S1 before S4", fixTx{nsig: 2, hdr: [3]byte{1, 1, 0}, nkeys: 2}.bytes(), RejectSignatureCount},
+		// sanitize.rs checks the header before the signatures.
+		{"order", "S4 before S1", fixTx{nsig: 2, hdr: [3]byte{1, 1, 0}, nkeys: 2}.bytes(), RejectReadonlySigned},
+		{"order", "S3 before S1", fixTx{nsig: 2, hdr: [3]byte{1, 0, 2}, nkeys: 2}.bytes(), RejectReadonlyUnsigned},
+		// Agave compares readonly unsigned with nkeys − nreq in u8, wrapping
+		// when there are fewer keys than signers: 1 − 3 = 254 < 255 fails S3
+		// before S2 is reached (testdata/fuzz/FuzzParse/s3-u8-wrap).
+		{"order", "S3 with u8 wrap before S2", fixTx{nsig: 3, hdr: [3]byte{3, 0, 255}, nkeys: 1}.bytes(), RejectReadonlyUnsigned},
+		{"order", "S2 when the wrap leaves room", fixTx{nsig: 3, hdr: [3]byte{3, 0, 254}, nkeys: 1}.bytes(), RejectSignerKeys},
 		{"order", "parse before sanitize", append(fixLegacy.withIxs(fixIx{prog: 0}).bytes(), 0), RejectTrailing},
 
 		// Size.
@@ -236,7 +245,7 @@ func checkView(t *testing.T, v *View, data []byte) {
 	}
 	for i := range v.NumSignatures() {
 		s := v.Signature(data, i)
-		if len(s) != 64 || !bytes.Equal(s, data[1+64*i:65+64*i]) {
+		if len(s) != 64 || !bytes.Equal(s, data[v.SignatureOffset()+64*i:v.SignatureOffset()+64+64*i]) {
 			t.Fatalf("signature %d wrong", i)
 		}
 	}
@@ -256,8 +265,12 @@ func checkView(t *testing.T, v *View, data []byte) {
 		t.Fatal("blockhash")
 	}
 	m := v.Message(data)
-	if len(m) == 0 || &m[len(m)-1] != &data[len(data)-1] {
-		t.Fatal("message does not end the data")
+	end := len(data) // legacy, v0: the message ends the data; v1: the signatures do
+	if v.V1() {
+		end = v.SignatureOffset()
+	}
+	if len(m) == 0 || &m[len(m)-1] != &data[end-1] {
+		t.Fatal("message does not end where it should")
 	}
 	total := v.NumAccounts()
 	it := v.Instructions()
@@ -344,12 +357,12 @@ func TestRejectNames(t *testing.T) {
 		}
 		seen[s] = true
 		for _, c := range s {
-			if (c < 'a' || c > 'z') && c != '_' {
+			if (c < 'a' || c > 'z') && (c < '0' || c > '9') && c != '_' {
 				t.Fatalf("Reject(%d) name %q not snake_case", r, s)
 			}
 		}
 		groups := 0
-		for _, g := range []bool{r.Record(), r.Parse(), r.Sanitize(), r.Budget()} {
+		for _, g := range []bool{r.Record(), r.Parse(), r.Sanitize(), r.Budget(), r.Locks(), r.Format()} {
 			if g {
 				groups++
 			}

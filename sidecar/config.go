@@ -74,6 +74,7 @@ type Config struct {
 	OutputBackpressure bool
 
 	Fees   score.FeeParams
+	Limits score.Limits // account-lock limit, v1 switch (zero: mainnet's)
 	Model  model.Params
 	Policy Policy
 

@@ -95,7 +95,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 	s := &Sidecar{
 		cfg:      cfg,
 		log:      log,
-		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees},
+		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees, Limits: cfg.Limits},
 		queue:    score.NewQueue(cfg.QueueCapacity, cfg.QueueTTL),
 		pacer:    score.NewPacer(cfg.TargetPPS, cfg.PacerTick, pacerBurst(cfg)),
 		partial:  metastore.NewPartialStore(cfg.PartialCapacity),
@@ -483,7 +483,7 @@ func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
 }
 
 // The sender gate. Under the model policy a packet scores
-// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, 1), at most
+// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, score.MinScoreCUs), at most
 // bound(IPFactor(ip)) whatever its signer and fee (float rounding is
 // monotone). When the full queue would refuse even that, the packet would
 // end as rejected_low after parsing; judge refuses it first and spares
@@ -528,8 +528,10 @@ func (s *Sidecar) admitGated(src uint8, p *channels.Packet, e *evaluated, mono i
 // accepted packet, which only the lookups after the queue check need.
 func (s *Sidecar) keys(p *channels.Packet, e *evaluated) {
 	e.info.Hash = score.PacketHash(s.cfg.Seed, p)
-	// An accepted packet has at least one signature, at data[1:65].
-	e.sigKey = s.recent.Key(p[1:65])
+	// An accepted packet has at least one signature, at SigOff (1, or
+	// after the message for v1).
+	o := int(e.info.SigOff)
+	e.sigKey = s.recent.Key(p[o : o+64])
 }
 
 // admitEvaluated takes one accepted, scored packet through the queue

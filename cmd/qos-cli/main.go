@@ -1,6 +1,7 @@
 // Command qos-cli is the operator's tool for the qos sidecar: it creates,
 // inspects and removes the shared-memory channels, and hosts the offline
-// commands (replay, simulate, demo) that other files of this package add.
+// commands (replay, simulate, demo, explain) that other files of this
+// package add.
 package main
 
 import (
@@ -35,6 +36,8 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		migrateCommand(),
 		dbCommand(),
 		replayCommand(),
+		explainCommand(),
+		topCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {

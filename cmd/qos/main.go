@@ -72,6 +72,7 @@ func app() *cli.App {
 	}
 	flags = append(flags, cliflags.ChannelFlags()...)
 	flags = append(flags, cliflags.ModelFlags()...)
+	flags = append(flags, cliflags.AdmissionFlags()...)
 	flags = append(flags, dbFlags()...)
 	flags = append(flags, cliflags.LogFlags()...)
 	return &cli.App{
@@ -117,6 +118,9 @@ func run(c *cli.Context) error {
 	if cfg.Model, err = cliflags.ModelParams(c); err != nil {
 		return err
 	}
+	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
+		return err
+	}
 
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -138,7 +142,7 @@ func run(c *cli.Context) error {
 	}
 	var srv *http.Server
 	if addr := c.String("metrics-addr"); addr != "" {
-		if srv, _, err = serveMetrics(addr, s, db, log); err != nil {
+		if srv, _, err = serveMetrics(addr, s, db, log, newConfigCollector(cfg)); err != nil {
 			db.close(log)
 			return err
 		}
@@ -182,13 +186,14 @@ func openWhenReady(ctx context.Context, cfg sidecar.Config, timeout time.Duratio
 	}
 }
 
-// serveMetrics serves the sidecar's (and the database sink's) metrics with
-// the Go runtime's and the process's on addr at /metrics, and returns the
-// server and the address it listens on.
-func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger) (*http.Server, net.Addr, error) {
+// serveMetrics serves the sidecar's (and the database sink's, and extra)
+// metrics with the Go runtime's and the process's on addr at /metrics, and
+// returns the server and the address it listens on.
+func serveMetrics(addr string, s *sidecar.Sidecar, db *database, log *slog.Logger, extra ...prometheus.Collector) (*http.Server, net.Addr, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	reg.MustRegister(s.Collector())
+	reg.MustRegister(extra...)
 	db.register(reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

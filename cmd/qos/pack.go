@@ -109,7 +109,11 @@ func runPack(c *cli.Context) error {
 	if socket == "" {
 		return errors.New("no validator socket: give --ledger DIR (the validator's ledger) or --bindings-socket PATH")
 	}
-	profile, err := bindings.ParseProfile(c.String("agave-abi"))
+	abi := c.String("agave-abi")
+	if abi == "" { // QOS_AGAVE_ABI= left empty
+		abi = bindings.AutoName
+	}
+	profile, err := bindings.ParseProfile(abi)
 	if err != nil {
 		return fmt.Errorf("--agave-abi: %w", err)
 	}
