@@ -1,6 +1,8 @@
 package packmode
 
 import (
+	"time"
+
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
@@ -211,8 +213,11 @@ func (l *Loop) send(ref pack.BatchRef) {
 	l.st.Batches++
 	l.st.BatchTxs += uint64(len(ids))
 	l.st.WorkerBatches[w]++
+	// Dispatch latency on a fresh reading of the clock (l.now is the
+	// pass's start: arrivals of this pass would read 0).
+	sent := int64(time.Since(l.start))
 	for _, id := range ids {
-		l.st.ToDispatch.add(l.now - l.txs[int32(uint32(id))].arrived)
+		l.st.ToDispatch.add(sent - l.txs[int32(uint32(id))].arrived)
 	}
 }
 

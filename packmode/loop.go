@@ -3,6 +3,7 @@ package packmode
 import (
 	"errors"
 	"fmt"
+	"time"
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/session"
@@ -95,8 +96,9 @@ type Loop struct {
 	nextCheckWorker int
 
 	st        *Stats
-	now       int64 // loop clock of this pass, ns
-	lastSched int64 // loop clock of the last scheduling round
+	start     time.Time // the loop clock's origin
+	now       int64     // loop clock at the start of this pass, ns
+	lastSched int64     // loop clock of the last scheduling round
 	// epoch counts what can unblock a transaction (a batch answered, a
 	// new slot); lastEpoch and lastReceived are the epoch and arrivals
 	// at the last scheduling round.

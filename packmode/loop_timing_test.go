@@ -72,7 +72,8 @@ func newBenchLoop(tb testing.TB, pol Policy) *benchLoop {
 		tb.Fatal(err)
 	}
 	v.newSlot(true)
-	return &benchLoop{v: v, l: l, st: st, start: time.Now()}
+	l.start = time.Now()
+	return &benchLoop{v: v, l: l, st: st, start: l.start}
 }
 
 // step feeds k transactions and runs one validator step and one loop pass.

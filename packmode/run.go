@@ -145,6 +145,7 @@ func (r *Runner) runSession(ctx context.Context, s *session.Session) error {
 		return err
 	}
 	start := time.Now()
+	l.start = start
 	lastProgress := int64(0)
 	nextPub := int64(0)
 	idle := 0
