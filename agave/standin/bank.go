@@ -291,7 +291,7 @@ func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 			continue
 		}
 		if b.block+t.cost > b.cfg.BlockCostLimit {
-			t.reason = ReasonWouldExceedBlockCost
+			t.reason = ReasonWouldExceedMaxBlockCostLimit
 			continue
 		}
 		over := false
@@ -302,7 +302,7 @@ func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 			}
 		}
 		if over {
-			t.reason = ReasonWouldExceedAcctCost
+			t.reason = ReasonWouldExceedMaxAccountCostLimit
 			continue
 		}
 		b.block += t.cost
@@ -352,7 +352,7 @@ func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 			case !ok:
 				t.reason = ReasonAccountNotFound
 			case bal < t.fee:
-				t.reason = ReasonInsufficientFunds
+				t.reason = ReasonInsufficientFundsForFee
 			default:
 				if i < len(spent) {
 					spent[i] = t.fee
@@ -367,7 +367,7 @@ func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 		for i := range txs {
 			t := &txs[i]
 			if t.reason == ReasonNone {
-				t.reason = ReasonAllOrNothingFailure
+				t.reason = ReasonAllOrNothingBatchFailure
 			}
 		}
 	}

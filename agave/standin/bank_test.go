@@ -97,13 +97,13 @@ func TestBankRejections(t *testing.T) {
 		{name: "unknown payer", txs: func(h Key) []testTx { return []testTx{{id: 1, payer: keyOf(9), blockhash: h}} },
 			want: []Reason{ReasonAccountNotFound}},
 		{name: "insufficient funds", txs: func(h Key) []testTx { return []testTx{{id: 1, payer: keyOf(5), blockhash: h}} },
-			want: []Reason{ReasonInsufficientFunds}},
+			want: []Reason{ReasonInsufficientFundsForFee}},
 		{name: "balance spent earlier in the batch",
 			prep: func(b *Bank) { b.Fund(keyOf(6), 5000+5000+4999) },
 			txs: func(h Key) []testTx {
 				return []testTx{{id: 1, payer: keyOf(6), blockhash: h}, {id: 2, payer: keyOf(6), blockhash: h}, {id: 3, payer: keyOf(6), blockhash: h}}
 			},
-			want: []Reason{ReasonNone, ReasonNone, ReasonInsufficientFunds}},
+			want: []Reason{ReasonNone, ReasonNone, ReasonInsufficientFundsForFee}},
 		{name: "unknown blockhash", txs: func(Key) []testTx { return []testTx{{id: 1, payer: keyOf(1), blockhash: keyOf(0x77)}} },
 			want: []Reason{ReasonBlockhashNotFound}},
 		{name: "repeat in batch", txs: func(h Key) []testTx {
@@ -111,7 +111,7 @@ func TestBankRejections(t *testing.T) {
 		}, want: []Reason{ReasonNone, ReasonAlreadyProcessed}},
 		{name: "block cost limit", cfg: BankConfig{BlockCostLimit: 250_000}, txs: func(h Key) []testTx {
 			return []testTx{{id: 1, payer: keyOf(1), blockhash: h, cuLimit: 200_000}, {id: 2, payer: keyOf(2), blockhash: h, cuLimit: 200_000}}
-		}, want: []Reason{ReasonNone, ReasonWouldExceedBlockCost}},
+		}, want: []Reason{ReasonNone, ReasonWouldExceedMaxBlockCostLimit}},
 		{name: "account cost limit", cfg: BankConfig{AccountCostLimit: 250_000}, txs: func(h Key) []testTx {
 			hot := keyOf(0x40)
 			return []testTx{
@@ -119,18 +119,18 @@ func TestBankRejections(t *testing.T) {
 				{id: 2, payer: keyOf(2), writable: []Key{hot}, blockhash: h, cuLimit: 200_000},
 				{id: 3, payer: keyOf(3), readonly: []Key{hot}, blockhash: h, cuLimit: 200_000},
 			}
-		}, want: []Reason{ReasonNone, ReasonWouldExceedAcctCost, ReasonNone}},
+		}, want: []Reason{ReasonNone, ReasonWouldExceedMaxAccountCostLimit, ReasonNone}},
 		{name: "all or nothing", aon: true, txs: func(h Key) []testTx {
 			return []testTx{{id: 1, payer: keyOf(1), blockhash: h}, {id: 2, payer: keyOf(5), blockhash: h}}
-		}, want: []Reason{ReasonAllOrNothingFailure, ReasonInsufficientFunds}},
+		}, want: []Reason{ReasonAllOrNothingBatchFailure, ReasonInsufficientFundsForFee}},
 		{name: "lookup table missing", txs: func(h Key) []testTx {
 			k := keyOf(0xa9)
 			return []testTx{{id: 1, payer: keyOf(1), blockhash: h, lut: &k, lutW: []byte{0}}}
-		}, want: []Reason{ReasonALTNotFound}},
+		}, want: []Reason{ReasonAddressLookupTableNotFound}},
 		{name: "lookup index out of range", txs: func(h Key) []testTx {
 			k := keyOf(0xa0)
 			return []testTx{{id: 1, payer: keyOf(1), blockhash: h, lut: &k, lutW: []byte{4}}}
-		}, want: []Reason{ReasonALTNotFound}},
+		}, want: []Reason{ReasonAddressLookupTableNotFound}},
 		{name: "duplicate account", txs: func(h Key) []testTx {
 			return []testTx{{id: 1, payer: keyOf(1), writable: []Key{keyOf(1)}, blockhash: h}}
 		}, want: []Reason{ReasonSanitizeFailure}},

@@ -118,7 +118,7 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 		for it.Next(data, &l) {
 			tab, ok := tables[Key(l.Key(data))]
 			if !ok {
-				t.reason = ReasonALTNotFound
+				t.reason = ReasonAddressLookupTableNotFound
 				return
 			}
 			idx := l.Writable(data)
@@ -127,7 +127,7 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 			}
 			for _, ix := range idx {
 				if int(ix) >= len(tab.addrs) {
-					t.reason = ReasonALTNotFound
+					t.reason = ReasonAddressLookupTableNotFound
 					return
 				}
 				t.acc[t.nacc] = tab.addrs[ix]
