@@ -150,3 +150,14 @@ func (v *Sigverify) Sign(data []byte) bool {
 	}
 	return true
 }
+
+// LookupTable returns the address lookup table agent i's v0 transactions
+// name (they write-lock its index 0), and false if i is out of range.
+func (t *Traffic) LookupTable(agent int) ([32]byte, bool) {
+	if agent < 0 || agent >= len(t.g.agents) || t.g.agents[agent].signers == 0 {
+		return [32]byte{}, false
+	}
+	ti := &t.g.tpls[t.g.agents[agent].tpl+1] // signer 0, v0
+	off := ti.off + ti.l.n - 3 - 32          // table key, then counts [1 0] and index [0]
+	return [32]byte(t.g.slab[off : off+32]), true
+}
