@@ -47,9 +47,16 @@ type AuditError struct {
 	Offset uint64
 	Slot   int       // allocator slot whose remote-free list carried it
 	Kind   BlockKind // of the block, for a double free
+	// Unread is set when the block came back while it carried the
+	// unread tpu_to_pack message Unread-1.
+	Unread uint64
 }
 
 func (e *AuditError) Error() string {
+	if e.Unread != 0 {
+		return fmt.Sprintf("client memory discipline: %s: offset %#x came back while it carried tpu_to_pack message %d, which the client never read (it freed a block it did not hold)",
+			e.Err, e.Offset, e.Unread-1)
+	}
 	if errors.Is(e.Err, ErrDoubleFree) {
 		return fmt.Sprintf("client memory discipline: %s at offset %#x (%s, allocator slot %d)", e.Err, e.Offset, e.Kind, e.Slot)
 	}
@@ -63,6 +70,9 @@ type Leak struct {
 	Offset uint64
 	Kind   BlockKind
 	Slot   int
+	// Seq is, for a payload, 1 + the index of the tpu_to_pack message that
+	// carried it (0 otherwise).
+	Seq uint64 `json:"seq,omitempty"`
 }
 
 // Audit tracks every block the stand-in hands to the client (TPU
@@ -89,13 +99,19 @@ func NewAudit() *Audit {
 // Give records that the block at off, allocated from slot, now belongs to
 // the client. Handing out an offset that is still out means the
 // allocator gave the same block twice: that is recorded as an error too.
-func (a *Audit) Give(off uint64, kind BlockKind, slot int) {
+func (a *Audit) Give(off uint64, kind BlockKind, slot int) { a.give(off, kind, slot, 0) }
+
+// GivePayload records a TPU payload carried by tpu_to_pack message
+// seq-1.
+func (a *Audit) GivePayload(off, seq uint64) { a.give(off, BlockPayload, 0, seq) }
+
+func (a *Audit) give(off uint64, kind BlockKind, slot int, seq uint64) {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if prev, ok := a.out[off]; ok {
 		a.fail(fmt.Errorf("allocator slot %d handed out offset %#x while it was still out as a %s", slot, off, prev.Kind))
 	}
-	a.out[off] = Leak{Offset: off, Kind: kind, Slot: slot}
+	a.out[off] = Leak{Offset: off, Kind: kind, Slot: slot, Seq: seq}
 	delete(a.back, off)
 	a.given[kind]++
 }
@@ -113,21 +129,34 @@ func (a *Audit) Take(off uint64) {
 
 // Returned records that the client freed off, found on slot's
 // remote-free list. Its signature fits rtsalloc's CleanRemoteFrees visit
-// callback once slot is bound.
-func (a *Audit) Returned(slot int, off uint64) {
+// callback once slot is bound. For a payload it returns the Seq it was
+// given with (0 otherwise), so the feeder can check the client had read
+// its message.
+func (a *Audit) Returned(slot int, off uint64) uint64 {
 	a.mu.Lock()
 	defer a.mu.Unlock()
 	if l, ok := a.out[off]; ok {
 		delete(a.out, off)
 		a.back[off] = struct{}{}
 		a.returned[l.Kind]++
-		return
+		return l.Seq
 	}
 	if _, ok := a.back[off]; ok {
 		a.fail(&AuditError{Err: ErrDoubleFree, Offset: off, Slot: slot})
-		return
+		return 0
 	}
 	a.fail(&AuditError{Err: ErrForeignFree, Offset: off, Slot: slot})
+	return 0
+}
+
+// Unread records that the payload at off came back although its message
+// (seq-1) was never read: the client freed a block it had not received,
+// which is how a double free looks once the allocator has handed the
+// block out again.
+func (a *Audit) Unread(off, seq uint64) {
+	a.mu.Lock()
+	a.fail(&AuditError{Err: ErrDoubleFree, Offset: off, Slot: 0, Kind: BlockPayload, Unread: seq})
+	a.mu.Unlock()
 }
 
 // fail records a violation. REQUIRES: a.mu held.

@@ -129,6 +129,20 @@ func fundBank(b *Bank, tr *sim.Traffic, cfg *FeedConfig) {
 	}
 }
 
+// early is a payload that came back before its message was seen read.
+type early struct{ off, seq uint64 }
+
+// judgeEarly fails the payloads that came back and whose message the
+// client had still not read by read index r.
+func (f *feeder) judgeEarly(r uint64) {
+	for _, e := range f.early {
+		if e.seq > r {
+			f.audit.Unread(e.off, e.seq)
+		}
+	}
+	f.early = f.early[:0]
+}
+
 // feedBatchMax bounds the messages published per commit (Agave commits
 // once per batch of received packets).
 const feedBatchMax = 256
@@ -144,7 +158,7 @@ type feeder struct {
 	sv    sim.Sigverify
 	alloc blockAllocator
 	mem   []byte
-	out   outQueue
+	out   tpuQueue
 	cap   int // tpu_to_pack capacity
 	bank  *Bank
 	audit *Audit
@@ -161,17 +175,34 @@ type feeder struct {
 	ring    []uint64 // offsets of published payloads, by message index
 	nmsg    uint64
 
+	readIdx uint64  // the client's tpu_to_pack read index at the last sync
+	early   []early // payloads freed before their message was seen read
+
 	votePeriod time.Duration
 	nextVote   time.Duration
 	votes      uint64
 	vote       []byte
 }
 
-func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byte, out outQueue, capacity int,
+// tpuQueue is tpu_to_pack's producing end.
+type tpuQueue interface {
+	outQueue
+	Len() int
+}
+
+func (f *feeder) lenOut() int { return f.out.Len() }
+
+func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byte, out tpuQueue, capacity int,
 	bank *Bank, audit *Audit, stats *counters, truth *truthTable, start time.Time) *feeder {
 	f := &feeder{tr: tr, alloc: alloc, mem: mem, out: out, cap: capacity, bank: bank, audit: audit, stats: stats,
 		truth: truth, start: start, ring: make([]uint64, capacity)}
-	f.visit = func(off uint64) { audit.Returned(0, off) }
+	f.visit = func(off uint64) {
+		// A payload may come back before the client publishes its read
+		// index (it frees, then finalizes): judge it at the end.
+		if seq := audit.Returned(0, off); seq > f.readIdx {
+			f.early = append(f.early, early{off, seq})
+		}
+	}
 	if cfg.VotePPS > 0 {
 		f.votePeriod = time.Duration(float64(time.Second) / cfg.VotePPS)
 		f.nextVote = f.votePeriod
@@ -197,8 +228,13 @@ func (f *feeder) run(stop <-chan struct{}) {
 // round publishes the packets due now (at most feedBatchMax) and returns
 // how many it handled.
 func (f *feeder) round() int {
-	f.alloc.CleanRemoteFrees(f.visit)
 	f.out.Sync()
+	f.readIdx = f.nmsg - uint64(f.lenOut())
+	f.alloc.CleanRemoteFrees(f.visit)
+	if len(f.early) > 256 {
+		f.out.Sync()
+		f.judgeEarly(f.nmsg - uint64(f.lenOut()))
+	}
 	if h := f.bank.LatestBlockhash(); h != f.hash {
 		f.hash = h
 		f.tr.SetBlockhash(h)
@@ -328,9 +364,9 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration)
 	m := bindings.TpuToPack{Transaction: bindings.SharableTransactionRegion{Offset: off, Length: uint32(len(data))},
 		Flags: flags, SrcAddr: src}
 	_ = m.Encode(slot) // a reserved slot is always TpuToPackSize bytes
-	f.audit.Give(off, BlockPayload, 0)
 	f.ring[f.nmsg%uint64(len(f.ring))] = off
 	f.nmsg++
+	f.audit.GivePayload(off, f.nmsg)
 	tr := Truth{Agent: -1, Flags: flags, FedAt: now}
 	if vote {
 		tr.Funded = true

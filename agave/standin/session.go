@@ -311,7 +311,11 @@ func (s *session) finish(began time.Time) SessionReport {
 	// Bad frees the allocator refused (a double free of a block already
 	// back, or an offset never allocated) reach us as its errors.
 	for _, a := range s.allocs {
-		a.CleanRemoteFrees(func(off uint64) { s.audit.Returned(a.Slot(), off) })
+		if a.Slot() == 0 {
+			a.CleanRemoteFrees(s.feeder.visit)
+		} else {
+			a.CleanRemoteFrees(func(off uint64) { s.audit.Returned(a.Slot(), off) })
+		}
 		if a.Rejected() > 0 {
 			s.audit.mu.Lock()
 			s.audit.fail(fmt.Errorf("client memory discipline: %d remote frees refused by allocator slot %d (double free or an offset never handed out): %w",
@@ -322,8 +326,11 @@ func (s *session) finish(began time.Time) SessionReport {
 			s.fatal(fmt.Errorf("allocator slot %d: %w", a.Slot(), err))
 		}
 	}
-	// Payloads the client never read are not its leaks.
+	// Payloads the client never read are not its leaks; payloads that
+	// came back although their message is still unread were freed by a
+	// client that did not hold them.
 	s.tpu.Sync()
+	s.feeder.judgeEarly(s.feeder.nmsg - uint64(s.tpu.Len()))
 	undelivered := s.feeder.undelivered(s.tpu.Len())
 	for _, off := range undelivered {
 		s.audit.Take(off)
