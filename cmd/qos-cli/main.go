@@ -35,6 +35,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		migrateCommand(),
 		dbCommand(),
 		replayCommand(),
+		agaveSimCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {
