@@ -11,7 +11,7 @@ const funded = 1_000_000_000
 
 // newTestBank returns a bank at slot 10 with payers 1..4 funded, payer 5
 // existing with nothing, and lookup table 0xa0 of four addresses.
-func newTestBank(t *testing.T, cfg BankConfig) *Bank {
+func newTestBank(t testing.TB, cfg BankConfig) *Bank {
 	t.Helper()
 	b := NewBank(cfg)
 	for i := byte(1); i <= 4; i++ {

@@ -16,7 +16,7 @@ import (
 // workerRig is a real allocator and real queues in this process: the
 // stand-in's workers on slots 0..n-1 and a client ("pack") on slot n.
 type workerRig struct {
-	t      *testing.T
+	t      testing.TB
 	abi    bindings.ABI
 	mem    []byte
 	client *rtsalloc.Allocator
@@ -32,6 +32,13 @@ type workerRig struct {
 }
 
 func newWorkerRig(t *testing.T, abi bindings.ABI, workers int, nsPerCU uint64) *workerRig {
+	t.Helper()
+	return newRig(t, abi, workers, nsPerCU, true)
+}
+
+// newRig builds the rig; with run false the workers are not started and
+// the caller drives them.
+func newRig(t testing.TB, abi bindings.ABI, workers int, nsPerCU uint64, run bool) *workerRig {
 	t.Helper()
 	sf := map[bindings.ABI]shaq.Format{bindings.ABI40: shaq.V1_0_2, bindings.ABI41: shaq.V3, bindings.ABI44: shaq.V4}[abi]
 	region := func(name string, size int) *shm.Region {
@@ -91,6 +98,9 @@ func newWorkerRig(t *testing.T, abi bindings.ABI, workers int, nsPerCU uint64) *
 		rig.fromW = append(rig.fromW, r)
 	}
 	for _, w := range rig.ws {
+		if !run {
+			break
+		}
 		rig.wg.Add(1)
 		go func() {
 			defer rig.wg.Done()
