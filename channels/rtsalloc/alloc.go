@@ -165,6 +165,17 @@ func Join(r *shm.Region, f Format, slot int) (*Allocator, error) {
 			return nil, fmt.Errorf("rtsalloc: join %s as %v: %w: header offsets differ from the 0.x layout for this file size", r.Name(), f, ErrLayout)
 		}
 	}
+	if p.claim {
+		// In 3.x+ records, bytes 1-7 are padding after the claimed flag; in
+		// a 0.x/2.0 record they hold list heads (0xFFFFFFFF when empty).
+		for w := uint64(0); w < uint64(l.numWorkers); w++ {
+			rec := headerSize + w*uint64(p.rec)
+			b := r.Bytes()[rec : rec+8]
+			if b[0] > 1 || le.Uint32(b[0:])>>8 != 0 || le.Uint32(b[4:]) != 0 {
+				return nil, fmt.Errorf("rtsalloc: join %s as %v: %w: worker %d's record is not a claimed-slot record (the file looks like rts-alloc 2.0, Agave 4.0: pick that ABI profile)", r.Name(), f, ErrHeader, w)
+			}
+		}
+	}
 	a := &Allocator{
 		name: r.Name(), format: f, p: p, l: l,
 		mem: r.Bytes(), end: l.slabs + uint64(l.numSlabs)*uint64(l.slabSize),

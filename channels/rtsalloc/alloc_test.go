@@ -3,6 +3,7 @@ package rtsalloc
 import (
 	"encoding/binary"
 	"errors"
+	"strings"
 	"testing"
 )
 
@@ -275,6 +276,16 @@ func TestHeaderErrors(t *testing.T) {
 				t.Errorf("%v file joined as %v: %v", f, g, err)
 			}
 		}
+	}
+	// V2 and V4 share magic and version 1; the worker records tell them
+	// apart.
+	v2 := newAllocator(t, V2, 2, 2)
+	if _, err := Join(v2, V4, -1); !errors.Is(err, ErrHeader) || !strings.Contains(err.Error(), "Agave 4.0") {
+		t.Errorf("2.0 file joined as 3.x/4.x: %v", err)
+	}
+	v4 := newAllocator(t, V4, 2, 2)
+	if _, err := Join(v4, V2, 0); !errors.Is(err, ErrLayout) {
+		t.Errorf("3.x/4.x file joined as 2.0: %v", err)
 	}
 	r := newAllocator(t, V4, 2, 2)
 	b := r.Bytes()

@@ -15,7 +15,12 @@
 //     remote_free_list.rs) and checked against a dump of a real 0.1.0
 //     allocator (shared/research/agave-external-scheduler.md §3.2). That
 //     2.0.0 keeps this layout is INFERRED: its API (explicit worker index)
-//     and module set match, its sources could not be fetched.
+//     and module set match, its sources could not be fetched. The 0.x
+//     layout and algorithms were checked against real rts-alloc 0.1.0 in a
+//     session-local run (not part of CI): this package joined a
+//     Rust-created allocator and Rust joined one this package created,
+//     with remote frees in both directions drained by the other side and
+//     every slab allocatable again afterwards.
 //   - V4: rts-alloc 3.x/4.x (Agave 4.1-4.3). As V2 plus a claimed flag and
 //     an outstanding-bytes counter at the start of each worker record (heads
 //     move to +16) and slot claiming by CAS; the create-side layout sizes

@@ -15,12 +15,17 @@ const testSlab = 64 << 10 // small slabs keep tests quick; Agave uses 2 MiB
 // bytes (plus metadata) in a fresh memfd.
 func newAllocator(t testing.TB, f Format, workers, slabs int) *shm.Region {
 	t.Helper()
-	r, err := shm.Create("rtsalloc-test", (slabs+2)*testSlab, false)
+	return newAllocatorSlab(t, f, workers, slabs, testSlab)
+}
+
+func newAllocatorSlab(t testing.TB, f Format, workers, slabs, slab int) *shm.Region {
+	t.Helper()
+	r, err := shm.Create("rtsalloc-test", (slabs+2)*slab, false)
 	if err != nil {
 		t.Fatal(err)
 	}
 	t.Cleanup(func() { r.Close() })
-	if err := Create(r, f, workers, testSlab); err != nil {
+	if err := Create(r, f, workers, slab); err != nil {
 		t.Fatal(err)
 	}
 	return r

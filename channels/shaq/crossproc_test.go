@@ -69,6 +69,26 @@ func runPeer(role string) error {
 		}
 		fmt.Println("ready")
 		return produceN(p, n)
+	case "wait-one":
+		// Sleep in Wait (on V4: in FUTEX_WAIT) until the parent commits one
+		// element; fail if that takes anywhere near the timeout.
+		c, err := NewConsumer(r, Format(f), peerElem)
+		if err != nil {
+			return err
+		}
+		fmt.Println("ready")
+		start := time.Now()
+		if !c.Wait(20 * time.Second) {
+			return fmt.Errorf("no wake in 20s")
+		}
+		if d := time.Since(start); d > 10*time.Second {
+			return fmt.Errorf("woken after %v: the wake was lost", d)
+		}
+		s, ok := c.TryRead()
+		if !ok {
+			return fmt.Errorf("woken without an element")
+		}
+		return check(s, 42)
 	case "mpmc-consume":
 		c, err := NewMPMCConsumer(r, peerElem)
 		if err != nil {
@@ -224,6 +244,40 @@ func TestCrossProcess(t *testing.T) {
 			t.Fatalf("consumer process: %v", err)
 		}
 	})
+}
+
+// TestCrossProcessFutexWake: a consumer process asleep on the shaq 4.0
+// futex is woken by this process's Commit (FUTEX_WAKE without the private
+// flag; a private wake would not reach another process).
+func TestCrossProcessFutexWake(t *testing.T) {
+	r := newRegion(t, MinimumFileSize(V4, peerElem, 16))
+	if err := Create(r, V4, peerElem); err != nil {
+		t.Fatal(err)
+	}
+	p, err := NewProducer(r, V4, peerElem)
+	if err != nil {
+		t.Fatal(err)
+	}
+	cmd := spawn(t, "wait-one", V4, 1, r)
+	// Wait until the peer has registered as a waiter (it spins first).
+	deadline := time.Now().Add(10 * time.Second)
+	for p.q.waiters.Load() == 0 {
+		if time.Now().After(deadline) {
+			t.Fatal("peer never registered as a waiter")
+		}
+		time.Sleep(time.Millisecond)
+	}
+	time.Sleep(50 * time.Millisecond) // let it reach FUTEX_WAIT
+	start := time.Now()
+	s, _ := p.Reserve()
+	fill(s, 42)
+	p.Commit()
+	if err := cmd.Wait(); err != nil {
+		t.Fatalf("waiting process: %v", err)
+	}
+	if d := time.Since(start); d > 5*time.Second {
+		t.Fatalf("peer took %v to wake", d)
+	}
 }
 
 // BenchmarkCrossProcess: messages/s from this process to a consumer

@@ -25,6 +25,13 @@
 //	  64 producer_reservation | 128 producer_publication |
 //	  192 consumer_reservation | 256 consumer_release | 320 waiters
 //
+// Checked against the real crates in a session-local run (not part of CI:
+// fetched code is never committed): shaq 1.0.2, 3.0.0 and 4.0.0 built from
+// the tags above exchanged 200,000 elements with this package in both
+// directions, each side creating the queue in turn, with both sides
+// sleeping on the futex for 4.0.0 (so each side's wake reaches the other);
+// likewise the 4.0.0 MPMC queue.
+//
 // Elements follow the header (every element type Agave sends has an
 // alignment of at most 64, so the buffer starts right after it). Element i
 // (counting from creation) lives in slot i & (capacity-1). The capacity is

@@ -195,3 +195,26 @@ func identify(b []byte) string {
 	}
 	return ""
 }
+
+// Detect names the SPSC format of the queue header in b (the first bytes
+// of a queue file), or reports false: a way to tell which Agave release
+// created a queue before joining it.
+func Detect(b []byte) (Format, bool) {
+	if len(b) < 192 {
+		return 0, false
+	}
+	le := binary.LittleEndian
+	if le.Uint64(b[offMagic:]) == magicSPSC {
+		switch le.Uint32(b[offVersion:]) {
+		case versionV3:
+			return V3, true
+		case versionV4:
+			return V4, true
+		}
+		return 0, false
+	}
+	if b[offV1Version] == versionV1 && b[offV1Version+1] == 0 {
+		return V1_0_2, true
+	}
+	return 0, false
+}

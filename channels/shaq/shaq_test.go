@@ -418,3 +418,21 @@ func TestAllocs(t *testing.T) {
 		t.Errorf("mpmc: %v allocs per message", n)
 	}
 }
+
+func TestDetect(t *testing.T) {
+	for _, f := range formats {
+		r := newRegion(t, 4096)
+		if err := Create(r, f, 40); err != nil {
+			t.Fatal(err)
+		}
+		if got, ok := Detect(r.Bytes()); !ok || got != f {
+			t.Errorf("%v detected as %v, %v", f, got, ok)
+		}
+	}
+	if _, ok := Detect(make([]byte, 4096)); ok {
+		t.Error("zeroes detected as a queue")
+	}
+	if _, ok := Detect(make([]byte, 10)); ok {
+		t.Error("short header detected")
+	}
+}
