@@ -178,8 +178,10 @@ var (
 		Source: "agave v4.0.0-rc.0 8e3bcf0c scheduling-utils/src/handshake/shared.rs, scheduler-bindings/src/lib.rs",
 	}
 	// Profile41: Agave 4.1.x and 4.2.x. VERSION 4 from agave #12265
-	// (daa63829); docs.rs agave-scheduling-utils 4.2.0 depends on shaq ^3.0.0
-	// and rts-alloc ^4.0.0; bindings 5.0.0 (agave-sdk 9a295034).
+	// (daa63829), and still 4 in docs.rs agave-scheduling-utils 4.2.0-beta.2
+	// and 4.2.2 src/handshake/shared.rs (same 64-byte ClientLogon);
+	// agave-scheduling-utils 4.2.0 depends on shaq ^3.0.0 and rts-alloc
+	// ^4.0.0; bindings 5.0.0 (agave-sdk 9a295034).
 	Profile41 = Profile{
 		Name: "4.1", Agave: "4.1.x–4.2.x", ABI: ABI41,
 		Handshake: HandshakeVersion, Version: 4, LogonSize: 64,
@@ -194,7 +196,9 @@ var (
 	// worker pack_to_worker, worker_to_pack], check queues shaq::mpmc carrying
 	// the bindings 5.0.0 PackToWorker/WorkerToPack messages, workers joining
 	// the allocator by claim. Which release tags carry VERSION 5 is not
-	// verified; 4.3.0-beta.0 depends on bindings ^5.0.0 (docs.rs), and shaq
+	// verified; 4.3.0-beta.0 depends on bindings ^5.0.0 (docs.rs),
+	// 4.3.0-alpha.3's bridge still uses the combined PackToWorker /
+	// tagged WorkerToPack messages (docs.rs src/bridge/test.rs), and shaq
 	// 3.0.0 already has mpmc (anza-xyz/shaq v3.0.0 src/mpmc.rs).
 	Profile43 = Profile{
 		Name: "4.3", Agave: "4.3.x (handshake VERSION 5; release mapping unverified)", ABI: ABI41,

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"log/slog"
 	"net"
 	"os"
 	"syscall"
@@ -63,14 +64,14 @@ func Dial(ctx context.Context, socket string, p bindings.Profile, l Logon) (*Fds
 			_ = syscall.Close(fd)
 		}
 	}
-	if err != nil && n == 0 {
+	if err != nil && n <= 0 { // n is -1 on some errors
 		closeRaw()
 		if errors.Is(err, io.EOF) {
 			return nil, fmt.Errorf("agave handshake with %s: server closed the connection without a reply: %w", socket, ErrProtocol)
 		}
 		return nil, ioError(ctx, socket, "waiting for the logon reply", err)
 	}
-	if n == 0 {
+	if n <= 0 {
 		closeRaw()
 		return nil, fmt.Errorf("agave handshake with %s: server closed the connection without a reply: %w", socket, ErrProtocol)
 	}
@@ -162,4 +163,28 @@ func ioError(ctx context.Context, socket, doing string, err error) error {
 		return fmt.Errorf("agave handshake with %s: %s: no answer in time: %w", socket, doing, ErrTimeout)
 	}
 	return fmt.Errorf("agave handshake with %s: %s: %w", socket, doing, err)
+}
+
+// DialAuto logs on with the newest profile and, when the server refuses with
+// a version this build knows ("Version; server=N; …"), logs on again with
+// the matching profile. It returns the files and the profile that worked.
+// log may be nil.
+func DialAuto(ctx context.Context, socket string, l Logon, log *slog.Logger) (*Fds, bindings.Profile, error) {
+	if log == nil {
+		log = slog.Default()
+	}
+	p := bindings.Newest()
+	fds, err := Dial(ctx, socket, p, l)
+	var r *RefusalError
+	if err == nil || !errors.As(err, &r) || !r.VersionRefused {
+		return fds, p, err
+	}
+	next, ok := r.ProfileFor()
+	if !ok || next.Name == p.Name {
+		return nil, p, err
+	}
+	log.Info("agave refused the newest ABI profile; retrying with the validator's",
+		"socket", socket, "tried", p.Name, "reason", r.Reason, "profile", next.Name, "agave", next.Agave)
+	fds, err = Dial(ctx, socket, next, l)
+	return fds, next, err
 }

@@ -48,6 +48,8 @@ func (e *RefusalError) Error() string {
 	if e.VersionRefused {
 		if p, ok := e.ProfileFor(); ok {
 			fmt.Fprintf(&b, " (the validator speaks profile %s, Agave %s: use --agave-abi %s or auto)", p.Name, p.Agave, p.Name)
+		} else if e.ServerVersions != (bindings.ProtocolVersions{}) {
+			fmt.Fprintf(&b, " (the validator speaks %s, which no profile of this build matches)", e.ServerVersions)
 		} else {
 			fmt.Fprintf(&b, " (the validator speaks handshake version %d, which no profile of this build supports)", e.ServerVersion)
 		}
