@@ -191,8 +191,7 @@ func (st *Standin) setup(s *session) error {
 	var checkIn *shm.Region
 	var checkOut *shm.Region
 	if p.CheckQueues {
-		// The MPMC layout here is shaq 4.0.0's; the 4.3 profile's shaq
-		// 3.0.0 MPMC header is not implemented by channels/shaq.
+		// shaq 4.0.0's MPMC (Supported refuses profiles with another).
 		inElem := bindings.PackToWorkerSize
 		if p.ABI == bindings.ABI44 {
 			inElem = bindings.PackToCheckWorkerSize

@@ -21,6 +21,31 @@ const SocketName = "scheduler_bindings.ipc"
 // SocketPath returns the scheduler-bindings socket of a ledger directory.
 func SocketPath(ledger string) string { return filepath.Join(ledger, SocketName) }
 
+// ErrUnsupported: the profile's shared-memory layouts are not all
+// implemented by channels/.
+var ErrUnsupported = errors.New("ABI profile not supported by this build")
+
+// Supported reports whether the stand-in can serve p exactly: its queue
+// and allocator formats must all exist in channels/shaq and
+// channels/rtsalloc (4.3's check queues are shaq 3.0.0 MPMC, which
+// channels/shaq does not implement).
+func Supported(p bindings.Profile) error {
+	if !p.ABI.Valid() {
+		return fmt.Errorf("profile %q is not a concrete ABI profile (want one of 4.0, 4.1, 4.4): %w", p.Name, ErrUnsupported)
+	}
+	if _, err := shaqFormat(p.Shaq); err != nil {
+		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
+	}
+	if _, err := allocFormat(p.RtsAlloc); err != nil {
+		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
+	}
+	if p.CheckQueues && p.Shaq != bindings.ShaqV4 {
+		return fmt.Errorf("profile %s (Agave %s): its check queues are %v MPMC queues, and channels/shaq implements MPMC for shaq 4.0.0 only: %w",
+			p.Name, p.Agave, p.Shaq, ErrUnsupported)
+	}
+	return nil
+}
+
 // Config is a stand-in validator's configuration.
 type Config struct {
 	// Socket is where to listen (see SocketPath).
@@ -57,8 +82,8 @@ type Standin struct {
 
 // New builds a stand-in validator; Serve starts it.
 func New(cfg Config) (*Standin, error) {
-	if !cfg.Profile.ABI.Valid() {
-		return nil, fmt.Errorf("stand-in validator: profile %q is not a concrete ABI profile (want one of 4.0, 4.1, 4.3, 4.4)", cfg.Profile.Name)
+	if err := Supported(cfg.Profile); err != nil {
+		return nil, fmt.Errorf("stand-in validator: %w", err)
 	}
 	if cfg.Socket == "" {
 		return nil, errors.New("stand-in validator: no socket path (give the ledger directory)")
