@@ -68,6 +68,10 @@ type worker struct {
 	res        [bindings.MaxTransactionsPerMessage]result
 	wc         workerCounts
 	msgs, bads uint64
+	// drain: an EXECUTE timed out waiting for a bank; until the input
+	// queue is seen empty, later EXECUTEs get BANK_NOT_AVAILABLE at once
+	// (consume_worker.rs should_drain_executes).
+	drain bool
 }
 
 func newWorker(name string, slot int, abi bindings.ABI, check bool, in inQueue, out outQueue,
@@ -93,6 +97,7 @@ func (w *worker) run(stop <-chan struct{}) error {
 		w.alloc.CleanRemoteFrees(w.visit)
 		msg, ok := w.in.TryRead()
 		if !ok {
+			w.drain = false
 			w.in.Sync()
 			msg, ok = w.in.TryRead()
 		}
@@ -233,17 +238,19 @@ func (w *worker) load(batch bindings.SharableTransactionBatchRegion) int {
 }
 
 // execute serves an EXECUTE: it waits up to 50 ms for a leader bank
-// (BANK_NOT_AVAILABLE for every transaction otherwise), refuses a bank
+// (BANK_NOT_AVAILABLE for every transaction otherwise, and at once for the
+// EXECUTEs already queued behind it), refuses a bank
 // past max_working_slot, executes, holds the account locks for the
 // execution time, and answers with an ExecutionResponse per transaction.
 func (w *worker) execute(r *request) error {
 	slot, active := w.bank.Working()
-	for deadline := time.Now().Add(bankWait); !active && time.Now().Before(deadline); {
+	for deadline := time.Now().Add(bankWait); !active && !w.drain && time.Now().Before(deadline); {
 		time.Sleep(time.Millisecond)
 		slot, active = w.bank.Working()
 	}
 	n := int(r.batch.NumTransactions)
-	if !active {
+	if w.drain || !active {
+		w.drain = true
 		for i := 0; i < n; i++ {
 			w.res[i] = result{reason: ReasonBankNotAvailable}
 		}

@@ -255,6 +255,24 @@ func TestWorkerNoLeaderBank(t *testing.T) {
 			t.Fatalf("response %d: %+v, want BANK_NOT_AVAILABLE in slot 0", i, r)
 		}
 	}
+	// Two EXECUTEs queued while there is no bank: the first waits, the
+	// second is answered at once (the worker drains executes).
+	start = time.Now()
+	for i := 0; i < 2; i++ {
+		s, _ := rig.toW[0].Reserve()
+		_ = bindings.PackToWorker{Flags: bindings.PackExecute, MaxWorkingSlot: ^uint64(0), Batch: b}.Encode(s)
+	}
+	rig.toW[0].Commit()
+	for i := 0; i < 2; i++ {
+		for _, r := range rig.executions(rig.await(0)) {
+			if r.NotIncludedReason != bindings.ReasonBankNotAvailable {
+				t.Fatalf("queued execute %d: %v", i, r.NotIncludedReason)
+			}
+		}
+	}
+	if waited := time.Since(start); waited >= 2*bankWait {
+		t.Fatalf("two queued executes took %v: the second waited for a bank too", waited)
+	}
 	// The bank becomes ready: the same batch executes.
 	rig.bank.SetActive(true)
 	rs = rig.executions(rig.send(0, bindings.PackToWorker{Flags: bindings.PackExecute, MaxWorkingSlot: 10, Batch: b}))
