@@ -29,7 +29,11 @@ func (a *Allocator) globalPop() (uint32, bool) {
 			}
 			next = a.u32(a.node(s)).Load() // Acquire in rts-alloc
 			if next != null32 && next >= a.l.numSlabs {
-				continue // a concurrent pop changed it; the CAS would fail
+				if head.Load() == h {
+					a.corrupt("global free list link %d after slab %d", next, s)
+					return 0, false
+				}
+				continue // a concurrent pop changed it
 			}
 			// AcqRel CAS in rts-alloc.
 			if !head.CompareAndSwap(h, (h>>32+1)<<32|uint64(next)) {
@@ -47,7 +51,11 @@ func (a *Allocator) globalPop() (uint32, bool) {
 			}
 			next = a.u32(a.node(s)).Load()
 			if next != null32 && next >= a.l.numSlabs {
-				continue
+				if head.Load() == s {
+					a.corrupt("global free list link %d after slab %d", next, s)
+					return 0, false
+				}
+				continue // a concurrent pop changed it
 			}
 			// AcqRel CAS in rts-alloc (0.x has no ABA tag: a pop racing a
 			// pop+push of the same slab by others is a hazard of the
@@ -88,15 +96,19 @@ func (a *Allocator) globalPush(s uint32) {
 // listPush puts slab s at the head of this worker's class-c list. Only
 // this worker touches its lists; the atomics (Release stores in rts-alloc)
 // only matter to a later holder of the slot.
-func (a *Allocator) listPush(c int, full bool, s uint32) {
+func (a *Allocator) listPush(c int, full bool, s uint32) error {
 	head := a.listHead(c, full)
 	h := head.Load()
+	if h != null32 && h >= a.l.numSlabs {
+		return a.corrupt("class %d list head %d", c, h)
+	}
 	a.u32(a.node(s) + 4).Store(null32)
 	a.u32(a.node(s) + 8).Store(h)
 	if h != null32 {
 		a.u32(a.node(h) + 4).Store(s)
 	}
 	head.Store(s)
+	return nil
 }
 
 // listRemove unlinks slab s from this worker's class-c list.
@@ -151,7 +163,9 @@ func (a *Allocator) Allocate(size int) (uint64, bool) {
 		}
 		*a.stackTop(s) = capacity
 		clear(a.live[uint64(s)*a.wordsPer : uint64(s+1)*a.wordsPer])
-		a.listPush(c, false, s)
+		if a.listPush(c, false, s) != nil {
+			return 0, false
+		}
 	} else if s >= a.l.numSlabs {
 		a.corrupt("class %d partial head %d", c, s)
 		return 0, false
@@ -173,10 +187,9 @@ func (a *Allocator) Allocate(size int) (uint64, bool) {
 	}
 	*top--
 	if *top == 0 {
-		if a.listRemove(c, false, s) != nil {
+		if a.listRemove(c, false, s) != nil || a.listPush(c, true, s) != nil {
 			return 0, false
 		}
-		a.listPush(c, true, s)
 	}
 	*w |= m
 	a.liveBlocks++
@@ -262,7 +275,7 @@ func (a *Allocator) localFree(s uint32, idx uint16, c int) error {
 		if err := a.listRemove(c, true, s); err != nil {
 			return err
 		}
-		a.listPush(c, false, s)
+		return a.listPush(c, false, s)
 	case *top == capacity:
 		// Empty: back to the global list. 5.x first clears the owner
 		// (Release store), 0.x-4.x leave it.

@@ -32,7 +32,7 @@ type mpmc struct {
 // reservation (another process's) to be published. shaq spins forever; a
 // peer that died between reserve and publish would hang us, so we give up
 // and report ErrStalled instead.
-const publishTimeout = time.Second
+var publishTimeout = time.Second
 
 // ErrStalled: an earlier reservation by another party was never published.
 var ErrStalled = fmt.Errorf("shaq: MPMC queue stalled behind an unpublished reservation")
@@ -104,6 +104,9 @@ func (q *mpmc) slot(i uint64) []byte {
 // publish waits until cur reaches start, then stores start+1: ranges
 // become visible in reservation order.
 func (q *mpmc) publish(cur *atomic.Uint64, start uint64) bool {
+	if q.err != nil {
+		return false // wedged behind a reservation that never published
+	}
 	// Acquire loads in shaq: the earlier range's publisher is done.
 	for i := 0; cur.Load() != start; i++ {
 		if i == 1024 {

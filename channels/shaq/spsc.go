@@ -156,6 +156,9 @@ func NewProducer(r *shm.Region, f Format, elemSize int) (*Producer, error) {
 	p.cachedRead = q.read.Load()
 	if p.cachedWrite-p.cachedRead > q.mask+1 {
 		p.q.err = fmt.Errorf("shaq: %s: write %d is %d ahead of read %d: %w", q.name, p.cachedWrite, p.cachedWrite-p.cachedRead, p.cachedRead, ErrCorrupt)
+		// Treat the queue as full until the consumer publishes a sane
+		// read index.
+		p.cachedRead = p.cachedWrite - (q.mask + 1)
 	}
 	return p, nil
 }
