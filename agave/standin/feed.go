@@ -182,6 +182,8 @@ type feeder struct {
 	nextVote   time.Duration
 	votes      uint64
 	vote       []byte
+	voterAuth  [voters]Key
+	voterAcct  [voters]Key
 }
 
 // tpuQueue is tpu_to_pack's producing end.
@@ -202,6 +204,9 @@ func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byt
 		if seq := audit.Returned(0, off); seq > f.readIdx {
 			f.early = append(f.early, early{off, seq})
 		}
+	}
+	for i := range f.voterAuth {
+		f.voterAuth[i], f.voterAcct[i] = voterKey(i)
 	}
 	if cfg.VotePPS > 0 {
 		f.votePeriod = time.Duration(float64(time.Second) / cfg.VotePPS)
@@ -290,7 +295,7 @@ func (f *feeder) round() int {
 func (f *feeder) makeVote() []byte {
 	i := int(f.votes % voters)
 	f.votes++
-	auth, acct := voterKey(i)
+	auth, acct := &f.voterAuth[i], &f.voterAcct[i]
 	b := f.vote[:0]
 	b = append(b, 1)
 	b = append(b, make([]byte, 64)...)
