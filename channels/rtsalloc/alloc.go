@@ -33,9 +33,10 @@ type Allocator struct {
 	stackSz     uint64
 	perSlabCaps [NumClasses]uint16
 
-	err       error
-	rejected  int
-	rejectErr error
+	err        error
+	rejected   int
+	rejectErr  error
+	rejectHook func(off uint64, err error)
 }
 
 // Create initialises an allocator of format f over the whole of r (the

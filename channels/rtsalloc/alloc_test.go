@@ -187,8 +187,18 @@ func TestBadFrees(t *testing.T) {
 			if err := a.Free(other + 512); err != nil {
 				t.Fatalf("remote free: %v", err)
 			}
+			var hooked []uint64
+			b.SetRejectHook(func(off uint64, err error) {
+				if !errors.Is(err, ErrRemoteFree) {
+					t.Errorf("hook error %v", err)
+				}
+				hooked = append(hooked, off)
+			})
 			if n := b.CleanRemoteFrees(nil); n != 0 || b.Rejected() != 1 || !errors.Is(b.RejectedErr(), ErrRemoteFree) {
 				t.Fatalf("clean: %d freed, %d rejected, %v", n, b.Rejected(), b.RejectedErr())
+			}
+			if len(hooked) != 1 || hooked[0] != other+512 {
+				t.Fatalf("reject hook saw %v, want [%d]", hooked, other+512)
 			}
 			if err := b.Free(other); err != nil {
 				t.Fatal(err)

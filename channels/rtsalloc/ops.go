@@ -375,7 +375,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 		if idx >= capacity || steps >= capacity {
 			// A link out of range, or a cycle (a block pushed twice links
 			// to itself): the rest of the chain is lost to the owner.
-			a.reject("slab %d remote stack: entry %d after %d steps (a double or bogus remote free)", s, idx, steps)
+			a.reject(a.slabBase(s)+uint64(idx)*uint64(ClassSize(c)), "slab %d remote stack: entry %d after %d steps (a double or bogus remote free)", s, idx, steps)
 			return n
 		}
 		off := a.slabBase(s) + uint64(idx)*uint64(ClassSize(c))
@@ -384,7 +384,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 			if a.err != nil {
 				return n
 			}
-			a.reject("slab %d block %d (offset %d) freed remotely but not allocated", s, idx, off)
+			a.reject(off, "slab %d block %d (offset %d) freed remotely but not allocated", s, idx, off)
 		} else {
 			n++
 			if visit != nil {
@@ -392,7 +392,7 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 			}
 		}
 		if next == idx {
-			a.reject("slab %d block %d freed remotely twice", s, idx)
+			a.reject(off, "slab %d block %d (offset %d) freed remotely twice", s, idx, off)
 			return n
 		}
 		idx = next
@@ -409,7 +409,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 		if steps > a.maxBlocks || off < a.l.slabs || off >= a.end || off%MinSize != 0 {
 			// Without a block there is no next link to read: the rest of
 			// the chain is lost to us.
-			a.reject("remote-free chain: offset %d after %d steps", off, steps)
+			a.reject(off, "remote-free chain: offset %d after %d steps", off, steps)
 			return n
 		}
 		next := a.u64(off).Load() // Acquire in rts-alloc
@@ -424,7 +424,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			if a.err != nil {
 				return n
 			}
-			a.reject("offset %d freed remotely but not allocated by slot %d: %v", off, a.slot, err)
+			a.reject(off, "offset %d freed remotely but not allocated by slot %d: %v", off, a.slot, err)
 		} else {
 			n++
 			if visit != nil {
@@ -432,7 +432,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			}
 		}
 		if next == off {
-			a.reject("offset %d freed remotely twice", off)
+			a.reject(off, "offset %d freed remotely twice", off)
 			return n
 		}
 		off = next
@@ -440,13 +440,27 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 	return n
 }
 
-// reject records a remote free this slot refused.
-func (a *Allocator) reject(format string, args ...any) {
+// reject records a remote free this slot refused; off is the offending
+// offset (or the bad link value read from the chain).
+func (a *Allocator) reject(off uint64, format string, args ...any) {
 	a.rejected++
-	if a.rejectErr == nil {
-		a.rejectErr = fmt.Errorf("rtsalloc: %s slot %d: %w: %s", a.name, a.slot, ErrRemoteFree, fmt.Sprintf(format, args...))
+	if a.rejectErr == nil || a.rejectHook != nil {
+		err := fmt.Errorf("rtsalloc: %s slot %d: %w: %s", a.name, a.slot, ErrRemoteFree, fmt.Sprintf(format, args...))
+		if a.rejectErr == nil {
+			a.rejectErr = err
+		}
+		if a.rejectHook != nil {
+			a.rejectHook(off, err)
+		}
 	}
 }
+
+// SetRejectHook sets a function called with each remote free of this
+// slot's blocks that CleanRemoteFrees refuses (a double free, a block never
+// allocated, or a broken chain: then off is the bad link), so an auditor
+// can name every offending offset. nil removes it. It is called on the
+// cleaning goroutine.
+func (a *Allocator) SetRejectHook(hook func(off uint64, err error)) { a.rejectHook = hook }
 
 // Bytes is the n-byte view at off, which must lie inside the slab area
 // (where every block and so every message payload lives).

@@ -24,13 +24,15 @@
 //	  0 magic "shaqmpmc" | 8 version 0x0003_0000 | 12 buffer_mask u32 |
 //	  64 producer_reservation | 128 producer_publication |
 //	  192 consumer_reservation | 256 consumer_release | 320 waiters
+//	MPMC of shaq 3.0.0 (v3.0.0 mpmc.rs, handshake VERSION 5), header 320 B:
+//	  as 4.0.0 with version 0x0002_0000 and no waiters line
 //
 // Checked against the real crates in a session-local run (not part of CI:
 // fetched code is never committed): shaq 1.0.2, 3.0.0 and 4.0.0 built from
 // the tags above exchanged 200,000 elements with this package in both
 // directions, each side creating the queue in turn, with both sides
 // sleeping on the futex for 4.0.0 (so each side's wake reaches the other);
-// likewise the 4.0.0 MPMC queue.
+// likewise the 3.0.0 and 4.0.0 MPMC queues.
 //
 // Elements follow the header (every element type Agave sends has an
 // alignment of at most 64, so the buffer starts right after it). Element i

@@ -165,10 +165,16 @@ func MinimumFileSize(f Format, elemSize, capacity int) int {
 
 // MinimumMPMCFileSize is shaq 4.0 mpmc::minimum_file_size.
 func MinimumMPMCFileSize(elemSize, capacity int) int {
+	return MinimumMPMCFileSizeFormat(V4, elemSize, capacity)
+}
+
+// MinimumMPMCFileSizeFormat is mpmc::minimum_file_size of shaq release f
+// (V3 or V4): header plus capacity rounded up to a power of two.
+func MinimumMPMCFileSizeFormat(f Format, elemSize, capacity int) int {
 	if capacity > 0 {
 		capacity = 1 << bits.Len(uint(capacity-1))
 	}
-	return MPMCHeaderSize + capacity*elemSize
+	return MPMCHeaderSizeFor(f) + capacity*elemSize
 }
 
 // identify names the shaq release whose header b (at least 192 bytes)

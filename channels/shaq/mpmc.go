@@ -10,8 +10,11 @@ import (
 	"github.com/solqos/qos/channels/shm"
 )
 
-// mpmc is the shaq 4.0 multi-producer multi-consumer ring (src/mpmc.rs at
-// v4.0.0 1631fbbb), which Agave 4.4 uses for its check-worker queues. Each
+// mpmc is shaq's multi-producer multi-consumer ring (src/mpmc.rs at v4.0.0
+// 1631fbbb and at v3.0.0 c2f4e1a7), which Agave uses for its check-worker
+// queues (4.4 with shaq 4.0.0; handshake VERSION 5 with shaq 3.0.0). The
+// 3.0.0 header is the 4.0.0 one without the waiters line (320 bytes, no
+// futex: consumers poll). Each
 // side reserves a range by CAS on its reservation cursor, and publishes it
 // in reservation order by waiting until the publication cursor reaches the
 // range's start and storing its end.
@@ -24,7 +27,7 @@ type mpmc struct {
 	prodPub *atomic.Uint64
 	consRes *atomic.Uint64
 	consRel *atomic.Uint64
-	waiters *atomic.Uint64
+	waiters *atomic.Uint64 // nil for shaq 3.0.0
 	err     error
 }
 
@@ -37,39 +40,69 @@ var publishTimeout = time.Second
 // ErrStalled: an earlier reservation by another party was never published.
 var ErrStalled = fmt.Errorf("shaq: MPMC queue stalled behind an unpublished reservation")
 
+// MPMCHeaderSizeFor is the MPMC header size of format f (shaq 3.0.0: 320,
+// 4.0.0: 384), or 0 when the release has no MPMC queue.
+func MPMCHeaderSizeFor(f Format) int {
+	switch f {
+	case V3:
+		return 320
+	case V4:
+		return MPMCHeaderSize
+	}
+	return 0
+}
+
 // CreateMPMC writes a fresh shaq 4.0 MPMC header into r for elemSize-byte
 // elements (capacity: the largest power of two that fits).
-func CreateMPMC(r *shm.Region, elemSize int) error {
+func CreateMPMC(r *shm.Region, elemSize int) error { return CreateMPMCFormat(r, V4, elemSize) }
+
+// CreateMPMCFormat writes a fresh MPMC header of shaq release f (V3 or V4).
+func CreateMPMCFormat(r *shm.Region, f Format, elemSize int) error {
+	h := MPMCHeaderSizeFor(f)
+	if h == 0 {
+		return fmt.Errorf("shaq: create MPMC in %s: %w: %v has no MPMC queue", r.Name(), ErrFormat, f)
+	}
 	if elemSize <= 0 || elemSize > 1<<20 {
 		return fmt.Errorf("shaq: create MPMC in %s: %w: %d", r.Name(), ErrElemSize, elemSize)
 	}
-	c, ok := capacityFor(r.Len(), MPMCHeaderSize, elemSize, true)
+	c, ok := capacityFor(r.Len(), h, elemSize, true)
 	if !ok {
 		return fmt.Errorf("shaq: create MPMC in %s: %w: %d bytes", r.Name(), ErrFileSize, r.Len())
 	}
-	h, err := r.Slice(0, MPMCHeaderSize)
+	hdr, err := r.Slice(0, h)
 	if err != nil {
 		return err
 	}
-	clear(h)
-	binary.LittleEndian.PutUint32(h[offVersion:], versionV4)
-	binary.LittleEndian.PutUint32(h[offMask:], uint32(c-1))
+	clear(hdr)
+	binary.LittleEndian.PutUint32(hdr[offVersion:], mpmcVersion(f))
+	binary.LittleEndian.PutUint32(hdr[offMask:], uint32(c-1))
 	m, _ := r.Uint64(offMagic)
 	// Release in shaq: publishes the zeroed cursors and the fields above.
 	m.Store(magicMPMC)
 	return nil
 }
 
-func joinMPMC(r *shm.Region, elemSize int) (*mpmc, error) {
-	const want = "shaq 4.0.0 MPMC"
+func mpmcVersion(f Format) uint32 {
+	if f == V3 {
+		return versionV3
+	}
+	return versionV4
+}
+
+func joinMPMC(r *shm.Region, f Format, elemSize int) (*mpmc, error) {
+	h := MPMCHeaderSizeFor(f)
+	if h == 0 {
+		return nil, fmt.Errorf("shaq: join %s: %w: %v has no MPMC queue", r.Name(), ErrFormat, f)
+	}
+	want := f.String() + " MPMC"
 	if elemSize <= 0 || elemSize > 1<<20 {
 		return nil, fmt.Errorf("shaq: join %s: %w: %d", r.Name(), ErrElemSize, elemSize)
 	}
-	c, ok := capacityFor(r.Len(), MPMCHeaderSize, elemSize, true)
+	c, ok := capacityFor(r.Len(), h, elemSize, true)
 	if !ok {
-		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "file size", Got: uint64(r.Len()), Exp: uint64(MinimumMPMCFileSize(elemSize, 1)), Err: ErrFileSize}
+		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "file size", Got: uint64(r.Len()), Exp: uint64(h + elemSize), Err: ErrFileSize}
 	}
-	hdr, err := r.Slice(0, MPMCHeaderSize)
+	hdr, err := r.Slice(0, h)
 	if err != nil {
 		return nil, err
 	}
@@ -78,8 +111,8 @@ func joinMPMC(r *shm.Region, elemSize int) (*mpmc, error) {
 	if got := m.Load(); got != magicMPMC {
 		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "magic", Got: got, Exp: magicMPMC, Found: identify(hdr), Err: ErrMagic}
 	}
-	if got := binary.LittleEndian.Uint32(hdr[offVersion:]); got != versionV4 {
-		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "version", Got: uint64(got), Exp: versionV4, Found: identify(hdr), Err: ErrVersion}
+	if got, exp := binary.LittleEndian.Uint32(hdr[offVersion:]), mpmcVersion(f); got != exp {
+		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "version", Got: uint64(got), Exp: uint64(exp), Found: identify(hdr), Err: ErrVersion}
 	}
 	if got := uint64(binary.LittleEndian.Uint32(hdr[offMask:])) + 1; got != uint64(c) {
 		return nil, &HeaderError{Name: r.Name(), Want: want, Field: "buffer_mask+1", Got: got, Exp: uint64(c), Err: ErrCapacity}
@@ -89,8 +122,10 @@ func joinMPMC(r *shm.Region, elemSize int) (*mpmc, error) {
 	q.prodPub, _ = r.Uint64(offProdPub)
 	q.consRes, _ = r.Uint64(offConsRes)
 	q.consRel, _ = r.Uint64(offConsRel)
-	q.waiters, _ = r.Uint64(offMWaiter)
-	if q.buf, err = r.Slice(MPMCHeaderSize, c*elemSize); err != nil {
+	if f == V4 {
+		q.waiters, _ = r.Uint64(offMWaiter)
+	}
+	if q.buf, err = r.Slice(h, c*elemSize); err != nil {
 		return nil, err
 	}
 	return q, nil
@@ -145,9 +180,16 @@ type MPMCProducer struct {
 	pending bool
 }
 
-// NewMPMCProducer joins r as a producer, checking the header.
+// NewMPMCProducer joins r as a producer of a shaq 4.0 MPMC queue,
+// checking the header.
 func NewMPMCProducer(r *shm.Region, elemSize int) (*MPMCProducer, error) {
-	q, err := joinMPMC(r, elemSize)
+	return NewMPMCProducerFormat(r, V4, elemSize)
+}
+
+// NewMPMCProducerFormat joins r as a producer of a shaq release f (V3 or
+// V4) MPMC queue.
+func NewMPMCProducerFormat(r *shm.Region, f Format, elemSize int) (*MPMCProducer, error) {
+	q, err := joinMPMC(r, f, elemSize)
 	if err != nil {
 		return nil, err
 	}
@@ -194,8 +236,9 @@ func (p *MPMCProducer) Commit() {
 		return
 	}
 	// The publication store was sequentially consistent (shaq: Release +
-	// SeqCst fence); then the waiters load (Relaxed in shaq).
-	if p.q.waiters.Load() != 0 {
+	// SeqCst fence); then the waiters load (Relaxed in shaq). shaq 3.0.0
+	// has no waiters.
+	if p.q.waiters != nil && p.q.waiters.Load() != 0 {
 		futexWake(p.q.prodPub, 1)
 	}
 }
@@ -226,9 +269,16 @@ type MPMCConsumer struct {
 	pending bool
 }
 
-// NewMPMCConsumer joins r as a consumer, checking the header.
+// NewMPMCConsumer joins r as a consumer of a shaq 4.0 MPMC queue,
+// checking the header.
 func NewMPMCConsumer(r *shm.Region, elemSize int) (*MPMCConsumer, error) {
-	q, err := joinMPMC(r, elemSize)
+	return NewMPMCConsumerFormat(r, V4, elemSize)
+}
+
+// NewMPMCConsumerFormat joins r as a consumer of a shaq release f (V3 or
+// V4) MPMC queue.
+func NewMPMCConsumerFormat(r *shm.Region, f Format, elemSize int) (*MPMCConsumer, error) {
+	q, err := joinMPMC(r, f, elemSize)
 	if err != nil {
 		return nil, err
 	}
@@ -291,7 +341,8 @@ func (c *MPMCConsumer) Len() int {
 func (c *MPMCConsumer) Err() error { return c.q.err }
 
 // Wait blocks until an element is published or timeout passes, sleeping on
-// the publication word's futex as shaq 4.0's MPMC consumer does.
+// the publication word's futex as shaq 4.0's MPMC consumer does (polling on
+// shaq 3.0.0).
 func (c *MPMCConsumer) Wait(timeout time.Duration) bool {
 	return wait(c.q.prodPub, c.q.waiters, timeout, c.ready)
 }

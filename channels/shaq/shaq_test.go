@@ -304,9 +304,25 @@ func TestWaitWakes(t *testing.T) {
 }
 
 func TestMPMC(t *testing.T) {
+	for _, f := range []Format{V3, V4} {
+		t.Run(f.String(), func(t *testing.T) { testMPMC(t, f) })
+	}
+	if err := CreateMPMCFormat(newRegion(t, 4096), V1_0_2, 24); !errors.Is(err, ErrFormat) {
+		t.Errorf("1.0.2 MPMC: %v", err)
+	}
+	v3 := newRegion(t, 4096)
+	if err := CreateMPMCFormat(v3, V3, 24); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewMPMCConsumer(v3, 24); !errors.Is(err, ErrVersion) {
+		t.Errorf("3.0.0 MPMC joined as 4.0.0: %v", err)
+	}
+}
+
+func testMPMC(t *testing.T, f Format) {
 	const producers, consumers, per = 3, 3, 5000
-	r := newRegion(t, MinimumMPMCFileSize(24, 64))
-	if err := CreateMPMC(r, 24); err != nil {
+	r := newRegion(t, MinimumMPMCFileSizeFormat(f, 24, 64))
+	if err := CreateMPMCFormat(r, f, 24); err != nil {
 		t.Fatal(err)
 	}
 	var seen sync.Map
@@ -314,7 +330,7 @@ func TestMPMC(t *testing.T) {
 	var got [consumers]int
 	stop := make(chan struct{})
 	for i := 0; i < consumers; i++ {
-		c, err := NewMPMCConsumer(r, 24)
+		c, err := NewMPMCConsumerFormat(r, f, 24)
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -345,7 +361,7 @@ func TestMPMC(t *testing.T) {
 	}
 	var pw sync.WaitGroup
 	for i := 0; i < producers; i++ {
-		p, err := NewMPMCProducer(r, 24)
+		p, err := NewMPMCProducerFormat(r, f, 24)
 		if err != nil {
 			t.Fatal(err)
 		}
