@@ -38,5 +38,10 @@
 // scheduling-utils/src/handshake/{shared,server,client}.rs; agave-sdk
 // scheduler-handshake shared.rs 1c2a26aa, server.rs 1d705b20. The 88-byte
 // logon is in flux upstream: shared.rs 4b28797b puts flags (u16) @64 and the
-// check capacities @72/@80 instead; 1c2a26aa's order is used here.
+// check capacities @72/@80 instead; 1c2a26aa's order is used here. A still
+// later shared.rs in the search index adds simulation workers (a 112-byte
+// logon: simulation_worker_count @80, two simulation queue capacities,
+// flags @104); a server of that kind refuses this 88-byte logon with a
+// "Queue capacity …" reason rather than misreading it, since the
+// simulation capacities arrive as zero.
 package handshake

@@ -194,7 +194,7 @@ func runValidatorChild() error {
 }
 
 func TestCrossProcessSession(t *testing.T) {
-	for _, p := range []bindings.Profile{bindings.Profile40, bindings.Profile41, bindings.Profile44} {
+	for _, p := range bindings.Profiles() {
 		t.Run(p.Name, func(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "scheduler_bindings.ipc")
 			cmd := exec.Command(os.Args[0], "-test.run=^$")

@@ -11,7 +11,9 @@
 //	tpu_to_pack        shaq SPSC consumer of TpuToPack (40 B)
 //	progress_tracker   shaq SPSC consumer of Progress (48/80/96 B)
 //	pack_to_check_worker, check_worker_to_pack
-//	                   4.3 and 4.4: shaq MPMC producer / consumer
+//	                   4.3 (shaq 3.0.0) and 4.4 (shaq 4.0.0): MPMC producer of
+//	                   PackToWorker (4.3, 32 B) or PackToCheckWorker (4.4, 24 B) /
+//	                   consumer of WorkerToPack (40 B)
 //	pack_to_worker[i]  shaq SPSC producer of PackToWorker (32 B)
 //	worker_to_pack[i]  shaq SPSC consumer of WorkerToPack (40 B)
 //
@@ -208,13 +210,13 @@ func join(socket string, p bindings.Profile, l handshake.Logon, fds *handshake.F
 		if err != nil {
 			return s, err
 		}
-		if s.PackToCheck, err = shaq.NewMPMCProducer(r, checkRequestSize(p.ABI)); err != nil {
+		if s.PackToCheck, err = shaq.NewMPMCProducerFormat(r, sf, checkRequestSize(p.ABI)); err != nil {
 			return s, fmt.Errorf("agave session on %s: joining pack_to_check_worker as MPMC producer: %w", socket, err)
 		}
 		if r, err = mapOne(&fds.CheckToPack, "check_worker_to_pack"); err != nil {
 			return s, err
 		}
-		if s.CheckToPack, err = shaq.NewMPMCConsumer(r, bindings.WorkerToPackSize); err != nil {
+		if s.CheckToPack, err = shaq.NewMPMCConsumerFormat(r, sf, bindings.WorkerToPackSize); err != nil {
 			return s, fmt.Errorf("agave session on %s: joining check_worker_to_pack as MPMC consumer: %w", socket, err)
 		}
 	}
@@ -255,8 +257,8 @@ func Supported(p bindings.Profile) error {
 	if _, err := RtsAllocFormat(p.RtsAlloc); err != nil {
 		return err
 	}
-	if p.CheckQueues && p.Shaq != bindings.ShaqV4 {
-		return fmt.Errorf("profile %s (Agave %s): its check queues are %v MPMC, and channels/shaq implements MPMC for shaq 4.0.0 only: %w", p.Name, p.Agave, p.Shaq, ErrUnsupported)
+	if p.CheckQueues && p.Shaq != bindings.ShaqV3 && p.Shaq != bindings.ShaqV4 {
+		return fmt.Errorf("profile %s (Agave %s): its check queues would be %v MPMC, which shaq has only from 3.0.0: %w", p.Name, p.Agave, p.Shaq, ErrUnsupported)
 	}
 	return nil
 }

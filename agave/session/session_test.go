@@ -99,24 +99,25 @@ func (v *validator) setup() func(handshake.Logon) (*handshake.Fds, error) {
 			return nil, err
 		}
 		if p.CheckQueues {
-			in, err := v.region(shaq.MinimumMPMCFileSize(bindings.PackToCheckWorkerSize, int(l.PackToCheckCapacity)))
+			reqSize := checkRequestSize(p.ABI)
+			in, err := v.region(shaq.MinimumMPMCFileSizeFormat(sf, reqSize, int(l.PackToCheckCapacity)))
 			if err != nil {
 				return nil, err
 			}
-			out, err := v.region(shaq.MinimumMPMCFileSize(bindings.WorkerToPackSize, int(l.CheckToPackCapacity)))
+			out, err := v.region(shaq.MinimumMPMCFileSizeFormat(sf, bindings.WorkerToPackSize, int(l.CheckToPackCapacity)))
 			if err != nil {
 				return nil, err
 			}
-			if err := shaq.CreateMPMC(in, bindings.PackToCheckWorkerSize); err != nil {
+			if err := shaq.CreateMPMCFormat(in, sf, reqSize); err != nil {
 				return nil, err
 			}
-			if err := shaq.CreateMPMC(out, bindings.WorkerToPackSize); err != nil {
+			if err := shaq.CreateMPMCFormat(out, sf, bindings.WorkerToPackSize); err != nil {
 				return nil, err
 			}
-			if v.checkIn, err = shaq.NewMPMCConsumer(in, bindings.PackToCheckWorkerSize); err != nil {
+			if v.checkIn, err = shaq.NewMPMCConsumerFormat(in, sf, reqSize); err != nil {
 				return nil, err
 			}
-			if v.checkOut, err = shaq.NewMPMCProducer(out, bindings.WorkerToPackSize); err != nil {
+			if v.checkOut, err = shaq.NewMPMCProducerFormat(out, sf, bindings.WorkerToPackSize); err != nil {
 				return nil, err
 			}
 			fds.PackToCheck, fds.CheckToPack = in.File(), out.File()
@@ -204,9 +205,11 @@ func TestConnectAndExchange(t *testing.T) {
 	}{
 		{bindings.Profile40, bindings.Profile40, 1},
 		{bindings.Profile41, bindings.Profile41, 1},
+		{bindings.Profile43, bindings.Profile43, 1},
 		{bindings.Profile44, bindings.Profile44, 1},
 		{bindings.Profile40, bindings.Auto, 2},
 		{bindings.Profile41, bindings.Auto, 2},
+		{bindings.Profile43, bindings.Auto, 2},
 		{bindings.Profile44, bindings.Auto, 1},
 	} {
 		t.Run(c.server.Name+"/"+c.client.Name, func(t *testing.T) {
@@ -400,13 +403,19 @@ func exchange(t *testing.T, s *Session, v *validator) {
 	if s.PackToCheck == nil {
 		return
 	}
-	// 4.4: one check request over the shared MPMC pair.
+	// 4.3/4.4: one check request over the shared MPMC pair (4.3 sends a
+	// PackToWorker with check flags, 4.4 a PackToCheckWorker).
 	cf, _ := bindings.CheckFlags(abi, bindings.Check{StatusChecks: true, LoadFeePayerBalance: true})
 	slot, ok = s.PackToCheck.Reserve()
 	if !ok {
 		t.Fatal("pack_to_check_worker full")
 	}
-	if err := (bindings.PackToCheckWorker{Flags: cf, Batch: batch}).Encode(abi, slot); err != nil {
+	if abi == bindings.ABI44 {
+		err = bindings.PackToCheckWorker{Flags: cf, Batch: batch}.Encode(abi, slot)
+	} else {
+		err = bindings.PackToWorker{Flags: cf, Batch: batch}.Encode(slot)
+	}
+	if err != nil {
 		t.Fatal(err)
 	}
 	s.PackToCheck.Commit()
@@ -415,13 +424,20 @@ func exchange(t *testing.T, s *Session, v *validator) {
 	if !ok {
 		t.Fatal("check worker got nothing")
 	}
-	creq, err := bindings.DecodePackToCheckWorker(abi, b)
+	var creq bindings.PackToCheckWorker
+	if abi == bindings.ABI44 {
+		creq, err = bindings.DecodePackToCheckWorker(abi, b)
+	} else {
+		var m bindings.PackToWorker
+		m, err = bindings.DecodePackToWorker(b)
+		creq = bindings.PackToCheckWorker{Flags: m.Flags, Batch: m.Batch}
+	}
 	v.checkIn.Finalize()
 	if err != nil || creq.Flags != cf || creq.Batch != batch {
 		t.Fatalf("check request %+v, %v", creq, err)
 	}
 	slot, _ = v.checkOut.Reserve()
-	if err := (bindings.WorkerToPack{Batch: creq.Batch, ProcessedCode: bindings.Invalid}).Encode(abi, slot); err != nil {
+	if err := (bindings.WorkerToPack{Batch: creq.Batch, ProcessedCode: bindings.Invalid, Responses: bindings.TransactionResponseRegion{Tag: bindings.CheckResponseTag}}).Encode(abi, slot); err != nil {
 		t.Fatal(err)
 	}
 	v.checkOut.Commit()
@@ -438,22 +454,21 @@ func exchange(t *testing.T, s *Session, v *validator) {
 }
 
 func TestConnectUnsupportedProfileDoesNotLogOn(t *testing.T) {
-	// No server at all: the profile check comes before any logon.
-	_, err := Connect(context.Background(), filepath.Join(t.TempDir(), "none.ipc"), bindings.Profile43, testLogon(), nil)
+	// A profile whose check queues would need MPMC on shaq 1.0.2: the check
+	// comes before any logon, so not even the missing socket is noticed.
+	p := bindings.Profile43
+	p.Shaq = bindings.ShaqV1_0_2
+	_, err := Connect(context.Background(), filepath.Join(t.TempDir(), "none.ipc"), p, testLogon(), nil)
 	if !errors.Is(err, ErrUnsupported) {
 		t.Fatalf("%v", err)
 	}
-	// auto against a 4.3 validator: refused with 4.4, and no second logon.
-	path, _, served := serve(t, bindings.Profile43, 2)
-	_, err = Connect(context.Background(), path, bindings.Auto, testLogon(), nil)
-	var r *handshake.RefusalError
-	if !errors.Is(err, ErrUnsupported) || !errors.As(err, &r) || r.ServerVersion != 5 {
-		t.Fatalf("%v", err)
+	for _, p := range bindings.Profiles() {
+		if err := Supported(p); err != nil {
+			t.Errorf("profile %s: %v", p.Name, err)
+		}
 	}
-	select {
-	case err := <-served:
-		t.Fatalf("validator finished (%v): a second logon happened", err)
-	case <-time.After(100 * time.Millisecond):
+	if err := Supported(bindings.Auto); err == nil {
+		t.Error("auto is not a concrete profile")
 	}
 }
 

@@ -1,0 +1,231 @@
+package pack
+
+import (
+	"fmt"
+
+	"github.com/solqos/qos/model"
+)
+
+// ExecResult is one transaction's ExecutionResponse, decoded.
+type ExecResult struct {
+	// Slot is the execution_slot (the bank's slot).
+	Slot uint64
+	// Reason is the not_included_reason; ReasonNone means included.
+	Reason uint8
+	// CostUnits is the block cost Agave charged (CostModel::
+	// calculate_cost_for_executed_transaction(..).sum()), 0 when not
+	// included.
+	CostUnits uint64
+	// FeePayerBalance is the fee payer's balance after execution.
+	FeePayerBalance uint64
+}
+
+// Not-included reasons of an ExecutionResponse, read from agave
+// v4.0.0-rc.0 (8e3bcf0c) scheduler-bindings/src/lib.rs
+// (not_included_reasons; PARTIAL_BATCH_CANCELLED = 2 from Agave 4.3).
+// Codes 64 and up translate the SDK's TransactionError.
+const (
+	ReasonNone                           uint8 = 0
+	ReasonBankNotAvailable               uint8 = 1
+	ReasonPartialBatchCancelled          uint8 = 2
+	ReasonAllOrNothingBatchFailure       uint8 = 3
+	ReasonAccountInUse                   uint8 = 64
+	ReasonAccountLoadedTwice             uint8 = 65
+	ReasonAccountNotFound                uint8 = 66
+	ReasonProgramAccountNotFound         uint8 = 67
+	ReasonInsufficientFundsForFee        uint8 = 68
+	ReasonInvalidAccountForFee           uint8 = 69
+	ReasonAlreadyProcessed               uint8 = 70
+	ReasonBlockhashNotFound              uint8 = 71
+	ReasonInstructionError               uint8 = 72
+	ReasonCallChainTooDeep               uint8 = 73
+	ReasonMissingSignatureForFee         uint8 = 74
+	ReasonInvalidAccountIndex            uint8 = 75
+	ReasonSignatureFailure               uint8 = 76
+	ReasonInvalidProgramForExecution     uint8 = 77
+	ReasonSanitizeFailure                uint8 = 78
+	ReasonClusterMaintenance             uint8 = 79
+	ReasonAccountBorrowOutstanding       uint8 = 80
+	ReasonWouldExceedMaxBlockCostLimit   uint8 = 81
+	ReasonUnsupportedVersion             uint8 = 82
+	ReasonInvalidWritableAccount         uint8 = 83
+	ReasonWouldExceedMaxAccountCostLimit uint8 = 84
+	ReasonWouldExceedAccountDataBlock    uint8 = 85
+	ReasonTooManyAccountLocks            uint8 = 86
+	ReasonLookupTableNotFound            uint8 = 87
+	ReasonInvalidLookupTableOwner        uint8 = 88
+	ReasonInvalidLookupTableData         uint8 = 89
+	ReasonInvalidLookupTableIndex        uint8 = 90
+	ReasonInvalidRentPayingAccount       uint8 = 91
+	ReasonWouldExceedMaxVoteCostLimit    uint8 = 92
+	ReasonWouldExceedAccountDataTotal    uint8 = 93
+	ReasonDuplicateInstruction           uint8 = 94
+	ReasonInsufficientFundsForRent       uint8 = 95
+	ReasonMaxLoadedAccountsDataSize      uint8 = 96
+	ReasonInvalidLoadedAccountsDataSize  uint8 = 97
+	ReasonResanitizationNeeded           uint8 = 98
+	ReasonProgramExecutionRestricted     uint8 = 99
+	ReasonUnbalancedTransaction          uint8 = 100
+	ReasonProgramCacheHitMaxLimit        uint8 = 101
+)
+
+// Processed codes of a WorkerToPack message (processed_codes): when not
+// ProcessedOK the batch carries no per-transaction results.
+const (
+	ProcessedOK                     uint8 = 0
+	ProcessedInvalid                uint8 = 1
+	ProcessedMaxWorkingSlotExceeded uint8 = 2
+)
+
+// Blame says whom an execution result teaches the model about.
+type Blame uint8
+
+const (
+	// BlameNone: the result says nothing about the sender — the scheduler
+	// or the validator caused it (locks, cost limits, slot timing, the
+	// bank) — so the model learns nothing from it.
+	BlameNone Blame = iota
+	// BlameSender: the transaction could never have been included — it
+	// cannot pay, is stale or a replay, or is malformed — so it counts
+	// against its fee payer and its source IP.
+	BlameSender
+	// Credit: the transaction was included; it counts for its fee payer
+	// and IP with the value it brought, fee per cost unit.
+	Credit
+)
+
+// Verdict is what one execution result means for learning and for the
+// transaction itself.
+type Verdict struct {
+	Blame Blame
+	// Retry: the transaction is still good and may be scheduled again
+	// (only for BlameNone results caused by scheduling).
+	Retry bool
+	// Value is fee / Cost for an included transaction (0 otherwise).
+	Value float64
+	// Cost is the cost units an included transaction took (the reported
+	// ones, or the estimate when none were reported; at least 1).
+	Cost uint64
+}
+
+// reasonRule is one row of the mapping table.
+type reasonRule struct {
+	name  string
+	blame Blame
+	retry bool
+}
+
+// reasonTable maps every not-included reason to its blame and whether
+// the transaction may be retried. Scheduler-caused reasons blame nobody
+// and are retryable: the account was in use, the block or an account or
+// the votes would pass their cost limit, the bank was not available, the
+// batch was cancelled or failed as a whole (all-or-nothing: another
+// transaction failed). Sender-caused reasons blame the fee payer and IP:
+// the fee cannot be paid (insufficient funds, invalid fee account, fee
+// payer not found, missing signature), the transaction is stale or a
+// replay (blockhash not found, already processed), or it is malformed or
+// fails (sanitize failure, lookup-table failures, signature failure,
+// duplicate or invalid accounts, instruction errors when dropped on
+// failure, data-size and rent violations). Validator-side conditions
+// (cluster maintenance, a restricted program, the cluster's total account
+// data, program-cache pressure, resanitization, an unbalanced
+// transaction) blame nobody; the ones that pass retry, the others drop.
+var reasonTable = func() (t [256]reasonRule) {
+	for i := range t {
+		t[i] = reasonRule{name: fmt.Sprintf("reason_%d", i), blame: BlameNone}
+	}
+	set := func(r uint8, name string, b Blame, retry bool) { t[r] = reasonRule{name, b, retry} }
+	set(ReasonNone, "none", Credit, false)
+	set(ReasonBankNotAvailable, "bank_not_available", BlameNone, true)
+	set(ReasonPartialBatchCancelled, "partial_batch_cancelled", BlameNone, true)
+	set(ReasonAllOrNothingBatchFailure, "all_or_nothing_batch_failure", BlameNone, true)
+	set(ReasonAccountInUse, "account_in_use", BlameNone, true)
+	set(ReasonAccountLoadedTwice, "account_loaded_twice", BlameSender, false)
+	set(ReasonAccountNotFound, "account_not_found", BlameSender, false)
+	set(ReasonProgramAccountNotFound, "program_account_not_found", BlameSender, false)
+	set(ReasonInsufficientFundsForFee, "insufficient_funds_for_fee", BlameSender, false)
+	set(ReasonInvalidAccountForFee, "invalid_account_for_fee", BlameSender, false)
+	set(ReasonAlreadyProcessed, "already_processed", BlameSender, false)
+	set(ReasonBlockhashNotFound, "blockhash_not_found", BlameSender, false)
+	set(ReasonInstructionError, "instruction_error", BlameSender, false)
+	set(ReasonCallChainTooDeep, "call_chain_too_deep", BlameSender, false)
+	set(ReasonMissingSignatureForFee, "missing_signature_for_fee", BlameSender, false)
+	set(ReasonInvalidAccountIndex, "invalid_account_index", BlameSender, false)
+	set(ReasonSignatureFailure, "signature_failure", BlameSender, false)
+	set(ReasonInvalidProgramForExecution, "invalid_program_for_execution", BlameSender, false)
+	set(ReasonSanitizeFailure, "sanitize_failure", BlameSender, false)
+	set(ReasonClusterMaintenance, "cluster_maintenance", BlameNone, false)
+	set(ReasonAccountBorrowOutstanding, "account_borrow_outstanding", BlameSender, false)
+	set(ReasonWouldExceedMaxBlockCostLimit, "would_exceed_max_block_cost_limit", BlameNone, true)
+	set(ReasonUnsupportedVersion, "unsupported_version", BlameSender, false)
+	set(ReasonInvalidWritableAccount, "invalid_writable_account", BlameSender, false)
+	set(ReasonWouldExceedMaxAccountCostLimit, "would_exceed_max_account_cost_limit", BlameNone, true)
+	set(ReasonWouldExceedAccountDataBlock, "would_exceed_account_data_block_limit", BlameNone, true)
+	set(ReasonTooManyAccountLocks, "too_many_account_locks", BlameSender, false)
+	set(ReasonLookupTableNotFound, "address_lookup_table_not_found", BlameSender, false)
+	set(ReasonInvalidLookupTableOwner, "invalid_address_lookup_table_owner", BlameSender, false)
+	set(ReasonInvalidLookupTableData, "invalid_address_lookup_table_data", BlameSender, false)
+	set(ReasonInvalidLookupTableIndex, "invalid_address_lookup_table_index", BlameSender, false)
+	set(ReasonInvalidRentPayingAccount, "invalid_rent_paying_account", BlameSender, false)
+	set(ReasonWouldExceedMaxVoteCostLimit, "would_exceed_max_vote_cost_limit", BlameNone, true)
+	set(ReasonWouldExceedAccountDataTotal, "would_exceed_account_data_total_limit", BlameNone, false)
+	set(ReasonDuplicateInstruction, "duplicate_instruction", BlameSender, false)
+	set(ReasonInsufficientFundsForRent, "insufficient_funds_for_rent", BlameSender, false)
+	set(ReasonMaxLoadedAccountsDataSize, "max_loaded_accounts_data_size_exceeded", BlameSender, false)
+	set(ReasonInvalidLoadedAccountsDataSize, "invalid_loaded_accounts_data_size_limit", BlameSender, false)
+	set(ReasonResanitizationNeeded, "resanitization_needed", BlameNone, true)
+	set(ReasonProgramExecutionRestricted, "program_execution_temporarily_restricted", BlameNone, false)
+	set(ReasonUnbalancedTransaction, "unbalanced_transaction", BlameNone, false)
+	set(ReasonProgramCacheHitMaxLimit, "program_cache_hit_max_limit", BlameNone, true)
+	return t
+}()
+
+// ReasonName returns the snake_case name of a not-included reason
+// ("reason_N" for a code this table does not know).
+func ReasonName(r uint8) string { return reasonTable[r].name }
+
+// Judge maps one execution result to its verdict: included → Credit with
+// Value = fee / cost units (fee the transaction's total fee in lamports;
+// the reported cost units, or estimate when the response reports none);
+// otherwise the reason's row of the table above. An unknown reason code
+// blames nobody and is not retried.
+func Judge(r ExecResult, fee, estimate uint64) Verdict {
+	row := reasonTable[r.Reason]
+	if r.Reason == ReasonNone {
+		cost := r.CostUnits
+		if cost == 0 {
+			cost = estimate
+		}
+		cost = max(cost, 1)
+		return Verdict{Blame: Credit, Value: float64(fee) / float64(cost), Cost: cost}
+	}
+	return Verdict{Blame: row.blame, Retry: row.retry}
+}
+
+// JudgeUnprocessed is the verdict for every transaction of a batch the
+// worker did not process: MAX_WORKING_SLOT_EXCEEDED (the slot moved on)
+// and INVALID (a malformed message, the scheduler's own fault) blame
+// nobody and the transactions may be retried.
+func JudgeUnprocessed(processedCode uint8) Verdict {
+	_ = processedCode
+	return Verdict{Blame: BlameNone, Retry: true}
+}
+
+// ModelObservation turns a verdict into the observation today's model
+// (package model) learns from, with learn false when the model should
+// not see it (BlameNone):
+//
+//   - Credit: Fee = the fee, ExecNanos = Verdict.Cost (the model's
+//     value is then fee per unit × its executed multiplier; in pack mode
+//     the execution-time field carries cost units);
+//   - BlameSender: Fee = 0 and not executed, a value of 0 that drags both
+//     the fee payer's and the IP's mean down.
+func ModelObservation(ip model.IP, payer model.Signer, fee uint64, v Verdict) (obs model.Observation, learn bool) {
+	switch v.Blame {
+	case Credit:
+		return model.Observation{IP: ip, Signer: payer, Fee: fee, ExecNanos: max(v.Cost, 1)}, true
+	case BlameSender:
+		return model.Observation{IP: ip, Signer: payer}, true
+	}
+	return model.Observation{}, false
+}
