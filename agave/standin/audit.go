@@ -50,9 +50,17 @@ type AuditError struct {
 	// Unread is set when the block came back while it carried the
 	// unread tpu_to_pack message Unread-1.
 	Unread uint64
+	// Cause is the allocator's refusal, when it refused the free.
+	Cause error
 }
 
 func (e *AuditError) Error() string {
+	if e.Cause != nil {
+		if errors.Is(e.Err, ErrDoubleFree) {
+			return fmt.Sprintf("client memory discipline: %s: offset %#x (%s) refused by allocator slot %d: %v", e.Err, e.Offset, e.Kind, e.Slot, e.Cause)
+		}
+		return fmt.Sprintf("client memory discipline: %s: offset %#x refused by allocator slot %d: %v", e.Err, e.Offset, e.Slot, e.Cause)
+	}
 	if e.Unread != 0 {
 		return fmt.Sprintf("client memory discipline: %s: offset %#x came back while it carried tpu_to_pack message %d, which the client never read (it freed a block it did not hold)",
 			e.Err, e.Offset, e.Unread-1)
@@ -63,7 +71,12 @@ func (e *AuditError) Error() string {
 	return fmt.Sprintf("client memory discipline: %s: offset %#x (allocator slot %d)", e.Err, e.Offset, e.Slot)
 }
 
-func (e *AuditError) Unwrap() error { return e.Err }
+func (e *AuditError) Unwrap() []error {
+	if e.Cause != nil {
+		return []error{e.Err, e.Cause}
+	}
+	return []error{e.Err}
+}
 
 // Leak is a block handed out and never freed.
 type Leak struct {
@@ -81,8 +94,8 @@ type Leak struct {
 // back exactly once. It is safe for concurrent use.
 type Audit struct {
 	mu       sync.Mutex
-	out      map[uint64]Leak     // handed out, not yet back
-	back     map[uint64]struct{} // came back, not handed out again since
+	out      map[uint64]Leak      // handed out, not yet back
+	back     map[uint64]BlockKind // came back, not handed out again since
 	errs     []error
 	given    [numBlockKinds]uint64
 	returned [numBlockKinds]uint64
@@ -93,7 +106,7 @@ const maxAuditErrors = 64
 
 // NewAudit returns an empty audit.
 func NewAudit() *Audit {
-	return &Audit{out: make(map[uint64]Leak), back: make(map[uint64]struct{})}
+	return &Audit{out: make(map[uint64]Leak), back: make(map[uint64]BlockKind)}
 }
 
 // Give records that the block at off, allocated from slot, now belongs to
@@ -137,16 +150,32 @@ func (a *Audit) Returned(slot int, off uint64) uint64 {
 	defer a.mu.Unlock()
 	if l, ok := a.out[off]; ok {
 		delete(a.out, off)
-		a.back[off] = struct{}{}
+		a.back[off] = l.Kind
 		a.returned[l.Kind]++
 		return l.Seq
 	}
-	if _, ok := a.back[off]; ok {
-		a.fail(&AuditError{Err: ErrDoubleFree, Offset: off, Slot: slot})
+	if k, ok := a.back[off]; ok {
+		a.fail(&AuditError{Err: ErrDoubleFree, Offset: off, Slot: slot, Kind: k})
 		return 0
 	}
 	a.fail(&AuditError{Err: ErrForeignFree, Offset: off, Slot: slot})
 	return 0
+}
+
+// Refused records a remote free of one of slot's blocks that the
+// allocator refused (rtsalloc's reject hook): a block freed twice, an
+// offset never allocated, or a broken chain; cause is the allocator's
+// account of it.
+func (a *Audit) Refused(slot int, off uint64, cause error) {
+	a.mu.Lock()
+	defer a.mu.Unlock()
+	e := &AuditError{Err: ErrForeignFree, Offset: off, Slot: slot, Cause: cause}
+	if l, ok := a.out[off]; ok {
+		e.Err, e.Kind = ErrDoubleFree, l.Kind
+	} else if k, ok := a.back[off]; ok {
+		e.Err, e.Kind = ErrDoubleFree, k
+	}
+	a.fail(e)
 }
 
 // Unread records that the payload at off came back although its message

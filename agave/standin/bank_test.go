@@ -270,13 +270,23 @@ func TestAuditPlantedDoubleFreeAndLeak(t *testing.T) {
 	if err := a.Err(); !errors.Is(err, ErrForeignFree) || !strings.Contains(err.Error(), "0x9999") {
 		t.Fatalf("foreign free not reported with its offset: %v", err)
 	}
+	// A free the allocator refused, of a block already back: a double
+	// free with the allocator's reason.
+	cause := errors.New("offset freed remotely twice")
+	a.Refused(1, 0x4100, cause)
+	if err := a.Err(); !errors.As(err, &ae) || !errors.Is(err, cause) {
+		t.Fatalf("refused free: %v", err)
+	}
+	if err := a.Err(); !strings.Contains(err.Error(), "freed twice: offset 0x4100 (response array) refused by allocator slot 1") {
+		t.Fatalf("refused free not named: %v", err)
+	}
 	// Planted leak: 0x4200 was never freed.
 	err = a.Final()
 	if !errors.Is(err, ErrLeak) || !strings.Contains(err.Error(), "0x4200 (resolved pubkeys)") {
 		t.Fatalf("leak not reported with its offset: %v", err)
 	}
 	c := a.Counts()
-	if c.Outstanding != 1 || c.Violations != 2 || c.Given[BlockPayload] != 1 || c.Returned[BlockResponses] != 1 {
+	if c.Outstanding != 1 || c.Violations != 3 || c.Given[BlockPayload] != 1 || c.Returned[BlockResponses] != 1 {
 		t.Fatalf("counts %+v", c)
 	}
 	// A block handed out again after coming back may be freed again.

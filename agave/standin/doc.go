@@ -14,7 +14,7 @@
 //	             progress tracker ───Progress (every tick)───► pack
 //	 slot 1+i    worker i  ◄──pack_to_worker i── pack
 //	                       ──worker_to_pack i──► pack   (responses in slot 1+i)
-//	 1+W+j       check worker j (4.4) on the MPMC check queues
+//	 1+W+j       check worker j (4.3, 4.4) on the MPMC check queues
 //
 // The parts:
 //

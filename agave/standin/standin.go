@@ -11,6 +11,7 @@ import (
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/handshake"
+	"github.com/solqos/qos/channels/shaq"
 	"github.com/solqos/qos/sim"
 )
 
@@ -27,20 +28,20 @@ var ErrUnsupported = errors.New("ABI profile not supported by this build")
 
 // Supported reports whether the stand-in can serve p exactly: its queue
 // and allocator formats must all exist in channels/shaq and
-// channels/rtsalloc (4.3's check queues are shaq 3.0.0 MPMC, which
-// channels/shaq does not implement).
+// channels/rtsalloc.
 func Supported(p bindings.Profile) error {
 	if !p.ABI.Valid() {
-		return fmt.Errorf("profile %q is not a concrete ABI profile (want one of 4.0, 4.1, 4.4): %w", p.Name, ErrUnsupported)
+		return fmt.Errorf("profile %q is not a concrete ABI profile (want one of 4.0, 4.1, 4.3, 4.4): %w", p.Name, ErrUnsupported)
 	}
-	if _, err := shaqFormat(p.Shaq); err != nil {
+	sf, err := shaqFormat(p.Shaq)
+	if err != nil {
 		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
 	}
 	if _, err := allocFormat(p.RtsAlloc); err != nil {
 		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
 	}
-	if p.CheckQueues && p.Shaq != bindings.ShaqV4 {
-		return fmt.Errorf("profile %s (Agave %s): its check queues are %v MPMC queues, and channels/shaq implements MPMC for shaq 4.0.0 only: %w",
+	if p.CheckQueues && shaq.MPMCHeaderSizeFor(sf) == 0 {
+		return fmt.Errorf("profile %s (Agave %s): its check queues are %v MPMC queues, which channels/shaq does not implement: %w",
 			p.Name, p.Agave, p.Shaq, ErrUnsupported)
 	}
 	return nil

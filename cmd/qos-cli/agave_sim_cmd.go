@@ -39,7 +39,7 @@ func agaveSimCommand() *cli.Command {
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ledger", Usage: "ledger directory: listen on its scheduler_bindings.ipc", EnvVars: []string{"QOS_LEDGER"}, Category: categoryAgaveSim},
 			&cli.StringFlag{Name: "socket", Usage: "listen on this socket path instead of the ledger's", EnvVars: []string{"QOS_AGAVE_SOCKET"}, Category: categoryAgaveSim},
-			&cli.StringFlag{Name: "agave-abi", Usage: "ABI profile to serve: 4.0, 4.1 (Agave 4.1-4.2) or 4.4 (4.3 is refused: its check queues are shaq 3.0.0 MPMC, not implemented)", Value: bindings.Newest().Name, EnvVars: []string{"QOS_AGAVE_ABI"}, Category: categoryAgaveSim},
+			&cli.StringFlag{Name: "agave-abi", Usage: "ABI profile to serve: 4.0, 4.1 (Agave 4.1-4.2), 4.3 (handshake VERSION 5) or 4.4", Value: bindings.Newest().Name, EnvVars: []string{"QOS_AGAVE_ABI"}, Category: categoryAgaveSim},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "ask for 2 MiB huge pages for the allocator and queues (falls back to 4 KiB pages)", Value: true, EnvVars: []string{"QOS_AGAVE_SIM_HUGE_PAGES"}, Category: categoryAgaveSim},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until interrupted)", EnvVars: []string{"QOS_AGAVE_SIM_DURATION"}, Category: categoryAgaveSim},
 			&cli.DurationFlag{Name: "slot-duration", Usage: "slot length", Value: d.SlotDuration, EnvVars: []string{"QOS_AGAVE_SIM_SLOT"}, Category: categoryAgaveSim},
@@ -88,7 +88,7 @@ func agaveSimConfig(c *cli.Context) (standin.Config, error) {
 		return cfg, err
 	}
 	if p.IsAuto() {
-		return cfg, errors.New("--agave-abi auto is for clients; the stand-in serves one profile: 4.0, 4.1 or 4.4")
+		return cfg, errors.New("--agave-abi auto is for clients; the stand-in serves one profile: 4.0, 4.1, 4.3 or 4.4")
 	}
 	cfg.Profile = p
 	cfg.HugePages = c.Bool("huge-pages")
