@@ -246,29 +246,33 @@ func (f *feeder) round() int {
 	}
 	now := time.Since(f.start)
 	handled, published := 0, 0
+	// After a failed allocation or a full queue the rest of the batch is
+	// dropped (tpu_to_pack.rs: break 'batch_loop).
+	drop := dropNone
 	for handled < feedBatchMax {
+		var d dropKind
 		if f.votePeriod > 0 && f.nextVote <= now {
 			f.nextVote += f.votePeriod
 			handled++
-			if !f.publish(f.makeVote(), true, 0, now) {
+			d = f.publish(f.makeVote(), true, 0, now, drop)
+		} else {
+			if !f.has {
+				f.pending = f.tr.NextPacket(&f.pkt)
+				f.has = true
+			}
+			if time.Duration(f.pending.At) > now {
 				break
 			}
+			f.has = false
+			handled++
+			d = f.publish(f.pkt.Data(), false, f.pending.Channel, now, drop)
+		}
+		switch {
+		case d == dropNone:
 			published++
-			continue
+		case d != dropFiltered:
+			drop = d
 		}
-		if !f.has {
-			f.pending = f.tr.NextPacket(&f.pkt)
-			f.has = true
-		}
-		if time.Duration(f.pending.At) > now {
-			break
-		}
-		f.has = false
-		handled++
-		if !f.publish(f.pkt.Data(), false, f.pending.Channel, now) {
-			break
-		}
-		published++
 	}
 	if published > 0 {
 		f.out.Commit()
@@ -313,26 +317,44 @@ func (f *feeder) makeVote() []byte {
 	return b
 }
 
+// dropKind is what became of a packet that was not published.
+type dropKind uint8
+
+const (
+	dropNone     dropKind = iota // published
+	dropFiltered                 // sigverify, parse or dedup
+	dropAlloc                    // allocator exhausted
+	dropQueue                    // tpu_to_pack full
+)
+
 // publish runs one packet through sigverify and dedup and onto
-// tpu_to_pack. It returns false when the batch must end (allocator
-// exhausted, queue full).
-func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration) bool {
+// tpu_to_pack. With dropping set (an earlier packet of the batch failed)
+// a packet that passes the filters is dropped for the same reason.
+func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration, dropping dropKind) dropKind {
 	if !vote {
 		f.fc.Generated++
 		if f.pending.Kind == sim.PacketUnparsable {
 			f.fc.Unparsable++
-			return true
+			return dropFiltered
 		}
 		if !f.sv.Verify(data) {
 			f.fc.SigverifyFailed++
-			return true
+			return dropFiltered
 		}
 	}
 	var sig [64]byte
 	copy(sig[:], data[1:65])
 	if f.truth.seen(&sig) {
 		f.fc.Deduplicated++
-		return true
+		return dropFiltered
+	}
+	switch dropping {
+	case dropAlloc:
+		f.fc.DroppedAlloc++
+		return dropAlloc
+	case dropQueue:
+		f.fc.DroppedQueue++
+		return dropQueue
 	}
 	var flags bindings.TpuFlags
 	switch {
@@ -344,20 +366,18 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration)
 		flags = bindings.TpuFromStakedNode
 	}
 	off, ok := f.alloc.Allocate(len(data))
-	if !ok {
+	if !ok || off+uint64(len(data)) > uint64(len(f.mem)) {
+		if ok {
+			_ = f.alloc.Free(off)
+		}
 		f.fc.DroppedAlloc++
-		return false
+		return dropAlloc
 	}
 	slot, ok := f.out.Reserve()
 	if !ok {
 		_ = f.alloc.Free(off)
 		f.fc.DroppedQueue++
-		return false
-	}
-	if off+uint64(len(data)) > uint64(len(f.mem)) {
-		_ = f.alloc.Free(off)
-		f.fc.DroppedAlloc++
-		return false
+		return dropQueue
 	}
 	copy(f.mem[off:], data)
 	var src [16]byte
@@ -386,7 +406,7 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration)
 		f.fc.Fed++
 	}
 	f.truth.put(&sig, tr)
-	return true
+	return dropNone
 }
 
 // undelivered returns the offsets of the last n published payloads (the
