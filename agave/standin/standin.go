@@ -63,6 +63,9 @@ type Config struct {
 	// locks for, per compute unit it includes (0 = none).
 	ExecNanosPerCU uint64
 	Logger         *slog.Logger
+	// LogEvery is how often a summary line is logged during a session
+	// (default 5 s).
+	LogEvery time.Duration
 }
 
 // Standin is a stand-in validator: it serves Agave's scheduler-bindings
@@ -104,6 +107,9 @@ func New(cfg Config) (*Standin, error) {
 	}
 	if cfg.Feed.VotePPS < 0 || cfg.Feed.VotePPS > 1e6 {
 		return nil, fmt.Errorf("stand-in validator: vote rate %v/s: must be in [0, 1e6]", cfg.Feed.VotePPS)
+	}
+	if cfg.LogEvery <= 0 {
+		cfg.LogEvery = 5 * time.Second
 	}
 	if cfg.Logger == nil {
 		cfg.Logger = slog.New(slog.DiscardHandler)
@@ -231,8 +237,18 @@ func (st *Standin) Serve(ctx context.Context) error {
 		cur = nil
 	}
 	var done <-chan struct{}
+	report := time.NewTicker(st.cfg.LogEvery)
+	defer report.Stop()
 	for {
 		select {
+		case <-report.C:
+			if cur != nil {
+				c := st.stats.snapshot()
+				slot, leader := st.bank.Working()
+				st.log.Info("stand-in validator", "session", cur.id, "slot", slot, "leader", leader, "fed", c.Fed,
+					"dropped", c.DroppedAlloc+c.DroppedQueue, "executed", c.Executed, "checked", c.Checked,
+					"fees", st.bank.FeesCollected(), "outstanding", cur.audit.Counts().Outstanding)
+			}
 		case <-ctx.Done():
 			end()
 			cancel()
