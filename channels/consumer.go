@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -113,7 +114,8 @@ func (c *Consumer[R]) Pop(dst *R) bool {
 		loadFence(&c.fence)
 		// Load (acquire): the producer stores a tail > next+window before
 		// it starts writing record next+N into this slot (it publishes at
-		// least every N/4 records). So if the tail is still within the
+		// least every N/4 records), and publishFence makes that store
+		// visible before the record's. So if the tail is still within the
 		// window, the copy saw no byte of a newer record.
 		t2 := c.tail.Load()
 		if t2 >= next && t2-next <= c.window {
@@ -207,12 +209,13 @@ func (c *Consumer[R]) Replaced() bool { return c.m.replaced() }
 func (c *Consumer[R]) Path() string { return c.m.path }
 
 // Close stores the head and unmaps the ring. The consumer must not be
-// used afterwards.
+// used afterwards. A file that shrank under the mapping is still unmapped,
+// and the fault returned as an *Error matching ErrTruncated.
 func (c *Consumer[R]) Close() error {
 	if c.m.mem == nil {
 		return nil
 	}
-	c.storeHead()
+	ferr := c.m.guard("close", c.storeHead)
 	c.recs, c.tail = nil, nil
-	return c.m.unmap()
+	return errors.Join(ferr, c.m.unmap())
 }

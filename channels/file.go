@@ -28,6 +28,11 @@ type mapping struct {
 	dev, ino uint64 // identity of the mapped file, for Replaced
 	created  bool   // this open wrote the header (new or zeroed file)
 	huge     bool
+	// The mapped range, kept to attribute a memory fault (faulted).
+	base, size uintptr
+	// detached: the file was dropped after a fault; mem is a private
+	// header (see detach) and is not unmapped.
+	detached bool
 
 	// Pointers into mem. Each is 8-byte aligned (mem is page aligned and
 	// every offset is a multiple of 128), as sync/atomic requires.
@@ -56,7 +61,10 @@ func (m *mapping) unmap() error {
 	if m.mem == nil {
 		return nil
 	}
-	err := unix.Munmap(m.mem)
+	var err error
+	if !m.detached {
+		err = unix.Munmap(m.mem)
+	}
 	m.mem = nil
 	m.tail, m.head, m.producerHB, m.consumerHB, m.recs = nil, nil, nil, nil, nil
 	if err != nil {
@@ -209,7 +217,8 @@ func openMapping(o Options, s Spec, create bool, op string) (m *mapping, err err
 		return nil, fail(ErrMap, fmt.Sprintf("mmap %d bytes", size), "", err)
 	}
 	st := fi.Sys().(*syscall.Stat_t)
-	m = &mapping{mem: mem, path: path, dev: uint64(st.Dev), ino: st.Ino, huge: o.HugePages}
+	m = &mapping{mem: mem, path: path, dev: uint64(st.Dev), ino: st.Ino, huge: o.HugePages,
+		base: uintptr(unsafe.Pointer(unsafe.SliceData(mem))), size: uintptr(len(mem))}
 	m.tail = m.word(offTail)
 	m.head = m.word(offHead)
 	m.producerHB = m.word(offProducerHB)
@@ -220,27 +229,38 @@ func openMapping(o Options, s Spec, create bool, op string) (m *mapping, err err
 	// changed since it was read (a producer initialising it meanwhile).
 	// The magic is loaded first; the initialiser stores it last, so
 	// seeing Magic means the capacity stored before it is visible too.
-	magic := m.word(offMagic).Load()
+	// The file may also shrink meanwhile: a fault here is an error.
+	var magic, capacity uint64
+	if ferr := m.guard(op, func() {
+		magic = m.word(offMagic).Load()
+		if magic == 0 && create {
+			// Initialise: counters and capacity first, magic last (see
+			// above).
+			m.tail.Store(0)
+			m.head.Store(0)
+			m.producerHB.Store(0)
+			m.consumerHB.Store(0)
+			m.word(offCapacity).Store(s.Capacity)
+			m.word(offMagic).Store(Magic)
+			m.created = true
+			return
+		}
+		capacity = m.word(offCapacity).Load()
+	}); ferr != nil {
+		_ = m.unmap()
+		return nil, ferr
+	}
 	switch {
-	case magic == 0 && create:
-		// Initialise: counters and capacity first, magic last (see above).
-		m.tail.Store(0)
-		m.head.Store(0)
-		m.producerHB.Store(0)
-		m.consumerHB.Store(0)
-		m.word(offCapacity).Store(s.Capacity)
-		m.word(offMagic).Store(Magic)
-		m.created = true
+	case m.created:
 	case magic == 0:
 		_ = m.unmap()
 		return nil, fail(ErrNotInitialised, "", remedyNotInit, nil)
 	case magic != Magic:
 		_ = m.unmap()
 		return nil, fail(ErrCorrupt, fmt.Sprintf("magic 0x%016x, expected 0x%016x (\"TEMPORAL\")", magic, Magic), remedyCorrupt, nil)
-	case m.word(offCapacity).Load() != s.Capacity:
-		c := m.word(offCapacity).Load()
+	case capacity != s.Capacity:
 		_ = m.unmap()
-		return nil, fail(ErrCapacity, fmt.Sprintf("file has capacity %d, channel %s expects %d", c, s.Name, s.Capacity), remedyRecreate, nil)
+		return nil, fail(ErrCapacity, fmt.Sprintf("file has capacity %d, channel %s expects %d", capacity, s.Name, s.Capacity), remedyRecreate, nil)
 	}
 	return m, nil
 }

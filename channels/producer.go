@@ -1,6 +1,7 @@
 package channels
 
 import (
+	"errors"
 	"fmt"
 	"sync/atomic"
 	"unsafe"
@@ -78,9 +79,16 @@ func (p *Producer[R]) Sync() {
 func (p *Producer[R]) publish() {
 	// Store (release; Go's atomics are sequentially consistent): every
 	// record written before this store is visible to a consumer whose
-	// Load of the tail returns this value or a later one. This is the
-	// only synchronisation between producer and consumer.
+	// Load of the tail returns this value or a later one (a
+	// happens-before edge of the Go memory model). This is the only
+	// synchronisation between producer and consumer.
 	p.tailW.Store(p.tail)
+	// The next records overwrite slots a lagging consumer may still be
+	// copying; it detects that by loading the tail again after its copy
+	// (Consumer.Pop). That only works if this store is visible before
+	// any of those record stores: a release store alone does not order
+	// later stores on weakly ordered CPUs. See publishFence.
+	publishFence(p.tailW)
 	p.published = p.tail
 }
 
@@ -132,12 +140,13 @@ func (p *Producer[R]) Created() bool { return p.m.created }
 func (p *Producer[R]) Path() string { return p.m.path }
 
 // Close publishes the tail and unmaps the ring. The producer must not be
-// used afterwards.
+// used afterwards. A file that shrank under the mapping is still unmapped,
+// and the fault returned as an *Error matching ErrTruncated.
 func (p *Producer[R]) Close() error {
 	if p.m.mem == nil {
 		return nil
 	}
-	p.Sync()
+	ferr := p.m.guard("close", p.Sync)
 	p.recs, p.tailW = nil, nil
-	return p.m.unmap()
+	return errors.Join(ferr, p.m.unmap())
 }

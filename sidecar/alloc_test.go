@@ -102,10 +102,10 @@ func TestLoopAllocatesNothing(t *testing.T) {
 			h.sig.Sync()
 			for range 40 {
 				mono += int64(time.Millisecond)
-				h.s.step(mono, mono)
+				h.s.guardedStep(mono, mono)
 			}
 			h.loopback(0x5eed)
-			h.s.periodic(mono, mono)
+			h.s.guardedPeriodic(mono, mono)
 		}
 	}
 	packets := 1_000_000

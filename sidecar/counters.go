@@ -34,6 +34,7 @@ const (
 	RowsDropped
 	StatusSignatures
 	Rejoins
+	ChannelFaults
 	numCounters
 )
 
@@ -60,7 +61,8 @@ var counterInfo = [numCounters]struct{ name, help string }{
 	FeedbackRows:            {"feedback_rows", "Of the rows handed to the metastore, penalties (failed sigverify, unparsable packets)."},
 	RowsDropped:             {"rows_dropped", "Rows dropped because the metastore hand-off was full."},
 	StatusSignatures:        {"status_signatures", "Confirmed signatures received from tx_status_cache."},
-	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them."},
+	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them, or after a fault once their file was valid again."},
+	ChannelFaults:           {"channel_faults", "Memory faults on a channel file that another process shrank under the mapping; the channel is dropped until its file is valid again (per channel: qos_channel_faults_total)."},
 }
 
 // Name returns the counter's stable name.
@@ -106,6 +108,12 @@ type Snapshot struct {
 	Skipped       [numInputs]uint64
 	Joined        [numInputs]bool
 	ProducerAlive [numInputs]bool
+
+	// Per channel (the inputs, then qos_to_sig): memory faults of a file
+	// shrunk under the mapping, and whether the channel is dropped after
+	// one, waiting for its file to be valid again.
+	Faults  [numChannels]uint64
+	Faulted [numChannels]bool
 
 	QueueLen      int
 	RecentLen     int

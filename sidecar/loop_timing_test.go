@@ -147,14 +147,14 @@ func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Snapshot {
 	start := time.Now()
 	for h.s.snap.TotalReceived() < warm {
 		now := time.Since(start).Nanoseconds()
-		h.s.step(now, now)
+		h.s.guardedStep(now, now)
 	}
 	before := h.s.snap
 	var busy int64
 	b.ResetTimer()
 	for h.s.snap.TotalReceived()-before.TotalReceived() < uint64(b.N) {
 		now := time.Since(start).Nanoseconds()
-		if h.s.step(now, now) > 0 {
+		if h.s.guardedStep(now, now) > 0 {
 			busy += time.Since(start).Nanoseconds() - now
 		}
 	}

@@ -104,11 +104,13 @@ var (
 	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table.", []string{"table"}, nil)
 	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
 	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
+	descFaults   = prometheus.NewDesc("qos_channel_faults_total", "Memory faults on the channel's file, shrunk by another process under the mapping.", []string{"channel"}, nil)
+	descFaulted  = prometheus.NewDesc("qos_channel_faulted", "1 while the channel is dropped after a fault, until its file is valid again.", []string{"channel"}, nil)
 	descBusy     = prometheus.NewDesc("qos_loop_busy_seconds_total", "Time the loop spent in iterations that handled records; its rate is the share of its core the traffic needs.", nil, nil)
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn, descBusy} {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn, descBusy, descFaults, descFaulted} {
 		ch <- d
 	}
 }
@@ -128,6 +130,10 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(sn.Skipped[i]), name)
 		ch <- prometheus.MustNewConstMetric(descAlive, prometheus.GaugeValue, b2f(sn.ProducerAlive[i]), name)
 		ch <- prometheus.MustNewConstMetric(descJoined, prometheus.GaugeValue, b2f(sn.Joined[i]), name)
+	}
+	for i, name := range channelNames {
+		ch <- prometheus.MustNewConstMetric(descFaults, prometheus.CounterValue, float64(sn.Faults[i]), name)
+		ch <- prometheus.MustNewConstMetric(descFaulted, prometheus.GaugeValue, b2f(sn.Faulted[i]), name)
 	}
 	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(sn.QueueLen))
 	ch <- prometheus.MustNewConstMetric(descRecent, prometheus.GaugeValue, float64(sn.RecentLen))

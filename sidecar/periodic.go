@@ -52,7 +52,7 @@ func (s *Sidecar) beat() {
 func (s *Sidecar) publish(wall int64) {
 	s.snap.At = wall
 	for i, c := range s.in {
-		s.snap.Joined[i] = c != nil
+		s.snap.Joined[i] = c != nil && !s.faults.on[i]
 		if c != nil {
 			s.snap.Skipped[i] = c.Skipped()
 		}
@@ -60,7 +60,8 @@ func (s *Sidecar) publish(wall int64) {
 	s.snap.Skipped[chanSig] = s.sig.Skipped()
 	s.snap.Skipped[chanSch] = s.sch.Skipped()
 	s.snap.Skipped[chanStatus] = s.status.Skipped()
-	s.snap.Joined[chanSig], s.snap.Joined[chanSch], s.snap.Joined[chanStatus] = true, true, true
+	s.snap.Joined[chanSig], s.snap.Joined[chanSch], s.snap.Joined[chanStatus] = !s.faults.on[chanSig], !s.faults.on[chanSch], !s.faults.on[chanStatus]
+	s.snap.Faulted = s.faults.on
 	qs := s.queue.Stats()
 	s.snap.Counters[Expired] = qs.Expired
 	s.snap.QueueLen = s.queue.Len()
@@ -139,6 +140,7 @@ func (s *Sidecar) checkPeers() {
 		s.sch = c
 	}
 	s.status = rejoin(s, s.status, channels.TxStatusCache, chanStatus, files[chanStatus], fresh)
+	s.rejoinOutput()
 	if len(s.stopped) > 0 {
 		s.log.Warn("no producer heartbeat in the last check interval (validator stopped or not started?)",
 			"channels", strings.Join(s.stopped, ","), "interval", s.cfg.PeerCheck)
@@ -152,12 +154,14 @@ func (s *Sidecar) checkPeers() {
 
 // rejoin checks one consumer's producer heartbeat and, when the watcher saw
 // a different file at its path (or a file where there was none), joins
-// that file instead. It returns the consumer to use from now on: the old
-// one as long as no new file can be joined (a removed file keeps its
-// mapping until the validator creates a new one), nil only for an optional
-// channel that has not appeared.
+// that file instead; a channel detached after a fault is joined again as
+// soon as its file is valid. It returns the consumer to use from now on:
+// the old one as long as no new file can be joined (a removed file keeps
+// its mapping until the validator creates a new one), nil only for an
+// optional channel that has not appeared.
 func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string, idx int, f fileState, fresh bool) *channels.Consumer[R] {
-	if c != nil {
+	faulted := s.faults.on[idx]
+	if c != nil && !faulted {
 		alive := c.ProducerAlive()
 		s.snap.ProducerAlive[idx] = alive
 		switch {
@@ -169,12 +173,14 @@ func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string,
 			s.resumed = append(s.resumed, name)
 		}
 	}
-	if !fresh || !f.exists || (c != nil && c.FileID() == f.id) {
+	if !faulted && (!fresh || !f.exists || (c != nil && c.FileID() == f.id)) {
 		return c
 	}
 	nc, err := channels.OpenConsumer[R](s.cfg.Channels, spec(name))
 	if err != nil {
-		if !s.joinWarned[idx] {
+		if faulted {
+			s.joinFailedAfterFault(idx, err)
+		} else if !s.joinWarned[idx] {
 			s.joinWarned[idx] = true
 			s.log.Warn("channel file changed but cannot be joined yet; retrying", "channel", name, "err", err)
 		}
@@ -182,7 +188,10 @@ func rejoin[R channels.Record](s *Sidecar, c *channels.Consumer[R], name string,
 	}
 	s.joinWarned[idx] = false
 	s.stalled[idx] = false
-	if c != nil {
+	if faulted {
+		_ = c.Close() // detached: only forgets it
+		s.rejoinedAfterFault(idx, nc.Path())
+	} else if c != nil {
 		_ = c.Close()
 		s.snap.Counters[Rejoins]++
 		s.log.Info("channel recreated by its producer; rejoined", "channel", name, "path", nc.Path())

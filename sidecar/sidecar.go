@@ -7,6 +7,7 @@ import (
 	"io/fs"
 	"log/slog"
 	"runtime"
+	"runtime/debug"
 	"sync"
 	"time"
 
@@ -69,6 +70,7 @@ type Sidecar struct {
 	outWindow        uint64 // unread records sigverify can hold without skipping
 
 	nextPublish, nextPeer, nextSave int64
+	faults                          faultState // channels detached after a memory fault (fault.go)
 
 	// Published state, read by other goroutines.
 	snaps    chan Snapshot // one slot, latest wins
@@ -204,6 +206,9 @@ func (s *Sidecar) Latest() Snapshot {
 func (s *Sidecar) Run(ctx context.Context) error {
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
+	// A channel file shrunk under its mapping faults on access: make that
+	// a panic the loop recovers (fault.go) instead of a crash.
+	defer debug.SetPanicOnFault(debug.SetPanicOnFault(true))
 
 	var wg sync.WaitGroup
 	observeDone := make(chan struct{})
@@ -219,7 +224,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 
 	// Shut down: last sends are already synced by send; flush rows, stop
 	// the helpers, save the model synchronously.
-	s.out.Sync()
+	s.guarded(s.out.Sync)
 	if s.cfg.Handoff != nil {
 		s.cfg.Handoff.Flush()
 	}
@@ -242,7 +247,7 @@ func (s *Sidecar) Run(ctx context.Context) error {
 			s.log.Info("model saved", "file", s.cfg.ModelFile, "ips", st.IPs, "signers", st.Signers)
 		}
 	}
-	errs = append(errs, s.closeChannels())
+	errs = append(errs, s.closeAll())
 	return errors.Join(errs...)
 }
 
@@ -276,7 +281,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 		// step back within a run.
 		wall = max(wall, now.UnixNano())
 
-		work := s.step(mono, wall)
+		work := s.guardedStep(mono, wall)
 		worked = work > 0
 
 		if mono >= s.nextPublish {
@@ -285,7 +290,7 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 				s.snap.MaxStallNanos = maxStall
 			}
 			maxStall = 0
-			s.periodic(mono, wall)
+			s.guardedPeriodic(mono, wall)
 		}
 
 		if work > 0 {
@@ -660,6 +665,9 @@ const sendBatch = 16
 // further packet makes it skip one: that is counted, and with
 // OutputBackpressure the packets stay queued instead.
 func (s *Sidecar) send(mono int64) int {
+	if s.faults.on[chanOut] {
+		return 0 // qos_to_sig faulted: keep the packets queued
+	}
 	budget := s.pacer.Allow(mono)
 	if budget == 0 {
 		return 0

@@ -129,7 +129,7 @@ func Create(r *shm.Region, f Format, numWorkers, slabSize int) error {
 // slot (V2's only mode: Agave 4.0 hands the client slots
 // 1+worker_count+k; V4/V5 claim it and fail if it is taken); slot = -1
 // claims the first free slot (V4/V5, as rts-alloc's join does). Close
-// releases a claimed slot.
+// releases a claimed slot. r must stay mapped while the Allocator is used.
 func Join(r *shm.Region, f Format, slot int) (*Allocator, error) {
 	if !f.Valid() {
 		return nil, fmt.Errorf("rtsalloc: join %s: %w %d", r.Name(), ErrFormat, f)

@@ -68,6 +68,9 @@ func invariants(a *Allocator) (int, error) {
 	global := 0
 	h := a.u32(hGlobal).Load()
 	for s := h; s != null32; s = a.u32(a.node(s)).Load() {
+		if global > int(a.l.numSlabs) {
+			return 0, fmt.Errorf("global list longer than %d slabs (a cycle)", a.l.numSlabs)
+		}
 		if err := mark(s, "global"); err != nil {
 			return 0, err
 		}

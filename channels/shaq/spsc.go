@@ -144,7 +144,8 @@ type Producer struct {
 }
 
 // NewProducer joins r as the producer of a format-f queue of elemSize-byte
-// elements, checking the header.
+// elements, checking the header. r must stay mapped while the queue is
+// used (the same holds for every queue end).
 func NewProducer(r *shm.Region, f Format, elemSize int) (*Producer, error) {
 	q, err := join(r, f, elemSize)
 	if err != nil {
