@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
+	"github.com/solqos/qos/channels/rtsalloc"
 )
 
 // inQueue is the consuming end of a shaq queue (SPSC or MPMC).
@@ -340,6 +341,12 @@ func (w *worker) checkBatch(r *request) error {
 	}
 	n := w.load(r.batch)
 	size := bindings.CheckResponseSize(w.abi)
+	if n*size > rtsalloc.MaxSize {
+		// rts-alloc's largest block is 4096 bytes: Agave's allocation fails
+		// and its worker exits the same way.
+		return fmt.Errorf("%s: %d check responses of %d bytes exceed the allocator's %d-byte largest block (send at most %d transactions per check): %w",
+			w.name, n, size, rtsalloc.MaxSize, rtsalloc.MaxSize/size, ErrAllocatorExhausted)
+	}
 	off, ok := w.alloc.Allocate(n * size)
 	if !ok {
 		return fmt.Errorf("%s: %d check responses of %d bytes: %w", w.name, n, size, ErrAllocatorExhausted)
