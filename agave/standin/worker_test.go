@@ -97,20 +97,24 @@ func newRig(t testing.TB, abi bindings.ABI, workers int, nsPerCU uint64, run boo
 		rig.toW = append(rig.toW, p)
 		rig.fromW = append(rig.fromW, r)
 	}
-	for _, w := range rig.ws {
-		if !run {
-			break
-		}
-		rig.wg.Add(1)
-		go func() {
-			defer rig.wg.Done()
-			if err := w.run(rig.stop); err != nil {
-				rig.errs <- err
-			}
-		}()
+	if run {
+		rig.start()
 	}
 	t.Cleanup(rig.close)
 	return rig
+}
+
+// start runs every worker's loop.
+func (r *workerRig) start() {
+	for _, w := range r.ws {
+		r.wg.Add(1)
+		go func() {
+			defer r.wg.Done()
+			if err := w.run(r.stop); err != nil {
+				r.errs <- err
+			}
+		}()
+	}
 }
 
 func (r *workerRig) close() {
@@ -416,4 +420,54 @@ func TestWorkerAuditSeesClientFrees(t *testing.T) {
 
 func containsOffset(err error, off uint64) bool {
 	return err != nil && strings.Contains(err.Error(), fmt.Sprintf("%#x", off))
+}
+
+// TestWorkerCheckABI44: a 4.4 check worker reads PackToCheckWorker
+// messages (no max slot) and, when asked, fills the scheduling details:
+// the fee, the prioritization fee and the estimated cost.
+func TestWorkerCheckABI44(t *testing.T) {
+	rig := newRig(t, bindings.ABI44, 1, 0, false)
+	rig.ws[0].check = true // the 4.4 check message on this queue
+	rig.start()
+	h := rig.bank.LatestBlockhash()
+	b := rig.batch(testTx{id: 1, payer: keyOf(1), blockhash: h, cuLimit: 100_000, cuPrice: 1000}.bytes(), []byte{9})
+	flags, err := bindings.CheckFlags(bindings.ABI44, bindings.Check{StatusChecks: true, CalculateSchedulingDetails: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, _ := rig.toW[0].Reserve()
+	if err := (bindings.PackToCheckWorker{Flags: flags, Batch: b}).Encode(bindings.ABI44, s); err != nil {
+		t.Fatal(err)
+	}
+	rig.toW[0].Commit()
+	ans := rig.await(0)
+	if ans.ProcessedCode != bindings.Processed || ans.Responses.NumTransactionResponses != 2 {
+		t.Fatalf("answer %+v", ans)
+	}
+	ans.Responses.Tag = bindings.CheckResponseTag // ABI44 regions carry no tag: the queue says
+	cr, err := ans.Responses.CheckResponse(bindings.ABI44, rig.mem, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const cost = 720 + 300 + 22/4 + 100_000 + 2048*8
+	if cr.SchedulingDetailsFlags != bindings.SchedulingDetailsRequested|bindings.SchedulingDetailsPerformed ||
+		cr.TransactionFee != 5100 || cr.PrioritizationFee != 100 || cr.EstimatedCostUnits != cost ||
+		cr.StatusCheckFlags != bindings.StatusRequested|bindings.StatusPerformed {
+		t.Fatalf("details: %+v", cr)
+	}
+	bad, _ := ans.Responses.CheckResponse(bindings.ABI44, rig.mem, 1)
+	if bad.ParsingAndSanitizationFlags != bindings.ParseFailed || bad.SchedulingDetailsFlags != bindings.SchedulingDetailsRequested {
+		t.Fatalf("unparsable: %+v", bad)
+	}
+	if err := rig.client.Free(ans.Responses.TransactionResponsesOffset); err != nil {
+		t.Fatal(err)
+	}
+	// An execution flag is not a check flag.
+	s, _ = rig.toW[0].Reserve()
+	_ = bindings.PackToCheckWorker{Flags: 1 << 7, Batch: b}.Encode(bindings.ABI44, s)
+	rig.toW[0].Commit()
+	if ans := rig.await(0); ans.ProcessedCode != bindings.Invalid {
+		t.Fatalf("unknown check flag: %v", ans.ProcessedCode)
+	}
+	rig.auditClean()
 }
