@@ -331,3 +331,23 @@ func TestClockLeaderWindows(t *testing.T) {
 		}
 	}
 }
+
+// TestSimpleVoteCost: a simple vote costs Agave's fixed 3428 units and
+// pays the signature fee.
+func TestSimpleVoteCost(t *testing.T) {
+	b := newTestBank(t, BankConfig{})
+	auth, acct := voterKey(0)
+	b.Fund(auth, funded)
+	f := &feeder{hash: b.LatestBlockhash()}
+	f.voterAuth[0], f.voterAcct[0] = auth, acct
+	var v txn
+	v.load(f.makeVote(), b.tables, b.fp)
+	if v.reason != ReasonNone || v.cost != SimpleVoteUsageCost || v.fee != 5000 {
+		t.Fatalf("vote: reason %v cost %d fee %d", v.reason, v.cost, v.fee)
+	}
+	out := make([]result, 1)
+	b.execute([]txn{v}, false, out)
+	if out[0].reason != ReasonNone || out[0].cost != SimpleVoteUsageCost {
+		t.Fatalf("vote executed: %+v", out[0])
+	}
+}

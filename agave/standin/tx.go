@@ -28,6 +28,11 @@ const (
 	// MaxProcessingAge is how many recent blockhashes a transaction may
 	// name (solana-clock MAX_PROCESSING_AGE).
 	MaxProcessingAge = 150
+	// SimpleVoteUsageCost is the fixed cost of a simple vote
+	// (cost-model/src/transaction_cost.rs SIMPLE_VOTE_USAGE_COST, same
+	// reading; a later feature, remove_simple_vote_from_cost_model, drops
+	// it and is not modelled).
+	SimpleVoteUsageCost = 3428
 	// TransactionAccountLockLimit is the most accounts a transaction may
 	// lock (bank.get_transaction_account_lock_limit, 64 on mainnet).
 	TransactionAccountLockLimit = 64
@@ -163,7 +168,25 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 	}
 	loaded := (uint64(bud.LoadedAccountsBytes) + loadedDataPage - 1) / loadedDataPage * loadedDataPageCost
 	t.cost = bud.Signatures*SignatureCost + writes*WriteLockUnits + dataBytes/InstructionDataBytesPer + bud.CUs + loaded
+	if t.simpleVote(data) {
+		t.cost = SimpleVoteUsageCost
+	}
 	t.reason = ReasonNone
+}
+
+// simpleVote reports whether the transaction is a simple vote: a legacy
+// message with at most two signatures and one instruction, of the vote
+// program (the shape Agave's is_simple_vote_transaction checks).
+func (t *txn) simpleVote(data []byte) bool {
+	if t.view.V0() || t.view.NumSignatures() > 2 || t.view.NumInstructions() != 1 {
+		return false
+	}
+	it := t.view.Instructions()
+	var in score.Instruction
+	if !it.Next(data, &in) {
+		return false
+	}
+	return Key(t.view.StaticKey(data, int(in.ProgramIndex))) == voteProgram
 }
 
 // loaded returns the looked-up addresses (writable first).
