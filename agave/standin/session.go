@@ -43,14 +43,14 @@ func allocFormat(f bindings.RtsAllocFormat) (rtsalloc.Format, error) {
 }
 
 // checkWorkers is how many check workers serve a profile's check queues:
-// the logon's count in 4.4; one for 4.3, whose logon has no count (how
-// many Agave 4.3 runs is not known here); none before.
-func checkWorkers(p bindings.Profile, l handshake.Logon) int {
+// the logon's count in 4.4; fixed (the 4.3 logon has no count, and how
+// many Agave 4.3 runs is not known here) for 4.3; none before.
+func checkWorkers(p bindings.Profile, l handshake.Logon, fixed int) int {
 	switch {
 	case p.CheckWorkerCount:
 		return int(l.CheckWorkerCount)
 	case p.CheckQueues:
-		return 1
+		return fixed
 	}
 	return 0
 }
@@ -141,7 +141,7 @@ func (st *Standin) setup(s *session) error {
 	}
 	huge := st.cfg.HugePages
 	s.huge = huge
-	nw, nc := int(l.WorkerCount), checkWorkers(p, l)
+	nw, nc := int(l.WorkerCount), checkWorkers(p, l, st.cfg.CheckWorkers)
 	slots := 1 + nw + nc + int(l.AllocatorHandles)
 
 	ar, err := s.newRegion("agave-scheduler-bindings-allocator", int(min(l.AllocatorSize, 1<<40)), huge)
@@ -309,7 +309,7 @@ func (s *session) finish(began time.Time) SessionReport {
 	close(s.stop)
 	s.wg.Wait()
 	rep := SessionReport{ID: s.id, Profile: s.profile.Name, Workers: int(s.logon.WorkerCount),
-		CheckWorkers: checkWorkers(s.profile, s.logon), HugePages: s.huge, Duration: time.Since(began)}
+		CheckWorkers: len(s.workers) - int(s.logon.WorkerCount), HugePages: s.huge, Duration: time.Since(began)}
 	// Bad frees the allocator refused reach the audit through the reject
 	// hook set in setup.
 	for _, a := range s.allocs {

@@ -63,6 +63,9 @@ type Config struct {
 	// locks for, per compute unit it includes (0 = none).
 	ExecNanosPerCU uint64
 	Logger         *slog.Logger
+	// CheckWorkers is how many check workers serve the check queues of a
+	// profile whose logon does not name a count (4.3; default 1).
+	CheckWorkers int
 	// LogEvery is how often a summary line is logged during a session
 	// (default 5 s).
 	LogEvery time.Duration
@@ -107,6 +110,12 @@ func New(cfg Config) (*Standin, error) {
 	}
 	if cfg.Feed.VotePPS < 0 || cfg.Feed.VotePPS > 1e6 {
 		return nil, fmt.Errorf("stand-in validator: vote rate %v/s: must be in [0, 1e6]", cfg.Feed.VotePPS)
+	}
+	if cfg.CheckWorkers <= 0 {
+		cfg.CheckWorkers = 1
+	}
+	if cfg.CheckWorkers > 64 {
+		return nil, fmt.Errorf("stand-in validator: %d check workers: at most 64", cfg.CheckWorkers)
 	}
 	if cfg.LogEvery <= 0 {
 		cfg.LogEvery = 5 * time.Second

@@ -41,6 +41,7 @@ func agaveSimCommand() *cli.Command {
 			&cli.StringFlag{Name: "socket", Usage: "listen on this socket path instead of the ledger's", EnvVars: []string{"QOS_AGAVE_SOCKET"}, Category: categoryAgaveSim},
 			&cli.StringFlag{Name: "agave-abi", Usage: "ABI profile to serve: 4.0, 4.1 (Agave 4.1-4.2), 4.3 (handshake VERSION 5) or 4.4", Value: bindings.Newest().Name, EnvVars: []string{"QOS_AGAVE_ABI"}, Category: categoryAgaveSim},
 			&cli.BoolFlag{Name: "huge-pages", Usage: "ask for 2 MiB huge pages for the allocator and queues (falls back to 4 KiB pages)", Value: true, EnvVars: []string{"QOS_AGAVE_SIM_HUGE_PAGES"}, Category: categoryAgaveSim},
+			&cli.IntFlag{Name: "check-workers", Usage: "check workers on profile 4.3, whose logon names no count (execution workers, and 4.4's check workers, are the client's logon's)", Value: 1, Category: categoryAgaveSim},
 			&cli.DurationFlag{Name: "duration", Usage: "stop after this long (0: until interrupted)", EnvVars: []string{"QOS_AGAVE_SIM_DURATION"}, Category: categoryAgaveSim},
 			&cli.DurationFlag{Name: "slot-duration", Usage: "slot length", Value: d.SlotDuration, EnvVars: []string{"QOS_AGAVE_SIM_SLOT"}, Category: categoryAgaveSim},
 			&cli.IntFlag{Name: "ticks-per-slot", Usage: "ticks per slot (progress is published on every tick)", Value: d.TicksPerSlot, Category: categoryAgaveSim},
@@ -98,6 +99,7 @@ func agaveSimConfig(c *cli.Context) (standin.Config, error) {
 	cfg.Bank = standin.BankConfig{BlockCostLimit: c.Uint64("block-cost-limit"), AccountCostLimit: c.Uint64("account-cost-limit"),
 		Seed: uint64(c.Int64("seed"))}
 	cfg.ExecNanosPerCU = c.Uint64("exec-ns-per-cu")
+	cfg.CheckWorkers = c.Int("check-workers")
 	traffic := sim.DefaultConfig()
 	if path := c.String("config"); path != "" {
 		if traffic, err = sim.LoadConfig(path); err != nil {
