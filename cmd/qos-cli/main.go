@@ -38,6 +38,7 @@ func newApp(stdout, stderr io.Writer) *cli.App {
 		replayCommand(),
 		explainCommand(),
 		topCommand(),
+		agaveSimCommand(),
 	}
 	for _, c := range commands {
 		if c.OnUsageError == nil {

@@ -1,0 +1,421 @@
+package standin
+
+import (
+	"crypto/sha256"
+	"encoding/binary"
+	"fmt"
+	"sync"
+	"time"
+
+	"github.com/solqos/qos/agave/bindings"
+	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/sim"
+)
+
+// Truth is the ground truth about one transaction the stand-in fed on
+// tpu_to_pack: what it is worth and whether it could be included, for
+// tests and for measuring a scheduler against an oracle.
+type Truth struct {
+	Agent  int32  // index in the traffic's agents; -1 for a vote
+	Seq    uint64 // the simulator's sequence number
+	Fee    uint64 // lamports it pays if included
+	CUs    uint32 // requested compute units
+	Funded bool   // its fee payer could pay the fee when it was fed
+	Flags  bindings.TpuFlags
+	FedAt  time.Duration // since the session's start
+}
+
+// truthTable maps first signatures to Truth, up to a bound.
+type truthTable struct {
+	mu      sync.Mutex
+	m       map[[64]byte]Truth
+	limit   int
+	dropped uint64
+}
+
+func newTruthTable(limit int) *truthTable {
+	return &truthTable{m: make(map[[64]byte]Truth, min(limit, 1<<16)), limit: limit}
+}
+
+// seen reports whether sig was fed before (Agave's dedup stage drops such
+// packets before tpu_to_pack).
+func (t *truthTable) seen(sig *[64]byte) bool {
+	t.mu.Lock()
+	_, ok := t.m[*sig]
+	t.mu.Unlock()
+	return ok
+}
+
+func (t *truthTable) put(sig *[64]byte, tr Truth) {
+	t.mu.Lock()
+	if len(t.m) < t.limit {
+		t.m[*sig] = tr
+	} else {
+		t.dropped++
+	}
+	t.mu.Unlock()
+}
+
+// FeedConfig says what the stand-in feeds on tpu_to_pack.
+type FeedConfig struct {
+	// Traffic is the simulator's configuration (agents, rates, seed);
+	// its channel, slot and sigverify fields are not used.
+	Traffic sim.Config
+	// VotePPS is the rate of simple vote transactions from staked
+	// validators (0 = none).
+	VotePPS float64
+	// PayerBalance funds every fee payer of the traffic (lamports);
+	// UnfundedShare of the payers (by a fixed rule) get an empty account
+	// instead, so their transactions fail with INSUFFICIENT_FUNDS_FOR_FEE.
+	PayerBalance  uint64
+	UnfundedShare float64
+	// TruthLimit bounds the ground-truth table (default 1<<21).
+	TruthLimit int
+}
+
+// Vote111111111111111111111111111111111111111.
+var voteProgram = Key{0x07, 0x61, 0x48, 0x1d, 0x35, 0x74, 0x74, 0xbb, 0x7c, 0x4d, 0x76, 0x24, 0xeb, 0xd3, 0xbd, 0xb3,
+	0xd8, 0x35, 0x5e, 0x73, 0xd1, 0x10, 0x43, 0xfc, 0x0d, 0xa3, 0x53, 0x80, 0x00, 0x00, 0x00, 0x00}
+
+// voters is how many staked validators send votes.
+const voters = 16
+
+// unfunded reports whether signer s of agent a gets an empty account.
+func unfunded(share float64, a, s int) bool {
+	if share <= 0 {
+		return false
+	}
+	h := sha256.Sum256(binary.LittleEndian.AppendUint64(binary.LittleEndian.AppendUint64(nil, uint64(a)), uint64(s)))
+	return float64(binary.LittleEndian.Uint32(h[:]))/(1<<32) < share
+}
+
+// lookupAddrs is the fixed content of a traffic lookup table.
+func lookupAddrs(table Key) []Key {
+	addrs := make([]Key, 8)
+	for j := range addrs {
+		addrs[j] = table
+		addrs[j][31] ^= byte(j + 1)
+		addrs[j][30] ^= 0x5a
+	}
+	return addrs
+}
+
+// voterKey returns the authority (payer) and vote account of voter i.
+func voterKey(i int) (auth, acct Key) {
+	auth = sha256.Sum256([]byte(fmt.Sprintf("qos-standin voter %d", i)))
+	acct = sha256.Sum256([]byte(fmt.Sprintf("qos-standin vote account %d", i)))
+	return auth, acct
+}
+
+// fundBank gives the traffic's payers, its lookup tables and the voters
+// their accounts. REQUIRES: before any batch runs.
+func fundBank(b *Bank, tr *sim.Traffic, cfg *FeedConfig) {
+	for a := 0; a < tr.Agents(); a++ {
+		for s := 0; s < tr.Signers(a); s++ {
+			k, _ := tr.Payer(a, s)
+			if unfunded(cfg.UnfundedShare, a, s) {
+				b.Fund(k, 0)
+			} else {
+				b.Fund(k, cfg.PayerBalance)
+			}
+		}
+		if lut, ok := tr.LookupTable(a); ok {
+			b.AddLookupTable(lut, lookupAddrs(lut), ^uint64(0))
+		}
+	}
+	for i := 0; i < voters; i++ {
+		auth, _ := voterKey(i)
+		b.Fund(auth, 1_000_000_000_000)
+	}
+}
+
+// early is a payload that came back before its message was seen read.
+type early struct{ off, seq uint64 }
+
+// judgeEarly fails the payloads that came back and whose message the
+// client had still not read by read index r.
+func (f *feeder) judgeEarly(r uint64) {
+	for _, e := range f.early {
+		if e.seq > r {
+			f.audit.Unread(e.off, e.seq)
+		}
+	}
+	f.early = f.early[:0]
+}
+
+// feedBatchMax bounds the messages published per commit (Agave commits
+// once per batch of received packets).
+const feedBatchMax = 256
+
+// feeder is Agave's tpu_to_pack thread (solTpu2Pack) fed by the traffic
+// simulator instead of the network: each due packet passes the mock
+// sigverify and a dedup by signature, is copied into a block of the
+// feeder's allocator slot (0) and published with its source address and
+// flags. An exhausted allocator or a full queue drops the packet and ends
+// the batch, as Agave does (tpu_to_pack.rs handle_packet_batches).
+type feeder struct {
+	tr    *sim.Traffic
+	sv    sim.Sigverify
+	alloc blockAllocator
+	mem   []byte
+	out   tpuQueue
+	cap   int // tpu_to_pack capacity
+	bank  *Bank
+	audit *Audit
+	stats *counters
+	truth *truthTable
+	visit func(off uint64)
+	start time.Time
+
+	pkt     channels.Packet
+	pending sim.Packet
+	has     bool
+	hash    Key
+	fc      Stats    // this round's counts, added to stats at its end
+	ring    []uint64 // offsets of published payloads, by message index
+	nmsg    uint64
+
+	readIdx uint64  // the client's tpu_to_pack read index at the last sync
+	early   []early // payloads freed before their message was seen read
+
+	votePeriod time.Duration
+	nextVote   time.Duration
+	votes      uint64
+	vote       []byte
+	voterAuth  [voters]Key
+	voterAcct  [voters]Key
+}
+
+// tpuQueue is tpu_to_pack's producing end.
+type tpuQueue interface {
+	outQueue
+	Len() int
+}
+
+func (f *feeder) lenOut() int { return f.out.Len() }
+
+func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byte, out tpuQueue, capacity int,
+	bank *Bank, audit *Audit, stats *counters, truth *truthTable, start time.Time) *feeder {
+	f := &feeder{tr: tr, alloc: alloc, mem: mem, out: out, cap: capacity, bank: bank, audit: audit, stats: stats,
+		truth: truth, start: start, ring: make([]uint64, capacity)}
+	f.visit = func(off uint64) {
+		// A payload may come back before the client publishes its read
+		// index (it frees, then finalizes): judge it at the end.
+		if seq := audit.Returned(0, off); seq > f.readIdx {
+			f.early = append(f.early, early{off, seq})
+		}
+	}
+	for i := range f.voterAuth {
+		f.voterAuth[i], f.voterAcct[i] = voterKey(i)
+	}
+	if cfg.VotePPS > 0 {
+		f.votePeriod = time.Duration(float64(time.Second) / cfg.VotePPS)
+		f.nextVote = f.votePeriod
+	}
+	return f
+}
+
+// run feeds until stop is closed.
+func (f *feeder) run(stop <-chan struct{}) {
+	for {
+		select {
+		case <-stop:
+			f.alloc.CleanRemoteFrees(f.visit)
+			return
+		default:
+		}
+		if n := f.round(); n == 0 {
+			time.Sleep(200 * time.Microsecond)
+		}
+	}
+}
+
+// round publishes the packets due now (at most feedBatchMax) and returns
+// how many it handled.
+func (f *feeder) round() int {
+	f.out.Sync()
+	f.readIdx = f.nmsg - uint64(f.lenOut())
+	f.alloc.CleanRemoteFrees(f.visit)
+	if len(f.early) > 256 {
+		f.out.Sync()
+		f.judgeEarly(f.nmsg - uint64(f.lenOut()))
+	}
+	if h := f.bank.LatestBlockhash(); h != f.hash {
+		f.hash = h
+		f.tr.SetBlockhash(h)
+	}
+	now := time.Since(f.start)
+	handled, published := 0, 0
+	// After a failed allocation or a full queue the rest of the batch is
+	// dropped (tpu_to_pack.rs: break 'batch_loop).
+	drop := dropNone
+	for handled < feedBatchMax {
+		var d dropKind
+		if f.votePeriod > 0 && f.nextVote <= now {
+			f.nextVote += f.votePeriod
+			handled++
+			d = f.publish(f.makeVote(), true, 0, now, drop)
+		} else {
+			if !f.has {
+				f.pending = f.tr.NextPacket(&f.pkt)
+				f.has = true
+			}
+			if time.Duration(f.pending.At) > now {
+				break
+			}
+			f.has = false
+			handled++
+			d = f.publish(f.pkt.Data(), false, f.pending.Channel, now, drop)
+		}
+		switch {
+		case d == dropNone:
+			published++
+		case d != dropFiltered:
+			drop = d
+		}
+	}
+	if published > 0 {
+		f.out.Commit()
+	}
+	if handled > 0 {
+		f.stats.add(func(s *Stats) {
+			s.Generated += f.fc.Generated
+			s.Unparsable += f.fc.Unparsable
+			s.SigverifyFailed += f.fc.SigverifyFailed
+			s.Deduplicated += f.fc.Deduplicated
+			s.DroppedAlloc += f.fc.DroppedAlloc
+			s.DroppedQueue += f.fc.DroppedQueue
+			s.Votes += f.fc.Votes
+			s.Fed += f.fc.Fed
+		})
+		f.fc = Stats{}
+	}
+	return handled
+}
+
+// makeVote builds the next simple vote transaction: legacy, the voter's
+// authority paying and signing, its vote account writable, one
+// instruction of the vote program.
+func (f *feeder) makeVote() []byte {
+	i := int(f.votes % voters)
+	f.votes++
+	auth, acct := &f.voterAuth[i], &f.voterAcct[i]
+	b := f.vote[:0]
+	b = append(b, 1)
+	b = append(b, make([]byte, 64)...)
+	b = append(b, 1, 0, 1, 3)
+	b = append(b, auth[:]...)
+	b = append(b, acct[:]...)
+	b = append(b, voteProgram[:]...)
+	b = append(b, f.hash[:]...)
+	b = append(b, 1, 2, 2, 1, 0, 16)
+	b = binary.LittleEndian.AppendUint32(b, 12) // a TowerSync-like tag
+	b = binary.LittleEndian.AppendUint64(b, f.votes)
+	b = binary.LittleEndian.AppendUint32(b, uint32(i))
+	f.sv.Sign(b)
+	f.vote = b
+	return b
+}
+
+// dropKind is what became of a packet that was not published.
+type dropKind uint8
+
+const (
+	dropNone     dropKind = iota // published
+	dropFiltered                 // sigverify, parse or dedup
+	dropAlloc                    // allocator exhausted
+	dropQueue                    // tpu_to_pack full
+)
+
+// publish runs one packet through sigverify and dedup and onto
+// tpu_to_pack. With dropping set (an earlier packet of the batch failed)
+// a packet that passes the filters is dropped for the same reason.
+func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration, dropping dropKind) dropKind {
+	if !vote {
+		f.fc.Generated++
+		if f.pending.Kind == sim.PacketUnparsable {
+			f.fc.Unparsable++
+			return dropFiltered
+		}
+		if !f.sv.Verify(data) {
+			f.fc.SigverifyFailed++
+			return dropFiltered
+		}
+	}
+	var sig [64]byte
+	copy(sig[:], data[1:65])
+	if f.truth.seen(&sig) {
+		f.fc.Deduplicated++
+		return dropFiltered
+	}
+	switch dropping {
+	case dropAlloc:
+		f.fc.DroppedAlloc++
+		return dropAlloc
+	case dropQueue:
+		f.fc.DroppedQueue++
+		return dropQueue
+	}
+	var flags bindings.TpuFlags
+	switch {
+	case vote:
+		flags = bindings.TpuIsSimpleVote | bindings.TpuFromStakedNode
+	case channel == 1: // fwd: forwarded by a staked node
+		flags = bindings.TpuForwarded | bindings.TpuFromStakedNode
+	case channel >= 2: // re1, re2: a co-hosted relayer, staked
+		flags = bindings.TpuFromStakedNode
+	}
+	off, ok := f.alloc.Allocate(len(data))
+	if !ok || off+uint64(len(data)) > uint64(len(f.mem)) {
+		if ok {
+			_ = f.alloc.Free(off)
+		}
+		f.fc.DroppedAlloc++
+		return dropAlloc
+	}
+	slot, ok := f.out.Reserve()
+	if !ok {
+		_ = f.alloc.Free(off)
+		f.fc.DroppedQueue++
+		return dropQueue
+	}
+	copy(f.mem[off:], data)
+	var src [16]byte
+	if vote {
+		src = [16]byte{10: 0xff, 11: 0xff, 12: 10, 13: 99, 14: 0, 15: byte(1 + f.votes%voters)}
+	} else if a, ok := f.pkt.Addr(); ok {
+		src = a.As16() // IPv4 as ::ffff:a.b.c.d, as tpu_to_pack.rs map_src_addr
+	}
+	m := bindings.TpuToPack{Transaction: bindings.SharableTransactionRegion{Offset: off, Length: uint32(len(data))},
+		Flags: flags, SrcAddr: src}
+	_ = m.Encode(slot) // a reserved slot is always TpuToPackSize bytes
+	f.ring[f.nmsg%uint64(len(f.ring))] = off
+	f.nmsg++
+	f.audit.GivePayload(off, f.nmsg)
+	tr := Truth{Agent: -1, Flags: flags, FedAt: now}
+	if vote {
+		tr.Funded = true
+		f.fc.Votes++
+		f.fc.Fed++
+	} else {
+		p := &f.pending
+		tr.Agent, tr.Seq, tr.Fee, tr.CUs = int32(p.Agent), p.Seq, p.Fee, p.CUs
+		payer, _ := f.tr.Payer(p.Agent, p.Signer)
+		bal, _ := f.bank.Balance(payer)
+		tr.Funded = bal >= p.Fee
+		f.fc.Fed++
+	}
+	f.truth.put(&sig, tr)
+	return dropNone
+}
+
+// undelivered returns the offsets of the last n published payloads (the
+// ones still unread in tpu_to_pack when n is the queue's length).
+func (f *feeder) undelivered(n int) []uint64 {
+	n = min(n, len(f.ring), int(f.nmsg))
+	out := make([]uint64, 0, n)
+	for i := f.nmsg - uint64(n); i < f.nmsg; i++ {
+		out = append(out, f.ring[i%uint64(len(f.ring))])
+	}
+	return out
+}

@@ -1,0 +1,309 @@
+package standin
+
+import (
+	"context"
+	"errors"
+	"net"
+	"net/netip"
+	"testing"
+	"time"
+
+	"github.com/solqos/qos/agave/bindings"
+	"github.com/solqos/qos/agave/handshake"
+	"github.com/solqos/qos/channels/rtsalloc"
+	"github.com/solqos/qos/channels/shaq"
+	"github.com/solqos/qos/channels/shm"
+	"github.com/solqos/qos/score"
+	"github.com/solqos/qos/sim"
+)
+
+// TestFeederMessages: what reaches tpu_to_pack is what Agave's
+// tpu_to_pack sends: sigverified, deduplicated transactions in blocks of
+// slot 0, with the sender's address (IPv4 mapped into IPv6) and flags,
+// and a ground truth for each.
+func TestFeederMessages(t *testing.T) {
+	ar, err := shm.Create("allocator", 32<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
+		t.Fatal(err)
+	}
+	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
+	packA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
+	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 8192), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qr.Close()
+	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
+		t.Fatal(err)
+	}
+	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
+	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+
+	traffic := sim.DefaultConfig()
+	cfg := FeedConfig{Traffic: traffic, VotePPS: 1000, PayerBalance: 1 << 40, UnfundedShare: 0.25}
+	tr, err := sim.NewTraffic(cfg.Traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := NewBank(BankConfig{})
+	bank.SetSlot(5, true)
+	fundBank(bank, tr, &cfg)
+	var st counters
+	truth := newTruthTable(1 << 20)
+	audit := NewAudit()
+	// 50 ms of the story's traffic is due at once.
+	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, audit, &st, truth, time.Now().Add(-50*time.Millisecond))
+	// Feed until the due packets are out or the queue nears full (under
+	// the race detector feeding is slower than the story's 96 000/s).
+	for f.round() == feedBatchMax && prod.Len() < prod.Capacity()-2*feedBatchMax {
+	}
+	s := st.snapshot()
+	if s.Fed == 0 || s.Votes == 0 || s.SigverifyFailed == 0 || s.Unparsable == 0 || s.Deduplicated == 0 {
+		t.Fatalf("feed counts %+v", s)
+	}
+	if s.Generated+s.Votes != s.Fed+s.SigverifyFailed+s.Unparsable+s.Deduplicated+s.DroppedAlloc+s.DroppedQueue {
+		t.Fatalf("counts do not add up: %+v", s)
+	}
+	mem := ar.Bytes()
+	var sv sim.Sigverify
+	var v score.View
+	h := bank.LatestBlockhash()
+	cons.Sync()
+	n, forwarded, v6, votes, unfundedSeen := 0, 0, 0, 0, 0
+	for {
+		b, ok := cons.TryRead()
+		if !ok {
+			break
+		}
+		m, err := bindings.DecodeTpuToPack(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := m.Transaction.Bytes(mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if !sv.Verify(data) || v.Parse(data) != score.OK || [32]byte(v.RecentBlockhash(data)) != h {
+			t.Fatalf("message %d: not a verified transaction on the bank's blockhash", n)
+		}
+		ip := netip.AddrFrom16(m.SrcAddr)
+		if !ip.IsValid() || ip.IsUnspecified() {
+			t.Fatalf("message %d: source %v", n, ip)
+		}
+		if ip.Is4In6() {
+			if m.SrcAddr[10] != 0xff || m.SrcAddr[11] != 0xff {
+				t.Fatalf("message %d: IPv4 not mapped as ::ffff:a.b.c.d: %x", n, m.SrcAddr)
+			}
+		} else {
+			v6++
+		}
+		var sig [64]byte
+		copy(sig[:], data[1:65])
+		tt, ok := truth.m[sig]
+		if !ok {
+			t.Fatalf("message %d: no ground truth", n)
+		}
+		if tt.Flags != m.Flags {
+			t.Fatalf("message %d: truth flags %v, message %v", n, tt.Flags, m.Flags)
+		}
+		switch {
+		case m.Flags&bindings.TpuIsSimpleVote != 0:
+			votes++
+			if tt.Agent != -1 || m.Flags&bindings.TpuFromStakedNode == 0 {
+				t.Fatalf("vote %d: %+v", n, tt)
+			}
+		case m.Flags&bindings.TpuForwarded != 0:
+			forwarded++
+			if traffic.Agents[tt.Agent].Channel != "fwd" || m.Flags&bindings.TpuFromStakedNode == 0 {
+				t.Fatalf("message %d: forwarded flag on agent %d", n, tt.Agent)
+			}
+		default:
+			if traffic.Agents[tt.Agent].Channel == "fwd" {
+				t.Fatalf("message %d: fwd agent without the forwarded flag", n)
+			}
+		}
+		if tt.Agent >= 0 {
+			bud, _ := v.Budget(data, score.DefaultFeeParams())
+			bal, _ := bank.Balance(v.FeePayer(data))
+			if bud.Fee != tt.Fee || (bal >= tt.Fee) != tt.Funded {
+				t.Fatalf("message %d: truth %+v, fee %d, balance %d", n, tt, bud.Fee, bal)
+			}
+			if !tt.Funded {
+				unfundedSeen++
+			}
+		}
+		if err := packA.Free(m.Transaction.Offset); err != nil {
+			t.Fatal(err)
+		}
+		n++
+	}
+	cons.Finalize()
+	if uint64(n) != s.Fed || forwarded == 0 || v6 == 0 || votes == 0 || unfundedSeen == 0 {
+		t.Fatalf("read %d of %d fed; forwarded %d, IPv6 %d, votes %d, unfunded %d", n, s.Fed, forwarded, v6, votes, unfundedSeen)
+	}
+	prod.Sync()
+	f.readIdx = f.nmsg - uint64(prod.Len())
+	f.alloc.CleanRemoteFrees(f.visit)
+	f.judgeEarly(f.readIdx)
+	if err := audit.Final(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// TestProgressMessages: the progress tracker publishes the remaining block
+// cost and latest blockhash only while a leader bank is ready, and moves
+// the bank's slot.
+func TestProgressMessages(t *testing.T) {
+	r, err := shm.Create("progress", shaq.MinimumFileSize(shaq.V3, bindings.ProgressSize(bindings.ABI41), 64), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	_ = shaq.Create(r, shaq.V3, bindings.ProgressSize(bindings.ABI41))
+	prod, _ := shaq.NewProducer(r, shaq.V3, bindings.ProgressSize(bindings.ABI41))
+	cons, _ := shaq.NewConsumer(r, shaq.V3, bindings.ProgressSize(bindings.ABI41))
+	clock := DefaultClockConfig()
+	clock.StartSlot = 8 // a leader window [8, 11], then [16, 19]
+	bank := NewBank(BankConfig{})
+	read := func() bindings.Progress {
+		t.Helper()
+		cons.Sync()
+		b, ok := cons.TryRead()
+		if !ok {
+			t.Fatal("no progress message")
+		}
+		m, err := bindings.DecodeProgress(bindings.ABI41, b)
+		cons.Finalize()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return m
+	}
+	tick := clock.TickDuration()
+	tests := []struct {
+		at    time.Duration
+		state bindings.LeaderState
+	}{
+		{tick / 2, bindings.LeaderStarting},
+		{3 * tick / 2, bindings.LeaderReady},
+		{4*clock.SlotDuration + tick, bindings.NotLeader},
+	}
+	for _, tc := range tests {
+		p := &progressPub{clock: clock, abi: bindings.ABI41, out: prod, bank: bank, start: time.Now().Add(-tc.at)}
+		if err := p.tick(); err != nil {
+			t.Fatal(err)
+		}
+		m := read()
+		slot, active := bank.Working()
+		if m.LeaderState != tc.state || m.CurrentSlot != slot || active != (tc.state == bindings.LeaderReady) {
+			t.Fatalf("at %v: %+v (bank slot %d active %v)", tc.at, m, slot, active)
+		}
+		if tc.state == bindings.LeaderReady {
+			if m.RemainingCostUnits != MaxBlockUnits || m.LatestBlockhash != bank.LatestBlockhash() || m.LeaderRangeEnd != 11 {
+				t.Fatalf("ready: %+v", m)
+			}
+		} else if m.RemainingCostUnits != 0 || m.LatestBlockhash != ([32]byte{}) || m.Epoch != 0 {
+			t.Fatalf("%v: bank fields set: %+v", tc.state, m)
+		}
+	}
+	// A queue the scheduler never drains ends the session.
+	p := &progressPub{clock: clock, abi: bindings.ABI41, out: prod, bank: bank, start: time.Now()}
+	var last error
+	for i := 0; i < 200 && last == nil; i++ {
+		p.has = false
+		last = p.tick()
+	}
+	if !errors.Is(last, ErrQueueFull) {
+		t.Fatalf("full progress queue: %v", last)
+	}
+}
+
+// TestServeReplacesStaleSocket: a socket file left by a dead validator is
+// removed and bound again (Agave's server does the same).
+func TestServeReplacesStaleSocket(t *testing.T) {
+	sock := SocketPath(t.TempDir())
+	ln, err := net.ListenUnix("unix", &net.UnixAddr{Name: sock, Net: "unix"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln.SetUnlinkOnClose(false)
+	_ = ln.Close()
+	st, err := New(Config{Socket: sock, Profile: bindings.Profile41, Feed: FeedConfig{Traffic: testTraffic()}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	errc := make(chan error, 1)
+	go func() { errc <- st.Serve(ctx) }()
+	dctx, dcancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer dcancel()
+	var fds *handshake.Fds
+	for {
+		fds, err = handshake.Dial(dctx, sock, bindings.Profile41, handshake.Logon{WorkerCount: 1, AllocatorSize: 8 << 20,
+			AllocatorHandles: 1, TpuToPackCapacity: 64, ProgressCapacity: 4096, PackToWorkerCapacity: 8, WorkerToPackCapacity: 8})
+		if err == nil || dctx.Err() != nil {
+			break
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("logon after a stale socket: %v", err)
+	}
+	_ = fds.Close()
+	for deadline := time.Now().Add(5 * time.Second); st.Stats().Sessions == 0 && time.Now().Before(deadline); {
+		time.Sleep(5 * time.Millisecond)
+	}
+	cancel()
+	if err := <-errc; err != nil {
+		t.Fatal(err)
+	}
+	if st.Stats().Sessions != 1 {
+		t.Fatalf("sessions %d", st.Stats().Sessions)
+	}
+}
+
+// TestFeederDropsRestOfBatchWhenFull: with tpu_to_pack full, the packets
+// of the batch that pass sigverify and dedup are dropped and counted, and
+// the blocks they would have used are not leaked.
+func TestFeederDropsRestOfBatchWhenFull(t *testing.T) {
+	ar, err := shm.Create("allocator", 16<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	if err := rtsalloc.Create(ar, rtsalloc.V2, 1, SlabSize); err != nil {
+		t.Fatal(err)
+	}
+	feedA, _ := rtsalloc.Join(ar, rtsalloc.V2, 0)
+	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V1_0_2, bindings.TpuToPackSize, 64), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qr.Close()
+	_ = shaq.Create(qr, shaq.V1_0_2, bindings.TpuToPackSize)
+	prod, _ := shaq.NewProducer(qr, shaq.V1_0_2, bindings.TpuToPackSize)
+	cfg := FeedConfig{Traffic: sim.DefaultConfig(), PayerBalance: 1 << 40}
+	tr, _ := sim.NewTraffic(cfg.Traffic)
+	bank := NewBank(BankConfig{})
+	fundBank(bank, tr, &cfg)
+	var st counters
+	audit := NewAudit()
+	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, audit, &st, newTruthTable(1<<20), time.Now().Add(-time.Second))
+	if n := f.round(); n != feedBatchMax {
+		t.Fatalf("round handled %d, want a full batch of %d", n, feedBatchMax)
+	}
+	s := st.snapshot()
+	if s.Fed != uint64(prod.Capacity()) || s.DroppedQueue == 0 {
+		t.Fatalf("capacity %d: fed %d, dropped for a full queue %d", prod.Capacity(), s.Fed, s.DroppedQueue)
+	}
+	if s.Generated != s.Fed+s.SigverifyFailed+s.Unparsable+s.Deduplicated+s.DroppedQueue+s.DroppedAlloc {
+		t.Fatalf("counts do not add up: %+v", s)
+	}
+	if feedA.LiveBlocks() != prod.Capacity() || len(audit.Outstanding()) != prod.Capacity() {
+		t.Fatalf("live blocks %d, outstanding %d, want %d (one per published message)", feedA.LiveBlocks(), len(audit.Outstanding()), prod.Capacity())
+	}
+}
