@@ -57,7 +57,7 @@ func (l *Loop) checkStage() {
 		}
 		f := &l.checks[fi]
 		f.n = 0
-		for f.n < l.cfg.BatchSize && l.cLen > 0 {
+		for f.n < l.checkBatch && l.cLen > 0 {
 			s := l.checkLane[l.cHead]
 			l.cHead = (l.cHead + 1) % len(l.checkLane)
 			l.cLen--

@@ -60,6 +60,9 @@ type workerRing struct {
 	head, size int
 }
 
+// maxBlock is rts-alloc's largest block (its biggest size class).
+const maxBlock = 4096
+
 // errSessionLost wraps every reason a session ends other than shutdown.
 var errSessionLost = errors.New("agave session lost")
 
@@ -82,6 +85,7 @@ type Loop struct {
 	vLen  int
 	seq   uint64
 
+	tpuBuf   []bindings.TpuToPack // one drain's messages
 	view     score.View
 	keys     pack.Keys
 	results  [pack.MaxBatch]pack.ExecResult
@@ -93,6 +97,7 @@ type Loop struct {
 	cHead, cLen     int
 	checks          []checkFlight
 	checkFlags      uint16
+	checkBatch      int // transactions per CHECK batch
 	nextCheckWorker int
 
 	st        *Stats
@@ -145,11 +150,17 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		q:        newTxQueue(cfg.QueueCapacity),
 		votes:    make([]int32, cfg.VoteCapacity),
 		deferred: make([]int32, 0, inflight+cfg.BatchSize),
+		tpuBuf:   make([]bindings.TpuToPack, cfg.DrainBatch),
 		rings:    make([]workerRing, nw),
 		st:       st,
 
 		checks:     make([]checkFlight, nchecks),
 		checkFlags: checkFlags,
+		// A worker allocates the batch's response array as one block,
+		// and rts-alloc's largest block is 4 KiB: 64 responses of 64 B
+		// fit (4.0–4.3), of 96 B only 42 (4.4) (the stand-in enforces
+		// Agave's allocation; agave v4.4 scheduler-bindings CheckResponse).
+		checkBatch: min(cfg.BatchSize, maxBlock/max(bindings.CheckResponseSize(s.Profile.ABI), 1)),
 	}
 	if cfg.Check {
 		l.checkLane = make([]int32, cfg.QueueCapacity)
@@ -179,6 +190,10 @@ func (l *Loop) freeBlock(off uint64) {
 // end frees slot's payload and the slot, counting where it ended.
 func (l *Loop) end(slot int32, why int) {
 	t := &l.txs[slot]
+	if t.state == txFree { // a stale reference: never free twice
+		l.st.DoubleEnd++
+		return
+	}
 	l.freeBlock(t.off)
 	if t.resolved.NumPubkeys > 0 {
 		l.freeBlock(t.resolved.Offset)
@@ -193,25 +208,32 @@ func (l *Loop) end(slot int32, why int) {
 
 // --- admission ---
 
-// drainTPU takes at most DrainBatch messages from tpu_to_pack.
+// drainTPU takes at most DrainBatch messages from tpu_to_pack. The
+// messages are copied out and the read index published before any of
+// their payloads is freed: a payload is ours once its message is read,
+// and the validator may only see it come back after that.
 func (l *Loop) drainTPU() int {
 	c := l.s.TpuToPack
 	c.Sync()
 	n := 0
-	for n < l.cfg.DrainBatch {
+	for n < len(l.tpuBuf) {
 		b, ok := c.TryRead()
 		if !ok {
 			break
 		}
-		n++
 		m, err := bindings.DecodeTpuToPack(b)
 		if err != nil { // the consumer's elements are 40 bytes: not reached
 			continue
 		}
-		l.admit(m)
+		l.tpuBuf[n] = m
+		n++
 	}
-	if n > 0 {
-		c.Finalize()
+	if n == 0 {
+		return 0
+	}
+	c.Finalize()
+	for i := range n {
+		l.admit(l.tpuBuf[i])
 	}
 	return n
 }

@@ -108,6 +108,7 @@ type Stats struct {
 	AllocFailed  uint64 // batch arrays the allocator could not give
 	SendFull     uint64 // batches not sent: pack_to_worker full
 	Learned      uint64 // observations given to the model
+	DoubleEnd    uint64 // a transaction ended twice (a bug: the second free is skipped)
 	CheckBatches uint64 // CHECK batches sent
 	CheckFailed  uint64 // transactions the CHECK stage ended (reason in Reasons)
 	CheckSkipped uint64 // transactions queued unchecked (CHECK could not be sent or answered)

@@ -179,7 +179,8 @@ func runPack(c *cli.Context) error {
 	log.Info("qos pack stopped", "received", st.Received, "included", st.Ends[packmode.EndIncluded],
 		"not_included", st.Ends[packmode.EndNotIncluded], "expired", st.Ends[packmode.EndExpired],
 		"evicted", st.Ends[packmode.EndEvicted], "rejected", st.Ends[packmode.EndRejected],
-		"held", st.Held, "free_errors", st.FreeErrors, "batches", st.Batches)
+		"held", st.Held, "free_errors", st.FreeErrors, "batches", st.Batches, "double_end", st.DoubleEnd,
+		"unknown_batch", st.UnknownBatch, "bad_response", st.BadResponse, "unprocessed", st.Unprocessed)
 	if cfg.Model != nil && modelFile != "" {
 		if err := cfg.Model.Save(modelFile); err != nil {
 			log.Error("saving the model", "file", modelFile, "err", err)
