@@ -343,6 +343,9 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 		l.st.ToExecution.add(l.now - t.arrived)
 		switch {
 		case v.Blame == pack.Credit:
+			if t.flags&bindings.TpuIsSimpleVote != 0 {
+				l.st.VotesLanded++
+			}
 			l.end(slot, EndIncluded)
 		case v.Retry:
 			l.requeue(slot, true)

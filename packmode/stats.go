@@ -92,6 +92,7 @@ type Stats struct {
 	Sessions     uint64
 	Received     uint64 // tpu_to_pack messages read
 	Votes        uint64 // of which simple votes
+	VotesLanded  uint64 // votes included in a block
 	Admitted     uint64 // entered the queue (or the vote lane)
 	Requeued     uint64 // deferred or retried back into the queue
 	Ends         [NumEnds]uint64
