@@ -321,6 +321,17 @@ func TestMPMC(t *testing.T) {
 
 func testMPMC(t *testing.T, f Format) {
 	const producers, consumers, per = 3, 3, 5000
+	// Goroutines of one process take turns publishing; on an overloaded
+	// machine (the race detector, CI sharing two cores) one may be
+	// descheduled past the 1 s that guards against a dead peer, which
+	// would stall the queue for good. This test is about ordering, not
+	// dead peers (FuzzHostileHeader drives stalled cursors).
+	old := publishTimeout
+	publishTimeout = time.Minute
+	t.Cleanup(func() { publishTimeout = old })
+	// Every loop below gives up at this deadline, so a lost element fails
+	// the test instead of hanging it.
+	deadline := time.Now().Add(2 * time.Minute)
 	r := newRegion(t, MinimumMPMCFileSizeFormat(f, 24, 64))
 	if err := CreateMPMCFormat(r, f, 24); err != nil {
 		t.Fatal(err)
@@ -348,6 +359,10 @@ func testMPMC(t *testing.T, f Format) {
 						}
 					default:
 					}
+					if time.Now().After(deadline) {
+						t.Errorf("consumer %d: gave up with %d read (err %v)", i, got[i], c.Err())
+						return
+					}
 					c.Wait(time.Millisecond)
 					continue
 				}
@@ -372,6 +387,10 @@ func testMPMC(t *testing.T, f Format) {
 				s, ok := p.Reserve()
 				if !ok {
 					p.Commit()
+					if p.Err() != nil || time.Now().After(deadline) {
+						t.Errorf("producer %d: gave up after %d of %d (err %v)", i, n, per, p.Err())
+						return
+					}
 					time.Sleep(10 * time.Microsecond)
 					continue
 				}
