@@ -40,6 +40,7 @@ func demoCommand() *cli.Command {
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of a table"},
 			&cli.StringFlag{Name: "shm-dir", Value: channels.DefaultShmDir, Usage: "directory for the demo's channel files"},
 			&cli.BoolFlag{Name: "verbose", Usage: "show the sidecar's own log"},
+			&cli.StringFlag{Name: "mode", Value: "sidecar", Usage: "sidecar (the daemon in front of sigverify) or pack (qos pack against the stand-in Agave validator)"},
 		},
 		Action: runDemo,
 	}
@@ -59,6 +60,13 @@ func runDemo(c *cli.Context) error {
 		cfg.Warmup = cfg.Duration / 2
 	}
 	cfg.Seed = c.Int64("seed")
+	switch c.String("mode") {
+	case "pack":
+		return runPackDemo(c, cfg, cfg.Duration)
+	case "sidecar":
+	default:
+		return fmt.Errorf("--mode %q: want sidecar or pack", c.String("mode"))
+	}
 	cfg.Channels = channels.Options{ShmDir: c.String("shm-dir"), Prefix: fmt.Sprintf("qos-demo-%d-", os.Getpid())}
 	if err := cfg.Validate(); err != nil {
 		return err

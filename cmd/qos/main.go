@@ -35,8 +35,8 @@ func main() {
 func app() *cli.App {
 	d := sidecar.DefaultConfig()
 	flags := []cli.Flag{
-		&cli.Uint64Flag{Name: "xxhash-seed", Required: true, EnvVars: cliflags.Env("xxhash-seed"),
-			Usage: "seed of the packet hash; published to the validator in sch_to_qos metadata"},
+		&cli.Uint64Flag{Name: "xxhash-seed", EnvVars: cliflags.Env("xxhash-seed"),
+			Usage: "seed of the packet hash; published to the validator in sch_to_qos metadata (required in sidecar mode)"},
 		&cli.StringFlag{Name: "policy", Value: d.Policy.String(), EnvVars: cliflags.Env("policy"),
 			Usage: "ranking: model (reputation × fee/CU, learning), fee-only or fifo (baselines)"},
 		&cli.Uint64Flag{Name: "target-pps", Category: cliflags.CatQueue, Value: d.TargetPPS, EnvVars: cliflags.Env("target-pps"),
@@ -81,8 +81,9 @@ func app() *cli.App {
 		Description: "qos joins the validator's shared-memory channels (create them first with `qos-cli init`),\n" +
 			"scores every packet by IP/signer reputation × fee per compute unit, keeps the best in a\n" +
 			"priority queue and hands them to sigverify at --target-pps. SIGINT/SIGTERM stop it cleanly.",
-		Flags:  flags,
-		Action: run,
+		Flags:    flags,
+		Action:   run,
+		Commands: []*cli.Command{packCommand()},
 	}
 }
 
@@ -95,6 +96,9 @@ func run(c *cli.Context) error {
 	cfg := sidecar.DefaultConfig()
 	cfg.Logger = log
 	cfg.Channels = cliflags.ChannelOptions(c)
+	if !c.IsSet("xxhash-seed") {
+		return errors.New("Required flag \"xxhash-seed\" not set (sidecar mode; `qos pack` does not need it)")
+	}
 	cfg.Seed = c.Uint64("xxhash-seed")
 	if cfg.Policy, err = sidecar.ParsePolicy(c.String("policy")); err != nil {
 		return err

@@ -1,0 +1,180 @@
+package packmode
+
+import (
+	"fmt"
+	"log/slog"
+	"time"
+
+	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/pack"
+	"github.com/solqos/qos/score"
+)
+
+// Policy says how queued transactions are ranked.
+type Policy uint8
+
+const (
+	// PolicyModel ranks by model(source IP, fee payer) × fee / cost and
+	// trains the model on every execution result.
+	PolicyModel Policy = iota
+	// PolicyFeeOnly ranks by fee / cost, as Agave's own schedulers do.
+	PolicyFeeOnly
+	// PolicyFIFO keeps arrival order.
+	PolicyFIFO
+)
+
+func (p Policy) String() string {
+	switch p {
+	case PolicyModel:
+		return "model"
+	case PolicyFeeOnly:
+		return "fee-only"
+	case PolicyFIFO:
+		return "fifo"
+	}
+	return fmt.Sprintf("policy(%d)", uint8(p))
+}
+
+// ParsePolicy reads a --policy value.
+func ParsePolicy(s string) (Policy, error) {
+	switch s {
+	case "model":
+		return PolicyModel, nil
+	case "fee-only":
+		return PolicyFeeOnly, nil
+	case "fifo":
+		return PolicyFIFO, nil
+	}
+	return 0, fmt.Errorf("--policy %q: want model, fee-only or fifo", s)
+}
+
+// Config configures the loop. The zero value of a field means its
+// default (DefaultConfig).
+type Config struct {
+	Policy Policy
+	// Model is the reputation model (required for PolicyModel; read and
+	// trained by the loop goroutine only).
+	Model *model.IPSigner
+	// QueueCapacity is how many non-vote transactions wait at most; the
+	// lowest is evicted (and its payload freed) for a better one.
+	QueueCapacity int
+	// QueueTTL is how long a transaction may wait from arrival; a
+	// deferred one keeps its arrival time.
+	QueueTTL time.Duration
+	// VoteCapacity is how many votes wait at most (oldest dropped first).
+	VoteCapacity int
+	// DrainBatch is the most tpu_to_pack messages taken per pass.
+	DrainBatch int
+	// Depth and BatchSize are pack.Params'.
+	Depth     int
+	BatchSize int
+	// Budget and Cost are the block-cost limits and cost model.
+	Budget pack.BudgetParams
+	Cost   pack.CostParams
+	Fees   score.FeeParams
+	// Check runs every non-vote transaction through the validator's
+	// CHECK (status, fee-payer balance, lookup tables) before it may be
+	// scheduled for execution.
+	Check bool
+	// Lookahead is how many blocked transactions in a row a scheduling
+	// round skips before it stops.
+	Lookahead int
+	// IntraBatchConflicts lets a batch hold conflicting transactions
+	// (pack.Params; only with Agave's relax_intrabatch_account_locks).
+	IntraBatchConflicts bool
+	// MaxWait is the longest the loop holds queued transactions back
+	// to fill batches while every worker is busy.
+	MaxWait time.Duration
+	// ProgressTimeout: a session whose progress_tracker stays silent this
+	// long is taken as lost (Agave publishes on every tick, ~6.25 ms).
+	ProgressTimeout time.Duration
+	// IdleSleep: sleep this long when idle for a while (0: spin and
+	// yield, the production setting).
+	IdleSleep time.Duration
+	// DrainTimeout bounds the wait for in-flight batches at shutdown.
+	DrainTimeout time.Duration
+	Logger       *slog.Logger
+}
+
+// DefaultConfig returns the defaults.
+func DefaultConfig() Config {
+	return Config{
+		Policy:          PolicyModel,
+		QueueCapacity:   score.DefaultQueueCapacity,
+		QueueTTL:        score.DefaultQueueTTL,
+		VoteCapacity:    4096,
+		DrainBatch:      512,
+		Depth:           2,
+		BatchSize:       pack.MaxBatch,
+		Budget:          defaultBudget(),
+		Cost:            pack.DefaultCostParams(),
+		Fees:            score.DefaultFeeParams(),
+		MaxWait:         400 * time.Microsecond,
+		Lookahead:       128,
+		ProgressTimeout: 2 * time.Second,
+		DrainTimeout:    2 * time.Second,
+	}
+}
+
+// defaultBudget is Agave's limits with room for 65 536 writable accounts
+// per block (3 MiB): at tens of thousands of transactions per slot the
+// 16 384 of pack's default defer the rest of the block.
+func defaultBudget() pack.BudgetParams {
+	b := pack.DefaultBudgetParams()
+	b.Accounts = 1 << 16
+	return b
+}
+
+// withDefaults fills zero fields and checks the rest.
+func (c Config) withDefaults() (Config, error) {
+	d := DefaultConfig()
+	if c.QueueCapacity <= 0 {
+		c.QueueCapacity = d.QueueCapacity
+	}
+	if c.QueueTTL <= 0 {
+		c.QueueTTL = d.QueueTTL
+	}
+	if c.VoteCapacity <= 0 {
+		c.VoteCapacity = d.VoteCapacity
+	}
+	if c.DrainBatch <= 0 {
+		c.DrainBatch = d.DrainBatch
+	}
+	if c.Depth <= 0 {
+		c.Depth = d.Depth
+	}
+	if c.BatchSize <= 0 || c.BatchSize > pack.MaxBatch {
+		c.BatchSize = d.BatchSize
+	}
+	if c.Budget == (pack.BudgetParams{}) {
+		c.Budget = d.Budget
+	}
+	if c.Cost == (pack.CostParams{}) {
+		c.Cost = d.Cost
+	}
+	if c.Fees == (score.FeeParams{}) {
+		c.Fees = d.Fees
+	}
+	if c.Lookahead <= 0 {
+		c.Lookahead = d.Lookahead
+	}
+	if c.MaxWait <= 0 {
+		c.MaxWait = d.MaxWait
+	}
+	if c.ProgressTimeout <= 0 {
+		c.ProgressTimeout = d.ProgressTimeout
+	}
+	if c.DrainTimeout <= 0 {
+		c.DrainTimeout = d.DrainTimeout
+	}
+	if c.Logger == nil {
+		c.Logger = slog.Default()
+	}
+	if c.Policy > PolicyFIFO {
+		return c, fmt.Errorf("pack mode: unknown policy %d", c.Policy)
+	}
+	if c.Policy == PolicyModel && c.Model == nil {
+		return c, fmt.Errorf("pack mode: policy model needs a model")
+	}
+	return c, nil
+}

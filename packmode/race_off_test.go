@@ -1,0 +1,5 @@
+//go:build !race
+
+package packmode
+
+const raceEnabled = false
