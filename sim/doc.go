@@ -23,8 +23,11 @@
 //
 //	0       4        6        8             16            24
 //	+-------+--------+--------+-------------+-------------+
-//	| QSIM  |agent u16|rsvd u16| seq u64     | produce ns  |
+//	| QSIM  |agent u16|flag u16| seq u64     | produce ns  |
 //	+-------+--------+--------+-------------+-------------+
+//
+// Flag bit 0 marks a transaction whose fee payer cannot pay: it verifies,
+// but the mock scheduler never includes it (and it pays nothing).
 //
 // Signatures are a mock scheme (keyed xxhash of the message, expanded to
 // 64 bytes), cheap to make and to check; they are not cryptography.

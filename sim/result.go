@@ -301,3 +301,29 @@ func fmtMicros(us float64) string {
 	}
 	return fmt.Sprintf("%.0fµs", us)
 }
+
+// ScenarioRun is one policy's run of one scenario of the library.
+type ScenarioRun struct {
+	Scenario string `json:"scenario"`
+	NamedResult
+}
+
+// WriteScenarioTable writes one row per scenario and policy: value against
+// the full-capacity oracle over the run and after warm-up, the attackers'
+// share of sigverify's work after warm-up, the worst-served honest agent's
+// share of the value it offered, and the honest transactions never
+// verified.
+func WriteScenarioTable(w io.Writer, runs []ScenarioRun) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tpolicy\t% oracle\t% oracle after warm-up\tspam sigverify work after warm-up\tworst honest value share\thonest never verified\thonest p99\t")
+	for _, sr := range runs {
+		r := &sr.Result
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t\n", sr.Scenario, sr.Name,
+			pct(r.OracleShare()), pct(r.OracleShareAfterWarmup()), pct(r.AttackerWorkAfterWarmup),
+			pct(r.WorstHonestShare), r.WorstHonest, pct(r.HonestDropShare), fmtLate(r.HonestP99Us))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write scenario table: %w", err)
+	}
+	return nil
+}

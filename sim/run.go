@@ -446,7 +446,7 @@ func (r *recorder) receive(v *validator, now int64, slotIdx int) {
 	if !attacker && r.dec.hasMemo {
 		r.honestLat.add(now - r.dec.produced)
 	}
-	r.sched.add(h, r.dec.fee(), r.dec.cus(), agent, data[1:65])
+	r.sched.add(h, r.dec.fee(), r.dec.cus(), agent, r.dec.unpaid, data[1:65])
 }
 
 // closeSlot schedules the slot's candidates, reports every one on

@@ -36,6 +36,8 @@ func demoCommand() *cli.Command {
 			&cli.DurationFlag{Name: "warmup", Value: 3 * time.Second, Usage: "spam share is measured after this"},
 			&cli.Int64Flag{Name: "seed", Value: 1, Usage: "traffic seed: the same seed gives the same packets"},
 			&cli.StringFlag{Name: "config", Usage: "simulator configuration (JSON, as written by `qos-cli simulate --print-config`); default: the built-in story"},
+			&cli.StringFlag{Name: "scenario", Usage: "a named scenario of the library instead of the built-in story (see --list-scenarios); \"all\" runs every one and prints one table"},
+			&cli.BoolFlag{Name: "list-scenarios", Usage: "list the named scenarios and exit"},
 			&cli.StringFlag{Name: "report", Usage: "HTML report path (default: qos-demo-report.html in the temporary directory)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of a table"},
 			&cli.StringFlag{Name: "shm-dir", Value: channels.DefaultShmDir, Usage: "directory for the demo's channel files"},
@@ -47,29 +49,33 @@ func demoCommand() *cli.Command {
 }
 
 func runDemo(c *cli.Context) error {
-	cfg := sim.DefaultConfig()
-	if path := c.String("config"); path != "" {
-		var err error
-		if cfg, err = sim.LoadConfig(path); err != nil {
-			return err
+	out := c.App.Writer
+	if c.Bool("list-scenarios") {
+		for _, sc := range sim.Scenarios() {
+			fmt.Fprintf(out, "%-16s %s\n", sc.Name, sc.Description)
 		}
+		return nil
 	}
-	cfg.Duration = c.Duration("duration")
-	cfg.Warmup = c.Duration("warmup")
-	if cfg.Warmup >= cfg.Duration {
-		cfg.Warmup = cfg.Duration / 2
+	name := c.String("scenario")
+	if name != "" && c.String("config") != "" {
+		return fmt.Errorf("demo: give --scenario or --config, not both")
 	}
-	cfg.Seed = c.Int64("seed")
+	if name == "all" {
+		if c.String("mode") != "sidecar" {
+			return fmt.Errorf("demo: --scenario all runs sidecar mode only")
+		}
+		return runAllScenarios(c)
+	}
+	cfg, err := demoConfig(c, name)
+	if err != nil {
+		return err
+	}
 	switch c.String("mode") {
 	case "pack":
 		return runPackDemo(c, cfg, cfg.Duration)
 	case "sidecar":
 	default:
 		return fmt.Errorf("--mode %q: want sidecar or pack", c.String("mode"))
-	}
-	cfg.Channels = channels.Options{ShmDir: c.String("shm-dir"), Prefix: fmt.Sprintf("qos-demo-%d-", os.Getpid())}
-	if err := cfg.Validate(); err != nil {
-		return err
 	}
 	report := c.String("report")
 	if report == "" {
@@ -84,7 +90,6 @@ func runDemo(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	out := c.App.Writer
 	fmt.Fprintf(out, "qos demo: %d agents, %.0f packets/s offered, sigverify takes %d/s; %v per policy\n",
 		len(cfg.Agents), offeredPPS(&cfg), cfg.SigverifyPPS, cfg.Duration)
 	var runs []sim.NamedResult
@@ -127,6 +132,69 @@ is the attackers' part of what reached sigverify; "failed sigverify" is wasted s
 work; "duplicates" must be 0; latency is from the validator receiving a packet to the
 sidecar handing it to sigverify. model is qos; fee-only and fifo are baselines.
 `
+
+// demoConfig is the simulator configuration the flags ask for: the
+// built-in story, a --config file or a named scenario, with --duration,
+// --warmup and --seed over it (a scenario keeps its own duration and
+// warm-up unless those flags are given).
+func demoConfig(c *cli.Context, scenario string) (sim.Config, error) {
+	cfg := sim.DefaultConfig()
+	switch {
+	case scenario != "":
+		sc, err := sim.LookupScenario(scenario)
+		if err != nil {
+			return cfg, err
+		}
+		cfg = sc.Config()
+	case c.String("config") != "":
+		var err error
+		if cfg, err = sim.LoadConfig(c.String("config")); err != nil {
+			return cfg, err
+		}
+	}
+	if scenario == "" || c.IsSet("duration") {
+		cfg.Duration = c.Duration("duration")
+	}
+	if scenario == "" || c.IsSet("warmup") {
+		cfg.Warmup = c.Duration("warmup")
+	}
+	if cfg.Warmup >= cfg.Duration {
+		cfg.Warmup = cfg.Duration / 2
+	}
+	cfg.Seed = c.Int64("seed")
+	cfg.Channels = channels.Options{ShmDir: c.String("shm-dir"), Prefix: fmt.Sprintf("qos-demo-%d-", os.Getpid())}
+	return cfg, cfg.Validate()
+}
+
+// runAllScenarios plays every scenario of the library under each policy
+// and prints one summary table.
+func runAllScenarios(c *cli.Context) error {
+	out := c.App.Writer
+	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
+	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	var rows []sim.ScenarioRun
+	for _, sc := range sim.Scenarios() {
+		cfg, err := demoConfig(c, sc.Name)
+		if err != nil {
+			return fmt.Errorf("scenario %s: %w", sc.Name, err)
+		}
+		for _, p := range demoPolicies {
+			fmt.Fprintf(c.App.ErrWriter, "scenario %-16s %-8s ...\n", sc.Name, p)
+			res, err := demoRun(ctx, cfg, p, log)
+			if err != nil {
+				return fmt.Errorf("scenario %s, policy %s: %w", sc.Name, p, err)
+			}
+			rows = append(rows, sim.ScenarioRun{Scenario: sc.Name, NamedResult: sim.NamedResult{Name: p.String(), Result: res}})
+		}
+	}
+	if c.Bool("json") {
+		enc := json.NewEncoder(out)
+		enc.SetIndent("", "  ")
+		return enc.Encode(rows)
+	}
+	return sim.WriteScenarioTable(out, rows)
+}
 
 // demoRun runs one policy: fresh channels, a sidecar in this process, the
 // simulator against it, and the channels removed afterwards.
