@@ -475,9 +475,9 @@ func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
 	s.snap.Rejects[rej]++
 	if rej.Parse() && s.learn {
 		if addr, ok := p.Addr(); ok {
-			s.model.Penalize(model.IPOf(addr))
+			s.model.Penalize(model.IPOf(addr), 0) // what it claimed is unknown
 			s.snap.Counters[ParsePenalties]++
-			s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
+			s.offerFeedback(metastore.RowUnparsable, src, addr.As16(), 0, 0)
 		}
 	}
 }
@@ -587,10 +587,20 @@ func (s *Sidecar) drainSigFailures() int {
 			continue
 		}
 		if s.learn {
-			s.model.Penalize(ip)
+			// What the packet claimed (fee per CU), from its partial meta
+			// when still remembered: a failure weighs what was not paid.
+			var fee, cus uint64
+			if p, ok := s.partial.Complete(score.PacketHash(s.cfg.Seed, &s.pkt)); ok {
+				fee, cus = p.Fee, p.CUs
+			}
+			claim := 0.0
+			if fee > 0 {
+				claim = score.Score(1, fee, cus)
+			}
+			s.model.Penalize(ip, claim)
 			if s.feedbackRows {
 				addr, _ := s.pkt.Addr() // Source checked the tag
-				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16())
+				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
 			}
 		}
 	}
@@ -601,12 +611,13 @@ func (s *Sidecar) drainSigFailures() int {
 // offerFeedback hands the row of a penalty just applied to the metastore,
 // numbered in the sequence of completed rows so that replay applies every
 // input in the loop's order. A small value, no allocation.
-func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte) {
+func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
 	if !s.feedbackRows {
 		return
 	}
 	s.rowSeq++
 	row := metastore.FeedbackRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
+	row.Fee, row.CUs = fee, cus
 	if s.cfg.Handoff.Offer(&row) {
 		s.snap.Counters[RowsOffered]++
 		s.snap.Counters[FeedbackRows]++

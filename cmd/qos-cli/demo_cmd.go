@@ -10,6 +10,7 @@ import (
 	"os"
 	"os/signal"
 	"path/filepath"
+	"strings"
 	"syscall"
 	"time"
 
@@ -20,8 +21,24 @@ import (
 	"github.com/solqos/qos/sim"
 )
 
-// demoPolicies are the rankings the demo compares, the sidecar's first.
-var demoPolicies = []sidecar.Policy{sidecar.PolicyModel, sidecar.PolicyFeeOnly, sidecar.PolicyFIFO}
+// demoPolicyList parses --policies: policy names, comma-separated.
+func demoPolicyList(s string) ([]sidecar.Policy, error) {
+	var out []sidecar.Policy
+	for _, name := range strings.Split(s, ",") {
+		if name = strings.TrimSpace(name); name == "" {
+			continue
+		}
+		p, err := sidecar.ParsePolicy(name)
+		if err != nil {
+			return nil, fmt.Errorf("--policies: %w", err)
+		}
+		out = append(out, p)
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("--policies: no policy in %q", s)
+	}
+	return out, nil
+}
 
 func demoCommand() *cli.Command {
 	return &cli.Command{
@@ -38,6 +55,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "config", Usage: "simulator configuration (JSON, as written by `qos-cli simulate --print-config`); default: the built-in story"},
 			&cli.StringFlag{Name: "scenario", Usage: "a named scenario of the library instead of the built-in story (see --list-scenarios); \"all\" runs every one and prints one table"},
 			&cli.BoolFlag{Name: "list-scenarios", Usage: "list the named scenarios and exit"},
+			&cli.StringFlag{Name: "policies", Value: "model,fee-only,fifo", Usage: "the policies to compare, comma-separated"},
 			&cli.StringFlag{Name: "report", Usage: "HTML report path (default: qos-demo-report.html in the temporary directory)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of a table"},
 			&cli.StringFlag{Name: "shm-dir", Value: channels.DefaultShmDir, Usage: "directory for the demo's channel files"},
@@ -56,6 +74,10 @@ func runDemo(c *cli.Context) error {
 		}
 		return nil
 	}
+	policies, err := demoPolicyList(c.String("policies"))
+	if err != nil {
+		return err
+	}
 	name := c.String("scenario")
 	if name != "" && c.String("config") != "" {
 		return fmt.Errorf("demo: give --scenario or --config, not both")
@@ -64,7 +86,7 @@ func runDemo(c *cli.Context) error {
 		if c.String("mode") != "sidecar" {
 			return fmt.Errorf("demo: --scenario all runs sidecar mode only")
 		}
-		return runAllScenarios(c)
+		return runAllScenarios(c, policies)
 	}
 	cfg, err := demoConfig(c, name)
 	if err != nil {
@@ -93,7 +115,7 @@ func runDemo(c *cli.Context) error {
 	fmt.Fprintf(out, "qos demo: %d agents, %.0f packets/s offered, sigverify takes %d/s; %v per policy\n",
 		len(cfg.Agents), offeredPPS(&cfg), cfg.SigverifyPPS, cfg.Duration)
 	var runs []sim.NamedResult
-	for _, p := range demoPolicies {
+	for _, p := range policies {
 		fmt.Fprintf(out, "  running %-8s ... ", p)
 		res, err := demoRun(ctx, cfg, p, log)
 		if err != nil {
@@ -168,7 +190,7 @@ func demoConfig(c *cli.Context, scenario string) (sim.Config, error) {
 
 // runAllScenarios plays every scenario of the library under each policy
 // and prints one summary table.
-func runAllScenarios(c *cli.Context) error {
+func runAllScenarios(c *cli.Context, policies []sidecar.Policy) error {
 	out := c.App.Writer
 	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelError}))
 	ctx, stop := signal.NotifyContext(c.Context, os.Interrupt, syscall.SIGTERM)
@@ -179,7 +201,7 @@ func runAllScenarios(c *cli.Context) error {
 		if err != nil {
 			return fmt.Errorf("scenario %s: %w", sc.Name, err)
 		}
-		for _, p := range demoPolicies {
+		for _, p := range policies {
 			fmt.Fprintf(c.App.ErrWriter, "scenario %-16s %-8s ...\n", sc.Name, p)
 			res, err := demoRun(ctx, cfg, p, log)
 			if err != nil {
