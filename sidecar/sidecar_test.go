@@ -674,3 +674,44 @@ func TestSenderGateEdgeCases(t *testing.T) {
 		})
 	}
 }
+
+// TestRescoreAtSend: packets queued while their sender looked good are
+// scored again at send; once the sender has sunk (a window of failed
+// claims), they go back into the queue below an honest sender's cheaper
+// packets instead of leaving first.
+func TestRescoreAtSend(t *testing.T) {
+	h := newHarness(t, nil)
+	farmed := netip.MustParseAddr("198.51.100.20")
+	var ps []channels.Packet
+	for i := range 5 {
+		x := tx{payer: payerN(1), sig: sigN(100 + i), limit: 10_000, price: 50_000_000, nonce: uint64(i)}
+		ps = append(ps, x.packet(t, farmed))
+	}
+	for i := range 5 {
+		x := tx{payer: payerN(2), sig: sigN(200 + i), limit: 10_000, price: 1_000_000, nonce: uint64(100 + i)}
+		ps = append(ps, x.packet(t, ipN(i)))
+	}
+	for i := range ps {
+		h.tpu.Push(&ps[i])
+	}
+	h.tpu.Sync()
+	h.s.drainPackets(0, h.s.in[0], 0)
+	for range h.s.cfg.Model.Window { // the farmed IP turns hostile while its packets wait
+		h.s.model.Penalize(model.IPOf(farmed), 1e9)
+	}
+	var mono int64
+	out := h.sendAll(&mono)
+	if len(out) != 10 {
+		t.Fatalf("sent %d packets, want all 10 (rescored ones go later, not away)", len(out))
+	}
+	for i, p := range out[:5] {
+		if a, _ := p.Addr(); a == farmed {
+			t.Fatalf("packet %d sent is the sunk sender's", i)
+		}
+	}
+	// The honest packets may be rescored too: the farmed IP's first
+	// failures taught the newcomer prior, which their unknown IPs use.
+	if got := h.s.snap.Counters[Rescored]; got < 5 {
+		t.Fatalf("rescored %d, want at least the 5 packets of the sunk sender", got)
+	}
+}

@@ -122,8 +122,8 @@ func runDemo(c *cli.Context) error {
 			fmt.Fprintln(out, "failed")
 			return err
 		}
-		fmt.Fprintf(out, "%.0f%% of the oracle's value, spam share after warm-up %.1f%%\n",
-			100*res.OracleShare(), 100*res.AttackerShareAfterWarmup)
+		fmt.Fprintf(out, "%.1f%% of the oracle's value, spam %.1f%% of sigverify work after warm-up\n",
+			100*res.OracleShare(), 100*res.AttackerWorkAfterWarmup)
 		runs = append(runs, sim.NamedResult{Name: p.String(), Result: res})
 	}
 	if c.Bool("json") {
@@ -147,12 +147,14 @@ func runDemo(c *cli.Context) error {
 }
 
 const demoLegend = `
-How to read it: each row is the same traffic (honest senders plus a spammer and a sybil,
-far more packets than sigverify takes) through one ranking policy. "% oracle" is the value
-captured against the best any sidecar could have sent under the same budgets; "spam share"
-is the attackers' part of what reached sigverify; "failed sigverify" is wasted sigverify
-work; "duplicates" must be 0; latency is from the validator receiving a packet to the
-sidecar handing it to sigverify. model is qos; fee-only and fifo are baselines.
+How to read it: each row is the same traffic through one ranking policy. "% oracle" is the
+value captured against the best choice sigverify at full capacity and the scheduler could
+have made from that traffic (the same bar for every policy); "spam" is the attackers' part
+of what reached sigverify, by packets and by sigverify work (signatures checked), over the
+whole run / after the warm-up; "worst honest" is the honest agent that got the smallest
+share of the value it offered; "honest never verified" and the honest latency count every
+honest transaction offered, those never sent as infinitely late ("never"). model is qos;
+fee-only and fifo are baselines. qos-cli demo --list-scenarios shows other traffic.
 `
 
 // demoConfig is the simulator configuration the flags ask for: the
