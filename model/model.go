@@ -156,10 +156,14 @@ func (m *IPSigner) SignerScore(s Signer) (float64, bool) {
 // (/48) and /16 (/32), the newcomer record when the IP had fewer than
 // MinObservations outcomes, and its signer's record with what its IP's
 // factor predicted it would pay. It costs O(1), does not allocate, and
-// reports true (the model changed).
+// reports true (the model changed). An observation without a fee (Fee
+// 0) weighs the IP's usual claim, as an unparsable packet does.
 func (m *IPSigner) Observe(o Observation) (updated bool) {
 	ip := o.IP.canonical()
 	c := o.claim()
+	if c == 0 { // no fee given: the sender's usual claim, as Penalize does
+		c = m.typicalClaim(ip)
+	}
 	paid := 0.0
 	if o.ExecNanos > 0 {
 		paid = c

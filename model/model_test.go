@@ -370,3 +370,23 @@ func TestForwardFactors(t *testing.T) {
 		}
 	}
 }
+
+// TestObserveWithoutFee: an unpaid observation without a fee (pack mode's
+// blame on the sender) counts as a failure at the sender's usual claim,
+// exactly as Penalize with an unknown claim does.
+func TestObserveWithoutFee(t *testing.T) {
+	a, b := New(DefaultParams()), New(DefaultParams())
+	ip := ip4(10, 9, 0, 1)
+	for i := range 1000 {
+		o := tx(ip, signer(1), 3, true)
+		a.Observe(o)
+		b.Observe(o)
+		if i%10 == 0 {
+			a.Observe(Observation{IP: ip, Signer: signer(1)})
+			b.Penalize(ip, 0)
+		}
+	}
+	if fa, fb := a.IPFactor(ip), b.IPFactor(ip); fa != fb || !(fa > 0.85 && fa < 0.95) {
+		t.Fatalf("factor after 10 %% fee-less unpaid observations %v, after as many unknown-claim penalties %v", fa, fb)
+	}
+}
