@@ -55,11 +55,25 @@
 //	p_ip   = shrink(record of ip,       p_24)
 //	shrink(r, q) = (rate·n + k'·q) / (n + k'),  k' = PriorWeight·(1 − n/Window)
 //
-// where n is how many outcomes the record averages. A record with few
+// and then
+//
+//	IPFactor = max(MinScore, validity × max(p_ip, UnpaidFloor))
+//
+// where validity comes from the most specific record (IP, else /24, else
+// /16) holding at least MinObservations outcomes: 1 while at most
+// FailTolerance (10 %) of its claims failed, falling linearly to 0 when
+// half of them fail (1 when no record qualifies, so a new IP's first
+// garbled packet does not sink it). UnpaidFloor (1e-6) keeps a sender
+// whose packets verify but are never paid (its fees below the blocks'
+// bar) above every sender whose claims fail, and within reach of the
+// queue when there is room; without it such a sender would fall to
+// MinScore and be refused unparsed for good.
+//
+// In shrink, n is how many outcomes the record averages. A record with few
 // outcomes leans on its neighbourhood; one with a full window stands on
-// its own rate (k' = 0), so a sender whose every claim failed scores
-// exactly 0 (raised to MinScore) and the daemon's sender gate can refuse
-// its packets before parsing them. A fresh IP of a flooded /24 or /16
+// its own rate (k' = 0); a sender whose claims fail half the time or more
+// scores MinScore, and the daemon's sender gate refuses its packets before
+// parsing them. A fresh IP of a flooded /24 or /16
 // scores that neighbourhood's rate from its first packet: a sybil rotating
 // 1 M addresses gains nothing from novelty. An IP in a neighbourhood the
 // model has never seen scores p_new: high while newcomers pay, low while

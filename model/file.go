@@ -20,22 +20,22 @@ import (
 //	     0     8  magic "QOSMODEL"
 //	     8     4  format version (FormatVersion)
 //	    12     4  reserved, zero
-//	    16    64  params: Window (u64), PriorWeight, UnknownPrior (f64
+//	    16    80  params: Window (u64), PriorWeight, UnknownPrior (f64
 //	              bits), MinObservations, MaxIPs, MaxPrefixes, MaxSigners
-//	              (u64), MinScore (f64 bits)
-//	    80    56  counters: events, observations, paid, penalties,
+//	              (u64), MinScore, UnpaidFloor, FailTolerance (f64 bits)
+//	    96    56  counters: events, observations, paid, penalties,
 //	              evicted IPs, evicted prefixes, evicted signers (u64)
-//	   136    24  newcomer record: claim, paid, n (f64 bits)
-//	   160    32  number of IP, near-prefix, wide-prefix, signer records
-//	   192        IP records:          16-byte key, claim, paid, n, stamp  (48 bytes each)
+//	   152    32  newcomer record: claim, paid, fail, n (f64 bits)
+//	   184    32  number of IP, near-prefix, wide-prefix, signer records
+//	   216        IP records:          16-byte key, claim, paid, fail, n, stamp (56 bytes each)
 //	              near-prefix records: the same (/24 or /48 keys)
 //	              wide-prefix records: the same (/16 or /32 keys)
 //	              signer records:      32-byte key, claim, paid, exp, n, stamp (72)
 //	   end-8   8  XXH64 (seed 0) of every byte before it
 //
 // Records are sorted by key bytes, strictly ascending, per table; IP keys
-// are canonical and prefix keys have their other bits zero; claim, paid
-// and exp are finite and ≥ 0; n in [0, Window]; stamps are unique per table and below
+// are canonical and prefix keys have their other bits zero; claim, paid,
+// fail and exp are finite and ≥ 0; n in [0, Window]; stamps are unique per table and below
 // the event count. The encoding of a model is therefore unique: equal
 // models give equal bytes.
 //
@@ -47,8 +47,8 @@ const (
 	fileMagic     = "QOSMODEL"
 	FormatVersion = 3
 
-	headerSize    = 192
-	ipRecSize     = 16 + 4*8
+	headerSize    = 216
+	ipRecSize     = 16 + 5*8
 	signerRecSize = 32 + 5*8
 	sumSize       = 8
 )
@@ -80,12 +80,13 @@ func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 	b = le.AppendUint32(b, 0)
 	p := s.Params
 	st := s.Stats
-	for _, v := range [22]uint64{
+	for _, v := range [25]uint64{
 		uint64(p.Window), math.Float64bits(p.PriorWeight), math.Float64bits(p.UnknownPrior),
 		uint64(p.MinObservations), uint64(p.MaxIPs), uint64(p.MaxPrefixes), uint64(p.MaxSigners),
-		math.Float64bits(p.MinScore),
+		math.Float64bits(p.MinScore), math.Float64bits(p.UnpaidFloor), math.Float64bits(p.FailTolerance),
 		s.Events, st.Observations, st.Paid, st.Penalties, st.EvictedIPs, st.EvictedPrefixes, st.EvictedSigners,
-		math.Float64bits(s.Newcomer.Claim), math.Float64bits(s.Newcomer.Paid), math.Float64bits(s.Newcomer.N),
+		math.Float64bits(s.Newcomer.Claim), math.Float64bits(s.Newcomer.Paid), math.Float64bits(s.Newcomer.Fail),
+		math.Float64bits(s.Newcomer.N),
 		uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)),
 	} {
 		b = le.AppendUint64(b, v)
@@ -95,6 +96,7 @@ func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 			b = append(b, e.IP[:]...)
 			b = le.AppendUint64(b, math.Float64bits(e.Claim))
 			b = le.AppendUint64(b, math.Float64bits(e.Paid))
+			b = le.AppendUint64(b, math.Float64bits(e.Fail))
 			b = le.AppendUint64(b, math.Float64bits(e.N))
 			b = le.AppendUint64(b, e.Stamp)
 		}
@@ -124,7 +126,7 @@ func slicesGrow(b []byte, n int) []byte {
 // len(head) ≥ headerSize.
 func recordCounts(head []byte) (nIPs, nNear, nWide, nSigners uint64) {
 	le := binary.LittleEndian
-	return le.Uint64(head[160:]), le.Uint64(head[168:]), le.Uint64(head[176:]), le.Uint64(head[184:])
+	return le.Uint64(head[184:]), le.Uint64(head[192:]), le.Uint64(head[200:]), le.Uint64(head[208:])
 }
 
 // checkHeader checks what the first bytes of a file of the given size say.
@@ -193,19 +195,21 @@ func Decode(data []byte) (*IPSigner, error) {
 	p := Params{
 		Window: toInt(u(16)), PriorWeight: f(24), UnknownPrior: f(32), MinObservations: toInt(u(40)),
 		MaxIPs: toInt(u(48)), MaxPrefixes: toInt(u(56)), MaxSigners: toInt(u(64)), MinScore: f(72),
+		UnpaidFloor: f(80), FailTolerance: f(88),
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: parameters: %v", ErrCorrupt, err)
 	}
 	s := Snapshot{
 		Params: p,
-		Events: u(80),
-		Stats: Stats{Observations: u(88), Paid: u(96), Penalties: u(104),
-			EvictedIPs: u(112), EvictedPrefixes: u(120), EvictedSigners: u(128)},
-		Newcomer: Record{Claim: f(136), Paid: f(144), N: f(152)},
+		Events: u(96),
+		Stats: Stats{Observations: u(104), Paid: u(112), Penalties: u(120),
+			EvictedIPs: u(128), EvictedPrefixes: u(136), EvictedSigners: u(144)},
+		Newcomer: Record{Claim: f(152), Paid: f(160), Fail: f(168), N: f(176)},
 	}
 	w := float64(p.Window)
-	if !finite(s.Newcomer.Claim) || !finite(s.Newcomer.Paid) || !(finite(s.Newcomer.N) && s.Newcomer.N <= w) {
+	if !finite(s.Newcomer.Claim) || !finite(s.Newcomer.Paid) || !finite(s.Newcomer.Fail) ||
+		!(finite(s.Newcomer.N) && s.Newcomer.N <= w) {
 		return nil, fmt.Errorf("%w: newcomer record %+v", ErrCorrupt, s.Newcomer)
 	}
 	n1, n2, n3, n4 := recordCounts(data)
@@ -231,16 +235,16 @@ func Decode(data []byte) (*IPSigner, error) {
 		for i := range rs {
 			e := &rs[i]
 			e.IP = IP(data[off : off+16])
-			e.Claim, e.Paid, e.N, e.Stamp = f(off+16), f(off+24), f(off+32), u(off+40)
+			e.Claim, e.Paid, e.Fail, e.N, e.Stamp = f(off+16), f(off+24), f(off+32), f(off+40), u(off+48)
 			stamps[i] = e.Stamp
 			switch {
 			case t.key(e.IP) != e.IP:
 				err = fmt.Errorf("%w: %s record %d: key %x is not a canonical key of its table", ErrCorrupt, t.what, i, e.IP[:])
 			case i > 0 && rs[i-1].IP.compare(e.IP) >= 0:
 				err = fmt.Errorf("%w: %s record %d: keys not strictly ascending", ErrCorrupt, t.what, i)
-			case !finite(e.Claim) || !finite(e.Paid) || !(finite(e.N) && e.N <= w) || e.Stamp >= s.Events:
-				err = fmt.Errorf("%w: %s record %d (%s): claim %v, paid %v, n %v, stamp %d (events %d)",
-					ErrCorrupt, t.what, i, e.IP, e.Claim, e.Paid, e.N, e.Stamp, s.Events)
+			case !finite(e.Claim) || !finite(e.Paid) || !finite(e.Fail) || !(finite(e.N) && e.N <= w) || e.Stamp >= s.Events:
+				err = fmt.Errorf("%w: %s record %d (%s): claim %v, paid %v, fail %v, n %v, stamp %d (events %d)",
+					ErrCorrupt, t.what, i, e.IP, e.Claim, e.Paid, e.Fail, e.N, e.Stamp, s.Events)
 			}
 			if err != nil {
 				return nil, err

@@ -87,15 +87,35 @@ func (m *IPSigner) Forward(ip IP, s Signer) float64 {
 	return m.IPFactor(ip) * m.SignerFactor(s)
 }
 
-// IPFactor is ip's factor of Forward: the estimated rate at which its
-// packets end paid, each level's rate pulled toward the level above
-// (unknown prior → /16 → /24 → IP), at least MinScore. A caller that must
+// IPFactor is ip's factor of Forward: the estimated share of its claims
+// that is paid, each level's rate pulled toward the level above (unknown
+// prior → /16 → /24 → IP), at least UnpaidFloor, times its validity (0
+// for a sender whose claims fail half the time or more), at least
+// MinScore. A caller that must
 // refuse packets scoring no more than some bar can refuse an IP's packets
 // before looking at their signer when IPFactor(ip) × MaxSignerFactor() ×
 // the highest possible fee per CU is no more than it. It does not
 // allocate.
 func (m *IPSigner) IPFactor(ip IP) float64 {
-	return max(m.p.MinScore, m.ipRate(ip.canonical()))
+	ip = ip.canonical()
+	return max(m.p.MinScore, float64(m.validity(ip)*max(m.ipRate(ip), m.p.UnpaidFloor)))
+}
+
+// validity is the validity of the most specific record of ip (IP, /24,
+// /16) that holds at least MinObservations outcomes, 1 when none does: a
+// sender (or, for an IP not yet known, a neighbourhood) with half or more
+// of its claims failing scores 0, whatever it was paid; one failing less
+// than FailTolerance of its claims is not touched beyond its rate; a new
+// IP's first garbled packet does not sink it.
+func (m *IPSigner) validity(ip IP) float64 {
+	near, wide := ip.prefixes()
+	least := float64(max(m.p.MinObservations, 1))
+	for _, r := range [3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)} {
+		if r != nil && r.n >= least {
+			return r.validity(m.p.FailTolerance)
+		}
+	}
+	return 1
 }
 
 // SignerFactor is s's factor of Forward: what its transactions paid
@@ -170,8 +190,8 @@ func (m *IPSigner) Observe(o Observation) (updated bool) {
 		m.paid++
 	}
 	pred := float64(m.ipRate(ip) * c)
-	m.outcome(ip, c, paid)
-	m.signers.touch(o.Signer, m.events).add(c, paid, pred, float64(m.p.Window))
+	m.outcome(ip, c, paid, 0)
+	m.signers.touch(o.Signer, m.events).add(c, paid, 0, pred, float64(m.p.Window))
 	m.observations++
 	m.events++
 	return true
@@ -192,7 +212,7 @@ func (m *IPSigner) Penalize(ip IP, feePerCU float64) {
 	if !(c > 0) || !finite(c) {
 		c = m.typicalClaim(ip)
 	}
-	m.outcome(ip, c, 0)
+	m.outcome(ip, c, 0, c)
 	m.penalties++
 	m.events++
 }
@@ -209,17 +229,17 @@ func (m *IPSigner) typicalClaim(ip IP) float64 {
 	return 1
 }
 
-// outcome folds one outcome (claim, paid) into the records of the
+// outcome folds one outcome (claim, paid, failed) into the records of the
 // canonical key ip.
-func (m *IPSigner) outcome(ip IP, claim, paid float64) {
+func (m *IPSigner) outcome(ip IP, claim, paid, fail float64) {
 	w := float64(m.p.Window)
 	if r := m.ips.get(ip); r == nil || r.n < float64(m.p.MinObservations) {
-		m.newcomer.add(claim, paid, 0, w)
+		m.newcomer.add(claim, paid, fail, 0, w)
 	}
 	near, wide := ip.prefixes()
-	m.ips.touch(ip, m.events).add(claim, paid, 0, w)
-	m.near.touch(near, m.events).add(claim, paid, 0, w)
-	m.wide.touch(wide, m.events).add(claim, paid, 0, w)
+	m.ips.touch(ip, m.events).add(claim, paid, fail, 0, w)
+	m.near.touch(near, m.events).add(claim, paid, fail, 0, w)
+	m.wide.touch(wide, m.events).add(claim, paid, fail, 0, w)
 }
 
 // SetParams replaces the model's parameters, for a model loaded from a

@@ -37,15 +37,15 @@ func TestUnpaidEarnsNothing(t *testing.T) {
 		m.Observe(tx(unpaid, signer(uint32(1000+i)), 900_000, false)) // a fresh payer each time
 		m.Observe(tx(paid, signer(1), 1_000, true))
 	}
-	if f := m.IPFactor(unpaid); f != p.MinScore {
-		t.Fatalf("IP whose verified transactions were never paid: factor %v, want MinScore", f)
+	if f := m.IPFactor(unpaid); f != p.UnpaidFloor {
+		t.Fatalf("IP whose verified transactions were never paid: factor %v, want the unpaid floor", f)
 	}
 	if f := m.IPFactor(paid); f != 1 {
 		t.Fatalf("IP whose transactions were all paid: factor %v, want 1", f)
 	}
 	// Its neighbours inherit the record: a fresh IP of the same /24.
-	if f := m.IPFactor(ip4(203, 0, 113, 2)); f != p.MinScore {
-		t.Fatalf("fresh IP next to it: factor %v, want MinScore", f)
+	if f := m.IPFactor(ip4(203, 0, 113, 2)); f != p.UnpaidFloor {
+		t.Fatalf("fresh IP next to it: factor %v, want the unpaid floor", f)
 	}
 	if m.Forward(unpaid, signer(1))*900_000 >= m.Forward(paid, signer(1))*1_000 {
 		t.Fatal("the unpaid sender still outranks the paying one")
@@ -61,13 +61,16 @@ func TestFailureRate(t *testing.T) {
 		m := New(DefaultParams())
 		ip := ip4(10, 1, 0, 1)
 		for i := range 20_000 {
-			if i%100 < rate {
+			if (i*rate)%100 < rate { // spread evenly
 				m.Penalize(ip, 2)
 			} else {
 				m.Observe(tx(ip, signer(uint32(i%8)), 2, true))
 			}
 		}
 		want := 1 - float64(rate)/100
+		if rate > 10 { // beyond FailTolerance: scaled toward 0 at one half
+			want *= (0.5 - float64(rate)/100) / 0.4
+		}
 		approx(t, fmt.Sprintf("factor at %d %% failures", rate), m.IPFactor(ip), want, 0.04*want+0.01)
 	}
 	// An unparsable packet (claim unknown) weighs the IP's usual claim.
@@ -388,5 +391,37 @@ func TestObserveWithoutFee(t *testing.T) {
 	}
 	if fa, fb := a.IPFactor(ip), b.IPFactor(ip); fa != fb || !(fa > 0.85 && fa < 0.95) {
 		t.Fatalf("factor after 10 %% fee-less unpaid observations %v, after as many unknown-claim penalties %v", fa, fb)
+	}
+}
+
+// TestUnpaidFloor: among senders that bring nothing, one whose packets
+// verify (fees too low to be included) keeps the unpaid floor and ranks
+// above one whose claims mostly fail, even if the latter was paid once:
+// a sender with half or more of its claims failing scores MinScore (so
+// the gate can refuse it unparsed).
+func TestUnpaidFloor(t *testing.T) {
+	p := DefaultParams()
+	m := New(p)
+	low, spam := ip4(10, 2, 0, 1), ip4(198, 51, 100, 7)
+	m.Observe(tx(spam, signer(9), 1, true)) // one nearly free transaction paid
+	for i := range 3 * p.Window {
+		m.Observe(tx(low, signer(1), 10, false))
+		if i%3 == 0 {
+			m.Observe(tx(spam, signer(9), 1, false))
+		} else {
+			m.Penalize(spam, 1500)
+		}
+	}
+	fl, fs := m.IPFactor(low), m.IPFactor(spam)
+	if fl != p.UnpaidFloor || fs != p.MinScore {
+		t.Fatalf("never-paid valid sender %v (want %v), mostly failing sender %v", fl, p.UnpaidFloor, fs)
+	}
+	if fl*10 <= fs*1500 {
+		t.Fatal("the failing sender's claims still outrank the valid unpaid sender")
+	}
+	q := p
+	q.UnpaidFloor = 0
+	if err := m.SetParams(q); err != nil || m.IPFactor(low) != p.MinScore {
+		t.Fatalf("floor off: %v, %v", m.IPFactor(low), err)
 	}
 }

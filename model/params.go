@@ -41,6 +41,16 @@ type Params struct {
 	MaxIPs      int
 	MaxPrefixes int
 	MaxSigners  int
+	// UnpaidFloor is the least IP factor of a sender whose packets verify
+	// (1e-6): it ranks senders that are never paid (fees below the blocks'
+	// bar) above those whose claims fail, and keeps them from being refused
+	// unparsed for good. 0 disables it.
+	UnpaidFloor float64
+	// FailTolerance is the share of failed claims (bad signatures,
+	// unparsable packets) up to which a sender's factor is its rate alone
+	// (0.1); beyond it the factor is scaled down linearly, to 0 at one
+	// half. Applies to records with at least MinObservations outcomes.
+	FailTolerance float64
 	// MinScore is the floor of every factor (1e-30): a product of factors
 	// never underflows to 0, and fee/CU still ranks the worst senders.
 	MinScore float64
@@ -56,6 +66,8 @@ func DefaultParams() Params {
 		MaxIPs:          65_536,
 		MaxPrefixes:     65_536,
 		MaxSigners:      65_536,
+		UnpaidFloor:     1e-6,
+		FailTolerance:   0.1,
 		MinScore:        1e-30,
 	}
 }
@@ -86,6 +98,12 @@ func (p Params) Validate() error {
 	}
 	if p.MaxSigners < 1 || p.MaxSigners > MaxTableSize {
 		bad("max signers must be between 1 and %d, got %d", MaxTableSize, p.MaxSigners)
+	}
+	if !(p.FailTolerance >= 0 && p.FailTolerance < 0.5) {
+		bad("fail tolerance must be at least 0 and below 0.5, got %v", p.FailTolerance)
+	}
+	if !(p.UnpaidFloor >= 0 && p.UnpaidFloor <= 1) {
+		bad("unpaid floor must be between 0 and 1, got %v", p.UnpaidFloor)
 	}
 	if !(p.MinScore >= LeastMinScore && p.MinScore <= 1) {
 		bad("min score must be between %g and 1, got %v", LeastMinScore, p.MinScore)

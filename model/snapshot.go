@@ -7,11 +7,13 @@ import (
 )
 
 // Record is one key's record as saved: the means of the fee per CU its
-// outcomes claimed and paid, how many outcomes they average (at most
-// Window), and the event number of its last update.
+// outcomes claimed, paid and failed (always 0 for signers), how many
+// outcomes they average (at most Window), and the event number of its
+// last update.
 type Record struct {
 	Claim float64
 	Paid  float64
+	Fail  float64
 	N     float64
 	Stamp uint64
 }
@@ -49,7 +51,7 @@ type Snapshot struct {
 func ipRecords(t *table[IP]) []IPRecord {
 	out := make([]IPRecord, 0, t.len())
 	for _, e := range t.slots {
-		out = append(out, IPRecord{e.key, Record{e.r.claim, e.r.paid, e.r.n, e.stamp}})
+		out = append(out, IPRecord{e.key, Record{e.r.claim, e.r.paid, e.r.fail, e.r.n, e.stamp}})
 	}
 	slices.SortFunc(out, func(a, b IPRecord) int { return a.IP.compare(b.IP) })
 	return out
@@ -59,7 +61,7 @@ func ipRecords(t *table[IP]) []IPRecord {
 func (m *IPSigner) Snapshot() Snapshot {
 	s := Snapshot{
 		Params:   m.p,
-		Newcomer: Record{Claim: m.newcomer.claim, Paid: m.newcomer.paid, N: m.newcomer.n},
+		Newcomer: Record{Claim: m.newcomer.claim, Paid: m.newcomer.paid, Fail: m.newcomer.fail, N: m.newcomer.n},
 		Events:   m.events,
 		IPs:      ipRecords(m.ips),
 		Near:     ipRecords(m.near),
@@ -68,7 +70,7 @@ func (m *IPSigner) Snapshot() Snapshot {
 		Stats:    m.Stats(),
 	}
 	for _, e := range m.signers.slots {
-		s.Signers = append(s.Signers, SignerRecord{e.key, e.r.exp, Record{e.r.claim, e.r.paid, e.r.n, e.stamp}})
+		s.Signers = append(s.Signers, SignerRecord{e.key, e.r.exp, Record{e.r.claim, e.r.paid, 0, e.r.n, e.stamp}})
 	}
 	slices.SortFunc(s.Signers, func(a, b SignerRecord) int { return a.Signer.compare(b.Signer) })
 	return s
@@ -95,14 +97,14 @@ func newest[K comparable](es []node[K], n int) []node[K] {
 // keep their most recently updated entries; records averaging more than
 // Window outcomes count as Window. REQUIRES: s.Params valid, keys unique
 // and canonical per table, stamps unique per table and below s.Events,
-// Claim, Paid and Exp finite and ≥ 0, N in [0, ∞).
+// Claim, Paid, Fail and Exp finite and ≥ 0, N in [0, ∞).
 func fromSnapshot(s Snapshot) *IPSigner {
 	m := New(s.Params)
 	w := float64(s.Params.Window)
 	ipNodes := func(rs []IPRecord) []node[IP] {
 		out := make([]node[IP], len(rs))
 		for i, r := range rs {
-			out[i] = node[IP]{key: r.IP, r: rec{claim: r.Claim, paid: r.Paid, n: min(r.N, w)}, stamp: r.Stamp}
+			out[i] = node[IP]{key: r.IP, r: rec{claim: r.Claim, paid: r.Paid, fail: r.Fail, n: min(r.N, w)}, stamp: r.Stamp}
 		}
 		return out
 	}
@@ -114,7 +116,7 @@ func fromSnapshot(s Snapshot) *IPSigner {
 		sn[i] = node[Signer]{key: r.Signer, r: rec{claim: r.Claim, paid: r.Paid, exp: r.Exp, n: min(r.N, w)}, stamp: r.Stamp}
 	}
 	m.signers.restore(newest(sn, m.p.MaxSigners))
-	m.newcomer = rec{claim: s.Newcomer.Claim, paid: s.Newcomer.Paid, n: min(s.Newcomer.N, w)}
+	m.newcomer = rec{claim: s.Newcomer.Claim, paid: s.Newcomer.Paid, fail: s.Newcomer.Fail, n: min(s.Newcomer.N, w)}
 	m.events = s.Events
 	m.observations = s.Stats.Observations
 	m.paid = s.Stats.Paid
@@ -147,11 +149,11 @@ func Diff(a, b *IPSigner, tol float64) []string {
 		add("events: %d vs %d", sa.Events, sb.Events)
 	}
 	if !near(sa.Newcomer.Claim, sb.Newcomer.Claim, tol) || !near(sa.Newcomer.Paid, sb.Newcomer.Paid, tol) ||
-		!near(sa.Newcomer.N, sb.Newcomer.N, tol) {
+		!near(sa.Newcomer.Fail, sb.Newcomer.Fail, tol) || !near(sa.Newcomer.N, sb.Newcomer.N, tol) {
 		add("newcomer record: %+v vs %+v", sa.Newcomer, sb.Newcomer)
 	}
 	ipKey := func(e IPRecord) IP { return e.IP }
-	ipRec := func(e IPRecord) []float64 { return []float64{e.Claim, e.Paid, e.N, float64(e.Stamp)} }
+	ipRec := func(e IPRecord) []float64 { return []float64{e.Claim, e.Paid, e.Fail, e.N, float64(e.Stamp)} }
 	diffTable(sa.IPs, sb.IPs, ipKey, ipRec, IP.compare, "ip", tol, add)
 	diffTable(sa.Near, sb.Near, ipKey, ipRec, IP.compare, "near prefix", tol, add)
 	diffTable(sa.Wide, sb.Wide, ipKey, ipRec, IP.compare, "wide prefix", tol, add)
@@ -188,7 +190,7 @@ func diffTable[E any, K fmt.Stringer](a, b []E, keyOf func(E) K, valsOf func(E) 
 			x, y := valsOf(a[i]), valsOf(b[j])
 			for k := range x {
 				if !near(x[k], y[k], tol) {
-					add("%s %s: %v vs %v (claim, paid, [exp,] n, stamp)", what, keyOf(a[i]), x, y)
+					add("%s %s: %v vs %v (claim, paid, fail or exp, n, stamp)", what, keyOf(a[i]), x, y)
 					break
 				}
 			}

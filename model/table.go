@@ -8,12 +8,14 @@ import (
 
 // rec is one key's record of its latest outcomes, each weighted by the
 // fee per compute unit its transaction claimed: the mean claim, the mean
-// paid (the claim when the transaction was paid, else 0), for a signer
-// the mean its IPs' factors predicted (exp), and how many outcomes the
-// means cover (at most Window).
+// paid (the claim when the transaction was paid, else 0), the mean failed
+// (the claim when it failed sigverify or did not parse, else 0), for a
+// signer the mean its IPs' factors predicted (exp), and how many outcomes
+// the means cover (at most Window).
 type rec struct {
 	claim float64
 	paid  float64
+	fail  float64 // IP tables only
 	exp   float64 // signers only
 	n     float64
 }
@@ -22,11 +24,22 @@ type rec struct {
 // then an exponential moving average of weight 1/w. Each operation is
 // rounded on its own, so no architecture fuses one into a multiply-add
 // and every one computes the same bits.
-func (r *rec) add(claim, paid, exp, w float64) {
+func (r *rec) add(claim, paid, fail, exp, w float64) {
 	r.n = min(r.n+1, w)
 	r.claim += float64((claim - r.claim) / r.n)
 	r.paid += float64((paid - r.paid) / r.n)
+	r.fail += float64((fail - r.fail) / r.n)
 	r.exp += float64((exp - r.exp) / r.n)
+}
+
+// validity maps the share of r's claims that failed to [0, 1]: 1 up to
+// tolerance, 0 from one half on, linear between.
+func (r *rec) validity(tolerance float64) float64 {
+	if !(r.claim > 0) {
+		return 1
+	}
+	s := min(1, r.fail/r.claim)
+	return min(1, max(0, float64(0.5-s)/float64(0.5-tolerance)))
 }
 
 // rate is the share of the value its outcomes claimed that was paid, and

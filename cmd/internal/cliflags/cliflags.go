@@ -76,6 +76,10 @@ func ModelFlags() []cli.Flag {
 			Usage: "records kept per prefix level (/24 and /48; /16 and /32)"},
 		&cli.IntFlag{Name: "max-signers", Category: CatModel, EnvVars: Env("max-signers"), Value: d.MaxSigners,
 			Usage: "signer records kept"},
+		&cli.Float64Flag{Name: "unpaid-floor", Category: CatModel, EnvVars: Env("unpaid-floor"), Value: d.UnpaidFloor,
+			Usage: "least IP factor of a sender whose packets verify but are not paid (0: none)"},
+		&cli.Float64Flag{Name: "fail-tolerance", Category: CatModel, EnvVars: Env("fail-tolerance"), Value: d.FailTolerance,
+			Usage: "share of failed claims a sender may have before its factor is scaled down (to 0 at one half)"},
 		&cli.Float64Flag{Name: "min-score", Category: CatModel, EnvVars: Env("min-score"), Value: d.MinScore,
 			Usage: "floor of every IP and signer factor, so a product of factors never reaches 0"},
 	}
@@ -91,6 +95,8 @@ func ModelParams(c *cli.Context) (model.Params, error) {
 	p.MaxIPs = c.Int("max-ips")
 	p.MaxPrefixes = c.Int("max-prefixes")
 	p.MaxSigners = c.Int("max-signers")
+	p.UnpaidFloor = c.Float64("unpaid-floor")
+	p.FailTolerance = c.Float64("fail-tolerance")
 	p.MinScore = c.Float64("min-score")
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("model flags: %w", err)
