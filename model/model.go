@@ -125,10 +125,14 @@ func (m *IPSigner) validity(ip IP) float64 {
 // unknown, at least MinScore. It does not allocate.
 func (m *IPSigner) SignerFactor(s Signer) float64 {
 	r := m.signers.get(s)
-	if r == nil || !(r.exp > 0) {
+	if r == nil || !(r.claim > 0) {
 		return 1
 	}
-	x := min(1, r.paid/r.exp)
+	// Paid against predicted, each plus 1/Window of the claim: a payer
+	// whose IPs predicted about nothing (a sender at its unpaid floor)
+	// and that paid nothing is as predicted, not sunk further.
+	d := float64(r.claim / float64(m.p.Window))
+	x := min(1, float64(r.paid+d)/float64(r.exp+d))
 	kk := float64(m.p.PriorWeight * float64(1-r.n/float64(m.p.Window)))
 	f := float64(float64(x*r.n)+kk) / (r.n + kk)
 	return max(m.p.MinScore, min(1, f))

@@ -419,6 +419,11 @@ func TestUnpaidFloor(t *testing.T) {
 	if fl*10 <= fs*1500 {
 		t.Fatal("the failing sender's claims still outrank the valid unpaid sender")
 	}
+	// Its payer paid nothing, as its IP predicted: the signer does not
+	// sink it further (else it would fall below the failing sender).
+	if f := m.Forward(low, signer(1)); f < fl/2 || f*10 <= fs*1500 {
+		t.Fatalf("forward of the unpaid sender with its own payer %v, want about its IP factor %v", f, fl)
+	}
 	q := p
 	q.UnpaidFloor = 0
 	if err := m.SetParams(q); err != nil || m.IPFactor(low) != p.MinScore {
