@@ -86,8 +86,18 @@ func mix(h, w uint64) uint64 {
 	return hi ^ lo
 }
 
+// avalanche is the splitmix64 finaliser: every input bit reaches the low
+// bits the index masks with.
+func avalanche(x uint64) uint64 {
+	x ^= x >> 30
+	x *= 0xbf58476d1ce4e5b9
+	x ^= x >> 27
+	x *= 0x94d049bb133111eb
+	return x ^ x>>31
+}
+
 func (ip IP) hash(seed uint64) uint64 {
-	return mix(mix(seed, binary.LittleEndian.Uint64(ip[0:])), binary.LittleEndian.Uint64(ip[8:]))
+	return avalanche(mix(mix(seed, binary.LittleEndian.Uint64(ip[0:])), binary.LittleEndian.Uint64(ip[8:])))
 }
 
 func (s Signer) hash(seed uint64) uint64 {
@@ -95,7 +105,7 @@ func (s Signer) hash(seed uint64) uint64 {
 	for i := 0; i < 32; i += 8 {
 		h = mix(h, binary.LittleEndian.Uint64(s[i:]))
 	}
-	return h
+	return avalanche(h)
 }
 
 // table maps keys to records in a fixed number of slots, evicting the
