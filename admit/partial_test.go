@@ -1,4 +1,4 @@
-package metastore
+package admit
 
 import (
 	"container/list"
@@ -32,8 +32,8 @@ func (s *PartialStore) check() error {
 		return fmt.Errorf("list has %d entries, n = %d", seen, s.n)
 	}
 	used := 0
-	for _, e := range s.index {
-		if e != 0 {
+	for i := range s.index.Size() {
+		if s.index.At(uint64(i)) != 0 {
 			used++
 		}
 	}

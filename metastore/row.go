@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+
+	"github.com/solqos/qos/admit"
 )
 
 // RowKind says which input of the model a row records.
@@ -72,7 +74,7 @@ type Row struct {
 }
 
 // Join builds the row for a partial that the scheduler reported on.
-func Join(p *Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos uint64, value float64) Row {
+func Join(p *admit.Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos uint64, value float64) Row {
 	return Row{
 		ObservedAt: observedAt,
 		Seq:        seq,

@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/netip"
 	"testing"
+
+	"github.com/solqos/qos/admit"
 )
 
 func TestRowSpoolRoundTrip(t *testing.T) {
@@ -52,7 +54,7 @@ func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
 }
 
 func TestJoin(t *testing.T) {
-	p := Partial{ArrivedAt: 5, Channel: 2, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5}
+	p := admit.Partial{ArrivedAt: 5, Channel: 2, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5}
 	p.IP = netip.MustParseAddr("1.2.3.4").As16()
 	p.Signer[3] = 9
 	r := Join(&p, 77, 42, 3, 1000, 0, 0.25)

@@ -1,23 +1,17 @@
 package sidecar
 
 import (
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/channels"
-	"github.com/solqos/qos/score"
 )
 
 // Counter names one of the loop's event counters.
 type Counter int
 
-// The loop's event counters. Their names (counterInfo) are the metric and
-// log names; keep them stable.
+// The loop's event counters, besides admission's (admit.Event). Their
+// names (counterInfo) are the metric and log names; keep them stable.
 const (
-	Duplicates Counter = iota
-	RecentlyConfirmed
-	RecentlyConfirmedAtSend
-	Admitted
-	Evicted
-	RejectedLow
-	Gated
+	RecentlyConfirmedAtSend Counter = iota
 	Expired
 	Sent
 	OutputOverwrite
@@ -40,13 +34,7 @@ const (
 )
 
 var counterInfo = [numCounters]struct{ name, help string }{
-	Duplicates:              {"duplicates", "Packets the queue would take, dropped because a packet with the same hash was queued recently."},
-	RecentlyConfirmed:       {"recently_confirmed", "Packets the queue would take, dropped on arrival because their first signature was recently confirmed."},
 	RecentlyConfirmedAtSend: {"recently_confirmed_at_send", "Queued packets dropped at send time because their first signature was confirmed meanwhile."},
-	Admitted:                {"admitted", "Packets pushed into the priority queue."},
-	Evicted:                 {"evicted", "Queued packets evicted by a higher-scoring newcomer."},
-	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores (decided before the dedup and recently-confirmed lookups)."},
-	Gated:                   {"gated", "Packets refused before parsing: their sender IP's score, times the best signer score and the highest fee per CU a transaction can declare, could not beat the full queue's lowest entry (no parse, no penalty)."},
 	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
 	Sent:                    {"sent", "Packets written to qos_to_sig."},
 	OutputOverwrite:         {"output_overwrite", "Packets sent while the sigverify consumer was a full window (3/4 of qos_to_sig) behind, per its published head: it skips as many."},
@@ -100,9 +88,9 @@ var inputNames = [numInputs]string{
 type Snapshot struct {
 	At int64 // unix ns when taken
 
-	Counters [numCounters]uint64
-	Received [numPacketChannels]uint64
-	Rejects  [score.NumRejects]uint64
+	Counters  [numCounters]uint64
+	Received  [numPacketChannels]uint64
+	Admission admit.Counters // admission's events and rejects, by reason
 
 	// Per input channel (packet channels, then sig_to_qos, sch_to_qos,
 	// tx_status_cache): records lost to overrun, whether it is joined, and
@@ -143,11 +131,8 @@ func (s *Snapshot) TotalReceived() uint64 {
 	return n
 }
 
-// TotalRejected sums packets rejected for any reason.
-func (s *Snapshot) TotalRejected() uint64 {
-	var n uint64
-	for _, v := range s.Rejects {
-		n += v
-	}
-	return n
-}
+// TotalRejected sums packets rejected by inspection, for any reason.
+func (s *Snapshot) TotalRejected() uint64 { return s.Admission.TotalRejected() }
+
+// Event returns one admission event's count.
+func (s *Snapshot) Event(e admit.Event) uint64 { return s.Admission.Events[e] }

@@ -5,7 +5,7 @@
 //
 // Per iteration of the loop:
 //
-//	tpu, fwd, re1, re2 ──(bounded batch each)──► evaluate ► score ► queue takes it? ► recent? ► dedup ► queue
+//	tpu, fwd, re1, re2 ──(bounded batch each)──► admit: sender gate ► inspect ► score ► queue takes it? ► recent? ► dedup ► queue
 //	tx_status_cache ─────────────────────────────► recent-signature set
 //	sig_to_qos ──────────────────────────────────► model.Penalize(source IP)
 //	sch_to_qos ───► join partial meta ──► model.Observe + metastore row
