@@ -1,6 +1,11 @@
 package admit
 
-import "github.com/solqos/qos/internal/hashindex"
+import (
+	"fmt"
+
+	"github.com/solqos/qos/internal/hashindex"
+	"github.com/solqos/qos/internal/invariants"
+)
 
 // DefaultPartialCapacity is the daemon's default number of packets whose
 // partial meta is kept while waiting for the scheduler's result.
@@ -117,6 +122,7 @@ func (s *PartialStore) Insert(hash uint64, p Partial) (duplicate bool) {
 	s.slots[slot] = pslot{hash: hash, p: p, prev: -1, next: -1}
 	s.pushFront(slot)
 	s.index.Insert(hash>>32<<32 | uint64(slot+1))
+	s.check(hash)
 	return false
 }
 
@@ -216,3 +222,61 @@ func (s *PartialStore) PeekEvictions(k int) uint64 {
 	}
 	return sum
 }
+
+// verify checks the store's invariants: the recency list and the index
+// agree, and every listed slot is reachable through the index. O(n): for
+// tests and the invariants build, never the hot path.
+func (s *PartialStore) verify() error {
+	seen := 0
+	prev := int32(-1)
+	for i := s.head; i >= 0; i = s.slots[i].next {
+		if s.slots[i].prev != prev {
+			return fmt.Errorf("slot %d: prev %d, want %d", i, s.slots[i].prev, prev)
+		}
+		prev = i
+		seen++
+		if seen > int(s.n) {
+			return fmt.Errorf("recency list longer than %d", s.n)
+		}
+		if _, slot := s.find(s.slots[i].hash); slot != i {
+			return fmt.Errorf("slot %d: hash %#x found at slot %d", i, s.slots[i].hash, slot)
+		}
+	}
+	if prev != s.tail {
+		return fmt.Errorf("tail %d, list ends at %d", s.tail, prev)
+	}
+	if seen != int(s.n) {
+		return fmt.Errorf("list has %d entries, n = %d", seen, s.n)
+	}
+	used := 0
+	for i := range s.index.Size() {
+		if s.index.At(uint64(i)) != 0 {
+			used++
+		}
+	}
+	if used != int(s.n) {
+		return fmt.Errorf("index has %d entries, n = %d", used, s.n)
+	}
+	return nil
+}
+
+// check runs verify after a change when built with the invariants tag
+// (on stores of up to invariantsFullCheck entries; larger ones only check
+// the entry just changed), and compiles away otherwise.
+func (s *PartialStore) check(hash uint64) {
+	if !invariants.Enabled {
+		return
+	}
+	if _, slot := s.find(hash); slot < 0 || s.head < 0 || s.tail < 0 {
+		panic(fmt.Sprintf("BUG: admit: partial %#x not found after insert (head %d, tail %d)", hash, s.head, s.tail))
+	}
+	if s.n <= invariantsFullCheck {
+		if err := s.verify(); err != nil {
+			panic("BUG: admit: " + err.Error())
+		}
+	}
+}
+
+// invariantsFullCheck bounds the stores the invariants build verifies whole
+// after every insert.
+const invariantsFullCheck = 1 << 10

@@ -4,6 +4,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 
 	"github.com/solqos/qos/internal/hashindex"
+	"github.com/solqos/qos/internal/invariants"
 )
 
 // DefaultCapacity is the status cache channel's capacity: the signatures of
@@ -97,6 +98,11 @@ func (s *Set) Add(sig *[SignatureSize]byte) {
 		s.head = 0
 	}
 	s.n++
+	if invariants.Enabled {
+		if _, ok := s.find(k); !ok || s.n > len(s.ring) {
+			panic("BUG: sigcache: key missing after Add, or the set over capacity")
+		}
+	}
 }
 
 // Contains reports whether sig (64 bytes) was added and not yet evicted.
