@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
 // SinkConfig configures the Postgres writer.
@@ -145,7 +145,7 @@ type Sink struct {
 
 // NewSink opens the spool (indexing what an earlier run left in it) and
 // starts the writer goroutine. Postgres need not be up: rows are spooled
-// until it is. REQUIRES: the schema is migrated (sql.Migrate).
+// until it is. REQUIRES: the schema is migrated (schema.Migrate).
 func NewSink(cfg SinkConfig, h *Handoff) (*Sink, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("metastore: sink needs a connection config")
@@ -466,13 +466,13 @@ func (s *Sink) write(group []*batch) error {
 	return nil
 }
 
-const copySQL = `COPY ` + qsql.Table + ` (` + columns + `) FROM STDIN (FORMAT binary)`
+const copySQL = `COPY ` + schema.Table + ` (` + columns + `) FROM STDIN (FORMAT binary)`
 
 const markSQL = `WITH m AS (
 	SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::bigint[], $4::integer[])
 		WITH ORDINALITY AS m(observed_at, seq, seed, rows, ord)
 ), ins AS (
-	INSERT INTO ` + qsql.BatchTable + ` (observed_at, seq, seed, rows)
+	INSERT INTO ` + schema.BatchTable + ` (observed_at, seq, seed, rows)
 	SELECT observed_at, seq, seed, rows FROM m
 	ON CONFLICT DO NOTHING
 	RETURNING observed_at, seq, seed
@@ -560,13 +560,13 @@ func (s *Sink) copyGroup(ctx context.Context, group []*batch, staged bool) (writ
 }
 
 func (s *Sink) stagedCopy(ctx context.Context, tx pgx.Tx, cr *copyReader) error {
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS qos_staging (LIKE `+qsql.Table+`) ON COMMIT DELETE ROWS`); err != nil {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS qos_staging (LIKE `+schema.Table+`) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, cr, `COPY qos_staging (`+columns+`) FROM STDIN (FORMAT binary)`); err != nil {
 		return fmt.Errorf("copy to staging: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+qsql.Table+` (`+columns+`) SELECT `+columns+` FROM qos_staging ON CONFLICT DO NOTHING`); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+schema.Table+` (`+columns+`) SELECT `+columns+` FROM qos_staging ON CONFLICT DO NOTHING`); err != nil {
 		return fmt.Errorf("insert from staging: %w", err)
 	}
 	return nil
@@ -596,7 +596,7 @@ func (s *Sink) ensureDays(ctx context.Context, group []*batch) error {
 	if len(s.dayBuf) == 0 {
 		return nil
 	}
-	if err := qsql.EnsurePartitions(ctx, s.conn, s.dayBuf...); err != nil {
+	if err := schema.EnsurePartitions(ctx, s.conn, s.dayBuf...); err != nil {
 		for _, t := range s.dayBuf {
 			delete(s.days, floorDiv(t.UnixNano(), nsPerDay))
 		}
@@ -634,7 +634,7 @@ func (s *Sink) ensureAhead() error {
 	ctx, cancel := s.opContext(s.cfg.WriteTimeout)
 	defer cancel()
 	days := []time.Time{time.Unix(0, today*nsPerDay).UTC(), time.Unix(0, (today+1)*nsPerDay).UTC()}
-	if err := qsql.EnsurePartitions(ctx, s.conn, days...); err != nil {
+	if err := schema.EnsurePartitions(ctx, s.conn, days...); err != nil {
 		return err
 	}
 	s.days[today] = struct{}{}
@@ -654,7 +654,7 @@ func (s *Sink) maybeConnect() {
 		var err error
 		conn, err = pgx.ConnectConfig(ctx, s.cfg.Conn)
 		if err == nil {
-			err = qsql.CheckVersion(ctx, conn)
+			err = schema.CheckVersion(ctx, conn)
 			if err != nil {
 				conn.Close(ctx)
 			}

@@ -19,7 +19,7 @@ import (
 	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
 // modelFlags are the model's constants, spelled as the daemon spells them
@@ -80,7 +80,7 @@ func migrateCommand() *cli.Command {
 				return err
 			}
 			defer closeDB(conn)
-			res, err := qsql.Migrate(c.Context, conn)
+			res, err := schema.Migrate(c.Context, conn)
 			if err != nil {
 				return fmt.Errorf("%s: %w", desc, err)
 			}
@@ -146,22 +146,22 @@ func dbCommand() *cli.Command {
 }
 
 func dbStatus(ctx context.Context, conn *pgx.Conn, desc string, out io.Writer) error {
-	schema, v, err := qsql.Version(ctx, conn)
+	name, v, err := schema.Version(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("%s: %w", desc, err)
 	}
-	fmt.Fprintf(out, "%s schema %s: version %d (this binary: %d)\n", desc, schema, v, qsql.Latest())
+	fmt.Fprintf(out, "%s schema %s: version %d (this binary: %d)\n", desc, name, v, schema.Latest())
 	if v == 0 {
 		return nil
 	}
-	daily, other, err := qsql.Partitions(ctx, conn)
+	daily, other, err := schema.Partitions(ctx, conn)
 	if err != nil {
 		return fmt.Errorf("%s: %w", desc, err)
 	}
 	tw := tabwriter.NewWriter(out, 2, 8, 2, ' ', 0)
 	fmt.Fprintln(tw, "partition\tday\trows (estimate)")
 	for _, p := range daily {
-		if p.Table != qsql.Table {
+		if p.Table != schema.Table {
 			continue
 		}
 		var est float64
@@ -180,11 +180,11 @@ func dbStatus(ctx context.Context, conn *pgx.Conn, desc string, out io.Writer) e
 }
 
 func dbPrune(ctx context.Context, conn *pgx.Conn, desc string, cut time.Time, dryRun bool, out io.Writer) error {
-	if err := qsql.CheckVersion(ctx, conn); err != nil {
+	if err := schema.CheckVersion(ctx, conn); err != nil {
 		return fmt.Errorf("%s: %w", desc, err)
 	}
 	if dryRun {
-		daily, _, err := qsql.Partitions(ctx, conn)
+		daily, _, err := schema.Partitions(ctx, conn)
 		if err != nil {
 			return fmt.Errorf("%s: %w", desc, err)
 		}
@@ -198,7 +198,7 @@ func dbPrune(ctx context.Context, conn *pgx.Conn, desc string, cut time.Time, dr
 		fmt.Fprintf(out, "%s: %d partitions end before %s (dry run: nothing dropped)\n", desc, n, cut.UTC().Format(time.RFC3339))
 		return nil
 	}
-	dropped, err := qsql.Prune(ctx, conn, cut)
+	dropped, err := schema.Prune(ctx, conn, cut)
 	if err != nil {
 		return fmt.Errorf("%s: %w", desc, err)
 	}
@@ -345,7 +345,7 @@ func runReplay(c *cli.Context) error {
 		return err
 	}
 	defer closeDB(conn)
-	if err := qsql.CheckVersion(c.Context, conn); err != nil {
+	if err := schema.CheckVersion(c.Context, conn); err != nil {
 		return fmt.Errorf("%s: %w", desc, err)
 	}
 	prog := newProgressPrinter(c.App.ErrWriter)

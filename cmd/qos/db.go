@@ -12,7 +12,7 @@ import (
 
 	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/metastore"
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
 func dbFlags() []cli.Flag {
@@ -61,7 +61,7 @@ func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*data
 	}
 	desc := metastore.Describe(conn)
 	if err := migrate(ctx, conn, log); err != nil {
-		if errors.Is(err, qsql.ErrSchemaTooNew) {
+		if errors.Is(err, schema.ErrSchemaTooNew) {
 			return nil, err
 		}
 		log.Warn("database not migrated at start; rows are spooled until it can be reached and migrated",
@@ -102,7 +102,7 @@ func migrate(ctx context.Context, conn *pgx.ConnConfig, log *slog.Logger) error 
 		return err
 	}
 	defer pc.Close(context.Background())
-	res, err := qsql.Migrate(ctx, pc)
+	res, err := schema.Migrate(ctx, pc)
 	if err != nil {
 		return err
 	}
