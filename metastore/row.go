@@ -73,11 +73,13 @@ type Row struct {
 	Seed       uint64  // the xxhash seed the hash was computed with
 }
 
-// Join builds the row for a partial that the scheduler reported on.
-func Join(p *admit.Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos uint64, value float64) Row {
+// CompletedRow builds the row of an admitted packet the scheduler reported
+// on: its partial meta p and packet hash, completed with the report's
+// time and execution. The caller numbers it (Seq) and values it (Value)
+// when it hands the row on.
+func CompletedRow(p *admit.Partial, hash, seed uint64, observedAt int64, execNanos uint64) Row {
 	return Row{
 		ObservedAt: observedAt,
-		Seq:        seq,
 		Channel:    p.Channel,
 		IP:         p.IP,
 		Signer:     p.Signer,
@@ -86,7 +88,6 @@ func Join(p *admit.Partial, hash, seed uint64, seq uint64, observedAt int64, exe
 		CUPrice:    p.CUPrice,
 		ExecNanos:  execNanos,
 		Scheduled:  execNanos != 0,
-		Value:      value,
 		Score:      p.Score,
 		Hash:       hash,
 		Seed:       seed,

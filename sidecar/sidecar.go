@@ -506,7 +506,7 @@ func (s *Sidecar) drainResults() int {
 		s.snap.Counters[Joined]++
 		// The row's Observation is what replay feeds the model: build the
 		// loop's from the same row so the two cannot drift apart.
-		row := metastore.Join(&p, hash, s.cfg.Seed, 0, s.wall, exec, 0)
+		row := metastore.CompletedRow(&p, hash, s.cfg.Seed, s.wall, exec)
 		obs := row.Observation()
 		if s.learn {
 			t0 := time.Now()
