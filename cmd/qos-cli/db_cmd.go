@@ -291,22 +291,22 @@ func replayCommand() *cli.Command {
 
 // replayReport is what --json prints.
 type replayReport struct {
-	DB        string                 `json:"db"`
-	From      string                 `json:"from,omitempty"`
-	To        string                 `json:"to,omitempty"`
-	Rows      int64                  `json:"rows"`
-	Completed int64                  `json:"completed"` // completed-transaction rows
-	Feedback  int64                  `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
-	Seconds   float64                `json:"seconds"`
-	ModelFile string                 `json:"model_file,omitempty"`
-	Model     *model.Stats           `json:"model,omitempty"`
-	Frozen    bool                   `json:"frozen,omitempty"`
-	Results   []replayEvalResultJSON `json:"results,omitempty"`
-	Best      *int                   `json:"best,omitempty"` // index in results (sweep)
+	DB        string               `json:"db"`
+	From      string               `json:"from,omitempty"`
+	To        string               `json:"to,omitempty"`
+	Rows      int64                `json:"rows"`
+	Completed int64                `json:"completed"` // completed-transaction rows
+	Feedback  int64                `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
+	Seconds   float64              `json:"seconds"`
+	ModelFile string               `json:"model_file,omitempty"`
+	Model     *model.Stats         `json:"model,omitempty"`
+	Frozen    bool                 `json:"frozen,omitempty"`
+	Results   []replayBacktestJSON `json:"results,omitempty"`
+	Best      *int                 `json:"best,omitempty"` // index in results (sweep)
 }
 
-type replayEvalResultJSON struct {
-	metastore.EvalResult
+type replayBacktestJSON struct {
+	metastore.BacktestResult
 	Merit    float64 `json:"merit"`     // mean model share of the oracle over the budgets
 	FeeMerit float64 `json:"fee_merit"` // same for fee/CU alone
 }
@@ -358,9 +358,9 @@ func runReplay(c *cli.Context) error {
 	}
 	start := time.Now()
 	var m *model.IPSigner
-	var results []metastore.EvalResult
+	var results []metastore.BacktestResult
 	if evaluate || sweep {
-		results, err = metastore.Evaluate(c.Context, conn, metastore.EvalOptions{
+		results, err = metastore.Backtest(c.Context, conn, metastore.BacktestOptions{
 			From: from, To: to, Grid: grid,
 			TrainFraction: c.Float64("train-fraction"),
 			Frozen:        c.Bool("frozen"),
@@ -394,7 +394,7 @@ func runReplay(c *cli.Context) error {
 		}
 	}
 	for _, r := range results {
-		rep.Results = append(rep.Results, replayEvalResultJSON{EvalResult: r, Merit: r.Merit(), FeeMerit: feeMerit(r)})
+		rep.Results = append(rep.Results, replayBacktestJSON{BacktestResult: r, Merit: r.Merit(), FeeMerit: feeMerit(r)})
 	}
 	if sweep {
 		best := bestResult(results)
@@ -408,19 +408,19 @@ func runReplay(c *cli.Context) error {
 	return printReplay(c.App.Writer, &rep)
 }
 
-func feeMerit(r metastore.EvalResult) float64 {
-	if len(r.Budgets) == 0 {
+func feeMerit(r metastore.BacktestResult) float64 {
+	if len(r.Shares) == 0 {
 		return 0
 	}
 	s := 0.0
-	for _, b := range r.Budgets {
+	for _, b := range r.Shares {
 		s += b.FeeShare()
 	}
-	return s / float64(len(r.Budgets))
+	return s / float64(len(r.Shares))
 }
 
 // bestResult returns the index of the highest merit (first on ties).
-func bestResult(rs []metastore.EvalResult) int {
+func bestResult(rs []metastore.BacktestResult) int {
 	best := 0
 	for i := range rs {
 		if rs[i].Merit() > rs[best].Merit() {
@@ -509,9 +509,9 @@ func printReplay(w io.Writer, rep *replayReport) error {
 	fmt.Fprintln(w, "value = total fee (lamports) of scheduled transactions among the top k test rows")
 	tw := tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, "budget\tk\tmodel×fee/CU\tfee/CU only\toracle\tmodel/oracle\tfee/oracle\t")
-	for _, b := range r.Budgets {
+	for _, b := range r.Shares {
 		fmt.Fprintf(tw, "%g%%\t%d\t%.0f\t%.0f\t%.0f\t%.1f%%\t%.1f%%\t\n",
-			100*b.Budget, b.K, b.Model, b.FeeOnly, b.Oracle, 100*b.ModelShare(), 100*b.FeeShare())
+			100*b.Share, b.K, b.Model, b.FeeOnly, b.Oracle, 100*b.ModelShare(), 100*b.FeeShare())
 	}
 	if err := tw.Flush(); err != nil {
 		return err
@@ -528,8 +528,8 @@ func printReplay(w io.Writer, rep *replayReport) error {
 		len(rep.Results), 100*r.FeeMerit)
 	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprint(tw, "rank\twindow\tmin-obs\tprior-weight\tmerit\t")
-	for _, b := range r.Budgets {
-		fmt.Fprintf(tw, "%g%%\t", 100*b.Budget)
+	for _, b := range r.Shares {
+		fmt.Fprintf(tw, "%g%%\t", 100*b.Share)
 	}
 	fmt.Fprintln(tw)
 	for rank, i := range idx {
@@ -542,7 +542,7 @@ func printReplay(w io.Writer, rep *replayReport) error {
 			mark = " (flags)"
 		}
 		fmt.Fprintf(tw, "%d\t%d\t%d\t%g\t%.1f%%%s\t", rank+1, e.Params.Window, e.Params.MinObservations, e.Params.PriorWeight, 100*e.Merit, mark)
-		for _, b := range e.Budgets {
+		for _, b := range e.Shares {
 			fmt.Fprintf(tw, "%.1f%%\t", 100*b.ModelShare())
 		}
 		fmt.Fprintln(tw)

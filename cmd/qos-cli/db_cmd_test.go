@@ -199,7 +199,7 @@ func TestReplayEvaluateAndSweep(t *testing.T) {
 		t.Fatalf("json: %v\n%s", err, stdout)
 	}
 	// The flags' set, then the grid minus the flags' own combination.
-	if rep.Rows != 10_000 || len(rep.Results) != 4 || rep.Best == nil || len(rep.Results[0].Budgets) != 4 {
+	if rep.Rows != 10_000 || len(rep.Results) != 4 || rep.Best == nil || len(rep.Results[0].Shares) != 4 {
 		t.Fatalf("report: rows %d, %d results, best %v", rep.Rows, len(rep.Results), rep.Best)
 	}
 	code, stdout, _ = runDBCLI(t, "replay", "--db-url", db.URL, "--sweep", "--sweep-window", "20,200", "--sweep-min-observations", "5")
