@@ -147,11 +147,25 @@ type Event int
 
 // The events admission counts.
 const (
+	// EventDuplicates: transactions the queue would take, dropped because
+	// one with the same hash was admitted recently.
 	EventDuplicates Event = iota
+	// EventRecentlyConfirmed: transactions the queue would take, dropped
+	// because their first signature was recently confirmed.
 	EventRecentlyConfirmed
+	// EventAdmitted: transactions pushed into the priority queue.
 	EventAdmitted
+	// EventEvicted: queued transactions evicted by a higher-scoring
+	// newcomer.
 	EventEvicted
+	// EventRejectedLow: transactions not queued because the full queue held
+	// only higher scores (decided before the dedup and recently-confirmed
+	// lookups).
 	EventRejectedLow
+	// EventGated: transactions refused before parsing: their sender IP's
+	// factor, times the best signer factor and the highest fee per CU a
+	// transaction can declare, could not beat the full queue's lowest
+	// entry (no parse, no penalty).
 	EventGated
 	NumEvents
 )

@@ -41,7 +41,7 @@ func (r *Row) Claim() float64 {
 func (r *Row) Key() model.IP { return model.IPOf(r.Addr()) }
 
 // Apply gives the row to m as the daemon did: a completed row is observed,
-// a feedback row penalises its IP. Rows of a kind this binary does not know
+// a penalty row penalises its IP. Rows of a kind this binary does not know
 // change nothing (decoding refuses them anyway).
 func (r *Row) Apply(m *model.IPSigner) {
 	switch r.Kind {
@@ -89,7 +89,7 @@ type ReplayOptions struct {
 
 // Replay rebuilds the model from the rows in the range, in the order the
 // daemon applied them: Observe once per completed row (so learning happens
-// on the same batches), Penalize once per feedback row. Memory does not
+// on the same batches), Penalize once per penalty row. Memory does not
 // grow with the number of rows. It returns the rows read, of every kind.
 func Replay(ctx context.Context, conn *pgx.Conn, opt ReplayOptions) (*model.IPSigner, int64, error) {
 	if err := opt.Params.Validate(); err != nil {
@@ -193,10 +193,10 @@ type BacktestResult struct {
 	Params    model.Params `json:"params"`
 	TrainRows int64        `json:"train_rows"`
 	TestRows  int64        `json:"test_rows"`
-	// FeedbackRows counts the penalty rows read (applied in their place;
+	// PenaltyRows counts the penalty rows read (applied in their place;
 	// with Frozen, not after training).
-	FeedbackRows int64         `json:"feedback_rows"`
-	Shares       []ShareResult `json:"budgets"`
+	PenaltyRows int64         `json:"feedback_rows"`
+	Shares      []ShareResult `json:"budgets"`
 	// Model is the model after the whole range (or after training when
 	// Frozen).
 	Model *model.IPSigner `json:"-"`
@@ -217,7 +217,7 @@ func (e *BacktestResult) Merit() float64 {
 
 // Backtest replays the range once, feeding every parameter set of the grid,
 // and measures how each ranks the test part. The split, the test rows and
-// the budgets count completed transactions only; feedback rows (penalties)
+// the budgets count completed transactions only; penalty rows
 // update every model in their place, and with Frozen not after training. Besides the constant model
 // state, it keeps three float64 per test row plus one per row and grid
 // entry.
@@ -265,7 +265,7 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 	for i := range scores {
 		scores[i] = make([]float64, 0, testN)
 	}
-	var seen, feedback int64 // completed rows, feedback rows
+	var seen, feedback int64 // completed rows, penalty rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
 		if r.Kind != RowCompleted {
 			feedback++
@@ -312,7 +312,7 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 	out := make([]BacktestResult, len(models))
 	for i, m := range models {
 		got := captured(order, scores[i], value, ks)
-		res := BacktestResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, FeedbackRows: feedback, Model: m}
+		res := BacktestResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, PenaltyRows: feedback, Model: m}
 		for j, b := range budgets {
 			res.Shares = append(res.Shares, ShareResult{Share: b, K: ks[j], Model: got[j], FeeOnly: feeOnly[j], Oracle: oracle[j]})
 		}

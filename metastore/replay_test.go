@@ -43,7 +43,7 @@ func trafficRow(base int64, i uint64) Row {
 
 // mixedRow is trafficRow with every 7th row a penalty instead (alternately
 // a failed sigverify and an unparsable packet), as a run with spammers
-// writes them: feedback rows carry only time, seq, kind, channel, IP, seed,
+// writes them: penalty rows carry only time, seq, kind, channel, IP, seed,
 // and a failed sigverify the fee and CUs its packet claimed.
 func mixedRow(base int64, i uint64) Row {
 	r := trafficRow(base, i)
@@ -51,9 +51,9 @@ func mixedRow(base int64, i uint64) Row {
 		return r
 	}
 	if i%14 == 10 {
-		return FeedbackRow(RowUnparsable, r.Seq, r.ObservedAt, r.Channel, r.IP, r.Seed)
+		return PenaltyRow(RowUnparsable, r.Seq, r.ObservedAt, r.Channel, r.IP, r.Seed)
 	}
-	fb := FeedbackRow(RowSigverifyFailed, r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
+	fb := PenaltyRow(RowSigverifyFailed, r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
 	fb.Fee, fb.CUs = r.Fee, r.CUs
 	return fb
 }
@@ -136,13 +136,13 @@ func TestReplayDeterminism(t *testing.T) {
 	}
 }
 
-// TestReplayFeedbackRows: with penalties among the rows, replay applies
+// TestReplayPenaltyRows: with penalties among the rows, replay applies
 // every row in order (Observe or Penalize) and rebuilds the model the rows
 // were produced with; evaluation splits and ranks completed rows only.
-func TestReplayFeedbackRows(t *testing.T) {
+func TestReplayPenaltyRows(t *testing.T) {
 	d := newTestDB(t, "feedback")
 	base := time.Date(2024, 7, 2, 12, 0, 0, 0, time.UTC).UnixNano()
-	const n = 14_000 // 2000 feedback rows
+	const n = 14_000 // 2000 penalty rows
 	writeRows(t, d, base, n, mixedRow)
 	p := model.DefaultParams()
 	direct, completedOnly := model.New(p), model.New(p)

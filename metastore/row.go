@@ -47,8 +47,8 @@ func (k RowKind) String() string {
 // Valid reports whether k is a kind this binary knows.
 func (k RowKind) Valid() bool { return k < numRowKinds }
 
-// Feedback reports whether k is a penalty (any kind but RowCompleted).
-func (k RowKind) Feedback() bool { return k != RowCompleted }
+// Penalty reports whether k is a penalty (any kind but RowCompleted).
+func (k RowKind) Penalty() bool { return k != RowCompleted }
 
 // Row is one input of the model, as the database stores it and replay
 // reads it: a completed transaction (the partial meta joined with the
@@ -94,12 +94,12 @@ func CompletedRow(p *admit.Partial, hash, seed uint64, observedAt int64, execNan
 	}
 }
 
-// FeedbackRow builds the row of a penalty of the given kind on the source
+// PenaltyRow builds the row of a penalty of the given kind on the source
 // address ip (16-byte form, IPv4 as ::ffff:a.b.c.d).
 // Its Fee and CUs are zero; a caller that knows what the packet claimed
 // (a failed sigverify of a packet the daemon had parsed) sets them, and
 // replay penalises with that claim (Row.Claim).
-func FeedbackRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
+func PenaltyRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
 	return Row{ObservedAt: observedAt, Seq: seq, Kind: kind, Channel: channel, IP: ip, Seed: seed}
 }
 

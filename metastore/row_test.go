@@ -28,7 +28,7 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 	max.Value = math.Inf(-1)
 	max.Kind = RowUnparsable
 	f(max)
-	f(FeedbackRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
+	f(PenaltyRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
 }
 
 // TestSpoolVersion1RowsAreCompleted: version 1 wrote the kind byte as
@@ -44,7 +44,7 @@ func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
 		t.Fatalf("version 1 row read as kind %v", r.Kind)
 	}
 	for k := RowCompleted; k < numRowKinds; k++ {
-		if !k.Valid() || k.String() == "unknown" || k.Feedback() != (k != RowCompleted) {
+		if !k.Valid() || k.String() == "unknown" || k.Penalty() != (k != RowCompleted) {
 			t.Fatalf("kind %d: valid %v, name %s", k, k.Valid(), k)
 		}
 	}

@@ -123,7 +123,7 @@ func benchEndToEnd(b *testing.B, target uint64) {
 // busy: the share of the time spent in steps that handled records (below
 // 1, feed set the pace, not the loop). It returns the counters as they
 // were when the timer started.
-func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Snapshot {
+func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Stats {
 	b.Helper()
 	capacity := h.tpu.Capacity()
 	stop, done := make(chan struct{}), make(chan struct{})

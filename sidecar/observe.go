@@ -14,7 +14,7 @@ import (
 // the metrics collector, and logs a summary every LogInterval.
 func (s *Sidecar) observe(done <-chan struct{}) {
 	var (
-		last = Snapshot{At: time.Now().UnixNano()} // summaries cover everything from the start
+		last = Stats{At: time.Now().UnixNano()} // summaries cover everything from the start
 		tick <-chan time.Time
 	)
 	if s.cfg.LogInterval > 0 {
@@ -23,7 +23,7 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 		tick = t.C
 	}
 	var maxStall, maxLearn int64
-	take := func(sn Snapshot) {
+	take := func(sn Stats) {
 		maxStall = max(maxStall, sn.MaxStallNanos)
 		maxLearn = max(maxLearn, sn.MaxLearnNanos)
 		s.mu.Lock()
@@ -54,7 +54,7 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 	}
 }
 
-func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
+func (s *Sidecar) logSummary(prev, cur *Stats, maxStall, maxLearn int64) {
 	secs := float64(cur.At-prev.At) / 1e9
 	if secs <= 0 {
 		return

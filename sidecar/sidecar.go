@@ -32,9 +32,9 @@ type Sidecar struct {
 	cfg   Config
 	log   *slog.Logger
 	learn bool // the policy uses and trains the model
-	// feedbackRows: penalties become rows too (learning, a hand-off that
+	// penaltyRows: penalties become rows too (learning, a hand-off that
 	// takes them).
-	feedbackRows bool
+	penaltyRows bool
 
 	// Loop goroutine: the channels it drains and feeds.
 	in     [numPacketChannels]*channels.Consumer[channels.Packet]
@@ -66,7 +66,7 @@ type Sidecar struct {
 	sigRec   channels.Signature
 
 	// Loop goroutine: counters, clocks and peer bookkeeping.
-	snap       Snapshot // the loop's live counters
+	snap       Stats // the loop's live counters
 	start      time.Time
 	rowSeq     uint64          // one sequence over every row kind
 	wall       int64           // the current step's row time (unix ns, never steps back)
@@ -83,7 +83,7 @@ type Sidecar struct {
 	// Between goroutines: the loop sends, the helpers receive (saveErrs:
 	// the saver sends, Run receives).
 	pub struct {
-		snaps    chan Snapshot             // one slot, latest wins; to observe
+		snaps    chan Stats                // one slot, latest wins; to observe
 		saves    chan []byte               // serialised models; to saver
 		files    chan [numInputs]fileState // from watch
 		saveErrs chan error
@@ -91,7 +91,7 @@ type Sidecar struct {
 	// mu guards the latest snapshot: observe writes, Latest reads.
 	mu struct {
 		sync.Mutex
-		latest Snapshot
+		latest Stats
 	}
 }
 
@@ -121,7 +121,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		stopped: make([]string, 0, numInputs),
 		resumed: make([]string, 0, numInputs),
 	}
-	s.pub.snaps = make(chan Snapshot, 1)
+	s.pub.snaps = make(chan Stats, 1)
 	s.pub.saves = make(chan []byte, 1)
 	s.pub.files = make(chan [numInputs]fileState, 1)
 	s.pub.saveErrs = make(chan error, 1)
@@ -156,7 +156,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		return nil, err
 	}
 	s.outWindow = s.out.Window()
-	s.feedbackRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Feedback()
+	s.penaltyRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Penalties()
 
 	s.model = model.New(cfg.Model)
 	if cfg.ModelFile != "" {
@@ -212,7 +212,7 @@ func (s *Sidecar) Model() *model.IPSigner { return s.model }
 
 // Latest returns the most recent counter snapshot. Safe from any goroutine
 // while Run is going.
-func (s *Sidecar) Latest() Snapshot {
+func (s *Sidecar) Latest() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.mu.latest
@@ -441,7 +441,7 @@ func (s *Sidecar) penalize(tx *admit.Tx, p admit.Penalty) {
 	}
 	s.model.Penalize(model.IPOf(tx.Addr), 0) // what it claimed is unknown
 	s.snap.Counters[ParsePenalties]++
-	s.offerFeedback(metastore.RowUnparsable, tx.Channel, tx.Addr.As16(), 0, 0)
+	s.offerPenalty(metastore.RowUnparsable, tx.Channel, tx.Addr.As16(), 0, 0)
 }
 
 func (s *Sidecar) drainSigFailures() int {
@@ -465,9 +465,9 @@ func (s *Sidecar) drainSigFailures() int {
 				claim = score.Score(1, fee, cus)
 			}
 			s.model.Penalize(ip, claim)
-			if s.feedbackRows {
+			if s.penaltyRows {
 				addr, _ := s.pkt.Addr() // Source checked the tag
-				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
+				s.offerPenalty(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
 			}
 		}
 	}
@@ -475,19 +475,19 @@ func (s *Sidecar) drainSigFailures() int {
 	return n
 }
 
-// offerFeedback hands the row of a penalty just applied to the metastore,
+// offerPenalty hands the row of a penalty just applied to the metastore,
 // numbered in the sequence of completed rows so that replay applies every
 // input in the loop's order. A small value, no allocation.
-func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
-	if !s.feedbackRows {
+func (s *Sidecar) offerPenalty(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
+	if !s.penaltyRows {
 		return
 	}
 	s.rowSeq++
-	row := metastore.FeedbackRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
+	row := metastore.PenaltyRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
 	row.Fee, row.CUs = fee, cus
 	if s.cfg.Handoff.Offer(&row) {
 		s.snap.Counters[RowsOffered]++
-		s.snap.Counters[FeedbackRows]++
+		s.snap.Counters[PenaltyRows]++
 	} else {
 		s.snap.Counters[RowsDropped]++
 	}
@@ -500,10 +500,10 @@ func (s *Sidecar) drainResults() int {
 		hash, exec := s.meta.Hash(), s.meta.ExecNanos()
 		p, ok := s.partial.Complete(hash)
 		if !ok {
-			s.snap.Counters[JoinMisses]++
+			s.snap.Counters[Unmatched]++
 			continue
 		}
-		s.snap.Counters[Joined]++
+		s.snap.Counters[Matched]++
 		// The row's Observation is what replay feeds the model: build the
 		// loop's from the same row so the two cannot drift apart.
 		row := metastore.CompletedRow(&p, hash, s.cfg.Seed, s.wall, exec)

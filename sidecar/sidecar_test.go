@@ -367,8 +367,8 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 	h.s.drainResults()
 
 	c := &h.s.snap
-	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != n {
-		t.Fatalf("joined %d, misses %d, updates %d; want %d, 1, %d", c.Counters[Joined], c.Counters[JoinMisses], c.Counters[ModelUpdates], n, n)
+	if c.Counters[Matched] != n || c.Counters[Unmatched] != 1 || c.Counters[ModelUpdates] != n {
+		t.Fatalf("matched %d, unmatched %d, updates %d; want %d, 1, %d", c.Counters[Matched], c.Counters[Unmatched], c.Counters[ModelUpdates], n, n)
 	}
 	if c.Counters[RowsOffered] != n || handoff.Offered() != n {
 		t.Fatalf("rows offered %d (handoff %d), want %d", c.Counters[RowsOffered], handoff.Offered(), n)
@@ -526,7 +526,7 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 // after scoring (rejected_low); what reaches sigverify is the same, packet
 // for packet, as without the gate.
 func TestSenderGateChangesNothingSent(t *testing.T) {
-	run := func(gateOff bool) (out []channels.Packet, c Snapshot) {
+	run := func(gateOff bool) (out []channels.Packet, c Stats) {
 		h := newHarness(t, func(c *Config) {
 			c.QueueCapacity, c.TargetPPS, c.PacerBurst = 32, 1000, 1
 			// The gate refuses an IP whose factor × the highest possible

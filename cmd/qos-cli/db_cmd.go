@@ -296,7 +296,7 @@ type replayReport struct {
 	To        string               `json:"to,omitempty"`
 	Rows      int64                `json:"rows"`
 	Completed int64                `json:"completed"` // completed-transaction rows
-	Feedback  int64                `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
+	Penalties int64                `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
 	Seconds   float64              `json:"seconds"`
 	ModelFile string               `json:"model_file,omitempty"`
 	Model     *model.Stats         `json:"model,omitempty"`
@@ -372,8 +372,8 @@ func runReplay(c *cli.Context) error {
 		}
 		m = results[0].Model
 		rep.Completed = results[0].TrainRows + results[0].TestRows
-		rep.Feedback = results[0].FeedbackRows
-		rep.Rows = rep.Completed + rep.Feedback
+		rep.Penalties = results[0].PenaltyRows
+		rep.Rows = rep.Completed + rep.Penalties
 	} else {
 		m, rep.Rows, err = metastore.Replay(c.Context, conn, metastore.ReplayOptions{
 			From: from, To: to, Params: params, PageRows: c.Int("page-rows"), Progress: prog.report,
@@ -381,9 +381,9 @@ func runReplay(c *cli.Context) error {
 		if err != nil {
 			return err
 		}
-		// A fresh model: every feedback row was one penalty.
-		rep.Feedback = int64(m.Stats().Penalties)
-		rep.Completed = rep.Rows - rep.Feedback
+		// A fresh model: every penalty row was one penalty.
+		rep.Penalties = int64(m.Stats().Penalties)
+		rep.Completed = rep.Rows - rep.Penalties
 	}
 	rep.Seconds = time.Since(start).Seconds()
 	st := m.Stats()
@@ -489,7 +489,7 @@ func printReplay(w io.Writer, rep *replayReport) error {
 		rate = float64(rep.Rows) / rep.Seconds
 	}
 	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s): %d completed transactions, %d penalties\n",
-		rep.Rows, rep.DB, rep.Seconds, rate, rep.Completed, rep.Feedback)
+		rep.Rows, rep.DB, rep.Seconds, rate, rep.Completed, rep.Penalties)
 	if st := rep.Model; st != nil {
 		fmt.Fprintf(w, "model: %d IPs, %d + %d prefixes, %d signers, %d observations (%d paid), unknown IP factor %.4g\n",
 			st.IPs, st.NearPrefixes, st.WidePrefixes, st.Signers, st.Observations, st.Paid, st.UnknownIP)
