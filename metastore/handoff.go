@@ -50,16 +50,21 @@ func (c *HandoffConfig) defaults() {
 //
 // Offer, Flush, Tick and the counters belong to the loop goroutine.
 type Handoff struct {
-	full      chan *batch
-	free      chan *batch
-	cur       *batch
-	curStart  int64 // ObservedAt of the current batch's first row
+	// Set by NewHandoff, read-only afterwards.
 	flushNs   int64
 	batchRows int
 	penalties bool
 
-	offered uint64
-	dropped uint64
+	// Between goroutines: the loop sends full batches, the writer returns
+	// empty ones.
+	full chan *batch
+	free chan *batch
+
+	// Loop goroutine only.
+	cur      *batch
+	curStart int64 // ObservedAt of the current batch's first row
+	offered  uint64
+	dropped  uint64
 }
 
 // NewHandoff preallocates the batches of c.
