@@ -29,10 +29,10 @@ func modelParams(c *cli.Context) (model.Params, error) { return cliflags.ModelPa
 
 // dbURLFlag is the connection flag of every database command.
 func dbURLFlag() cli.Flag {
-	return &cli.StringFlag{Name: "db-url", Category: cliflags.CatDatabase, EnvVars: cliflags.Env("db-url"),
+	return cliflags.WithEnv([]cli.Flag{&cli.StringFlag{Name: "db-url", Category: cliflags.CatDatabase,
 		Usage: "Postgres to use: a postgres:// URL or key=value string; when empty (or for what it leaves out) " +
 			"the standard PG* variables (PGHOST, PGDATABASE, PGUSER, PGPASSWORD, …) apply. " +
-			"Tables live in the first schema of search_path (add ?search_path=NAME to choose one)"}
+			"Tables live in the first schema of search_path (add ?search_path=NAME to choose one)"}})[0]
 }
 
 // connectDB connects as --db-url says; the connection is closed by the
