@@ -378,7 +378,7 @@ func (a *Admitter) inspect(tx *Tx, d *Decision, ipf float64, c *Counters) bool {
 		// IPFactor × SignerFactor is Forward, bit for bit.
 		d.Score = score.Score(ipf*a.model.SignerFactor(model.Signer(d.Info.Payer)), b.Fee, b.CUs)
 	case PolicyFeeOnly:
-		d.Score = score.Score(1, b.Fee, b.CUs)
+		d.Score = score.Score(1 /*model: neutral*/, b.Fee, b.CUs)
 	default: // FIFO: equal scores, the queue keeps arrival order
 		d.Score = 0
 	}

@@ -280,7 +280,7 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 		seen++
 		o := r.Observation()
 		if seen > trainN && int64(len(value)) < testN {
-			feePerCU = append(feePerCU, score.Score(1, r.Fee, r.CUs))
+			feePerCU = append(feePerCU, score.Score(1 /*model: neutral*/, r.Fee, r.CUs))
 			v := 0.0
 			if r.Scheduled {
 				v = float64(r.Fee)

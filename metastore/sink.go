@@ -224,7 +224,7 @@ func (s *Sink) run() {
 		}
 		s.publish()
 		if len(s.pending) > 0 {
-			s.accept(nil)
+			s.accept(nil /*b: nothing new*/)
 			continue
 		}
 		select {
@@ -233,7 +233,7 @@ func (s *Sink) run() {
 		case <-tick.C:
 			s.maybeConnect()
 			s.housekeep()
-			s.checkRecovered(false)
+			s.checkRecovered(false /*force*/)
 		case d := <-s.closeCh:
 			s.shutdown(d)
 			return
@@ -449,7 +449,7 @@ func (s *Sink) write(group []*batch) error {
 	if err := s.ensureDays(ctx, group); err != nil {
 		return err
 	}
-	written, dups, err := s.copyGroup(ctx, group, false)
+	written, dups, err := s.copyGroup(ctx, group, false /*staged*/)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -458,9 +458,9 @@ func (s *Sink) write(group []*batch) error {
 			if err := s.ensureDays(ctx, group); err != nil {
 				return err
 			}
-			written, dups, err = s.copyGroup(ctx, group, false)
+			written, dups, err = s.copyGroup(ctx, group, false /*staged*/)
 		case "23505": // rows already present without their marker
-			written, dups, err = s.copyGroup(ctx, group, true)
+			written, dups, err = s.copyGroup(ctx, group, true /*staged*/)
 		}
 	}
 	if err != nil {
@@ -587,7 +587,7 @@ func (s *Sink) shutdown(deadline time.Time) {
 	s.deadline = deadline
 	for {
 		if len(s.pending) > 0 {
-			s.accept(nil)
+			s.accept(nil /*b: nothing new*/)
 			continue
 		}
 		select {
@@ -612,7 +612,7 @@ func (s *Sink) shutdown(deadline time.Time) {
 		}
 		s.backfillStep()
 	}
-	s.checkRecovered(true)
+	s.checkRecovered(true /*force*/)
 	var errs []error
 	if s.spool != nil {
 		s.spool.rewind()
