@@ -5,5 +5,6 @@
 //   - a package outside channels/ (and its subpackages) imports unsafe,
 //     sync/atomic or golang.org/x/sys/unix: everything above the channels
 //     sees typed, bounds-checked records;
-//   - gofmt would reformat a file, or go vet reports anything.
+//   - gofmt would reformat a file, or go vet reports anything;
+//   - a file points at documents outside the repository.
 package lint

@@ -5,7 +5,9 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strings"
 	"testing"
 )
@@ -122,4 +124,45 @@ func TestVet(t *testing.T) {
 	}
 	dir, _ := root(t)
 	run(t, dir, "go", "vet", "./...")
+}
+
+// TestStandsAlone fails when a file points at documents outside the
+// repository: what the code relies on lives in it (docs/, package docs).
+func TestStandsAlone(t *testing.T) {
+	dir, _ := root(t)
+	banned := []string{"../shared", "spec/solana-wire.md", "DESIGN.md"}
+	err := filepath.WalkDir(dir, func(path string, d os.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if d.IsDir() {
+			if name := d.Name(); path != dir && (strings.HasPrefix(name, ".") || name == "testdata") {
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if ext := filepath.Ext(path); ext != ".go" && ext != ".md" && ext != "" {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		if bytes.IndexByte(b, 0) >= 0 { // a binary
+			return nil
+		}
+		rel, _ := filepath.Rel(dir, path)
+		if rel == filepath.Join("internal", "lint", "lint_test.go") {
+			return nil // the list above
+		}
+		for _, s := range banned {
+			if bytes.Contains(b, []byte(s)) {
+				t.Errorf("%s refers to %s, outside the repository: bring what it needs into docs/ or a package doc", rel, s)
+			}
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
 }
