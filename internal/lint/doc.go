@@ -6,5 +6,8 @@
 //     sync/atomic or golang.org/x/sys/unix: everything above the channels
 //     sees typed, bounds-checked records;
 //   - gofmt would reformat a file, or go vet reports anything;
+//   - staticcheck reports anything (a pinned release run with `go run`,
+//     fetched through the Go module proxy into the module cache the first
+//     time; TestVet and TestStaticcheck are skipped with -short);
 //   - a file points at documents outside the repository.
 package lint

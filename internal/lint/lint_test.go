@@ -15,6 +15,10 @@ import (
 // restricted are the imports only the channel layer may use.
 var restricted = []string{"unsafe", "sync/atomic", "golang.org/x/sys/unix"}
 
+// staticcheckVersion is the staticcheck release the fence runs
+// (honnef.co/go/tools; v0.8.2 knows Go 1.26).
+const staticcheckVersion = "v0.8.2"
+
 // allowedRoots may import restricted packages: the channel layer and its
 // subpackages.
 var allowedRoots = []string{"channels"}
@@ -124,6 +128,17 @@ func TestVet(t *testing.T) {
 	}
 	dir, _ := root(t)
 	run(t, dir, "go", "vet", "./...")
+}
+
+// TestStaticcheck fails when staticcheck reports anything. It runs the
+// pinned release through `go run`, which fetches it from the Go module
+// proxy into the module cache the first time.
+func TestStaticcheck(t *testing.T) {
+	if testing.Short() {
+		t.Skip("staticcheck is fetched and built: not in -short")
+	}
+	dir, _ := root(t)
+	run(t, dir, "go", "run", "honnef.co/go/tools/cmd/staticcheck@"+staticcheckVersion, "./...")
 }
 
 // TestStandsAlone fails when a file points at documents outside the
