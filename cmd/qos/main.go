@@ -135,6 +135,7 @@ func run(c *cli.Context, f *daemonFlags) error {
 	cfg.Logger = log
 	cfg.Channels = cliflags.ChannelOptions(c)
 	if !c.IsSet(f.xxhashSeed.Name) {
+		//lint:ignore ST1005 worded as urfave/cli's own message for a missing required flag
 		return errors.New("Required flag \"xxhash-seed\" not set (sidecar mode; `qos pack` does not need it)")
 	}
 	cfg.Seed = f.xxhashSeed.Get(c)
