@@ -1,14 +1,13 @@
 // Package metastore keeps the sidecar's memory of what its model learned
 // from — completed transactions and penalties (failed sigverify, unparsable
-// packets) — so that replay can rebuild the model exactly:
-// the partial meta store (a fixed-capacity LRU keyed by packet hash that
-// doubles as dedup), the full Row built when the scheduler's result joins a
-// partial, the non-blocking Handoff from the hot loop to a writer goroutine,
-// the Postgres Sink behind it (COPY, spool file, reconnects) and the Reader
-// that streams rows back for replay.
+// packets) — so that replay can rebuild the model exactly: the Row built
+// when the scheduler's result joins an admitted packet's partial meta
+// (admit.Partial), the non-blocking Handoff from the hot loop to a writer
+// goroutine, the Postgres Sink behind it (COPY, spool file, reconnects) and
+// the Reader that streams rows back for replay.
 //
-// Only PartialStore and Handoff run on the hot loop; both are single-goroutine,
-// preallocated and never allocate or block. Everything that talks to Postgres
+// Only Handoff runs on the hot loop; it is single-goroutine, preallocated
+// and never allocates or blocks. Everything that talks to Postgres
 // or the disk runs on the Sink's own goroutine.
 //
 // The spool file (see spool.go) is a directory of append-only segments:

@@ -25,7 +25,7 @@ const (
 	// spoolVersion is the version written. Version 1 segments (rows
 	// without a kind: completed transactions only) are read too; a binary
 	// that knows only version 1 sets version 2 segments aside rather than
-	// misread feedback rows as transactions.
+	// misread penalty rows as transactions.
 	spoolVersion    = 2
 	spoolMinVersion = 1
 	spoolHeaderSize = 16
