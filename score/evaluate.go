@@ -28,9 +28,10 @@ type Info struct {
 
 // Evaluator checks, parses, prices and hashes transactions, as wire bytes
 // with their source address and flags (InspectTx, EvaluateTx) or as
-// packet records (Inspect, Evaluate: thin wrappers), reusing one View. A zero Fees means DefaultFeeParams; zero Limits are mainnet's.
+// packet records (Inspect, Evaluate: thin wrappers), reusing one View. A
+// zero Fees means DefaultFeeParams; zero Limits are mainnet's.
 type Evaluator struct {
-	// Seed is the operator's xxhash seed for PacketHash.
+	// Seed is the operator's xxhash seed for TxHash (PacketHash).
 	Seed uint64
 	// Fees are the fee constants; the zero value means DefaultFeeParams().
 	Fees FeeParams
@@ -125,7 +126,7 @@ func TxOf(p *channels.Packet) (data []byte, addr netip.Addr, flags uint8) {
 }
 
 // View returns the evaluator's view of the last packet evaluated, valid
-// for that packet's data until the next Evaluate.
+// for that packet's data until the next inspection.
 func (e *Evaluator) View() *View { return &e.view }
 
 // TxHash is the packet hash the validator computes for the scheduler's
