@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
 
@@ -41,15 +42,30 @@ func (r *Row) Claim() float64 {
 func (r *Row) Key() model.IP { return model.IPOf(r.Addr()) }
 
 // Apply gives the row to m as the daemon did: a completed row is observed,
-// a feedback row penalises its IP. Rows of a kind this binary does not know
-// change nothing (decoding refuses them anyway).
+// a feedback row penalises its IP, a pack-mode result goes through the
+// same mapping as in the pack loop (PackObservation). Rows of a kind this
+// binary does not know change nothing (decoding refuses them anyway).
 func (r *Row) Apply(m *model.IPSigner) {
 	switch r.Kind {
 	case RowCompleted:
 		m.Observe(r.Observation())
 	case RowSigverifyFailed, RowUnparsable:
 		m.Penalize(r.Key(), r.Claim())
+	case RowPackResult:
+		if obs, learn := r.PackObservation(); learn {
+			m.Observe(obs)
+		}
 	}
+}
+
+// PackObservation is what the pack loop's model learnt from a
+// RowPackResult: pack.Judge of the reported result against the fee and
+// estimated cost (CUs), mapped by pack.ModelObservation; learn is false
+// for a reason that blames nobody.
+func (r *Row) PackObservation() (model.Observation, bool) {
+	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: r.Reason, CostUnits: r.CostUnits,
+		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
+	return pack.ModelObservation(r.Key(), r.Signer, r.Fee, v)
 }
 
 // Progress reports how far a replay got.

@@ -12,7 +12,7 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 		var b [RowSize]byte
 		putRow(b[:], &r)
 		var got Row
-		getRow(b[:], &got)
+		getRow(b[:], &got, RowSize)
 		if got != r && !(math.IsNaN(r.Value) && math.IsNaN(got.Value)) {
 			t.Fatalf("round trip:\n got %+v\nwant %+v", got, r)
 		}
@@ -27,6 +27,24 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 	max.Kind = RowUnparsable
 	f(max)
 	f(FeedbackRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
+	pr := testRow(6)
+	pr.Kind, pr.Channel, pr.Reason, pr.Slot, pr.CostUnits, pr.FeePayerBalance = RowPackResult, PackChannel, 68, 1<<40, 1234, ^uint64(0)
+	f(pr)
+}
+
+// TestLegacyRowSize: a version 2 row (legacyRowSize bytes) reads with
+// its kind and zero pack fields.
+func TestLegacyRowSize(t *testing.T) {
+	r := testRow(7)
+	r.Kind = RowUnparsable
+	var b [RowSize]byte
+	putRow(b[:], &r)
+	clear(b[131:]) // version 2 reserved these
+	got := Row{Slot: 9, Reason: 3, CostUnits: 4, FeePayerBalance: 5}
+	getRow(b[:legacyRowSize], &got, legacyRowSize)
+	if got != r {
+		t.Fatalf("legacy row:\n got %+v\nwant %+v", got, r)
+	}
 }
 
 // TestSpoolVersion1RowsAreCompleted: version 1 wrote the kind byte as
@@ -37,12 +55,12 @@ func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
 	putRow(b[:], &r)
 	clear(b[130:]) // what version 1 wrote there
 	r.Kind = RowSigverifyFailed
-	getRow(b[:], &r)
+	getRow(b[:], &r, RowSize)
 	if r.Kind != RowCompleted {
 		t.Fatalf("version 1 row read as kind %v", r.Kind)
 	}
 	for k := RowCompleted; k < numRowKinds; k++ {
-		if !k.Valid() || k.String() == "unknown" || k.Feedback() != (k != RowCompleted) {
+		if !k.Valid() || k.String() == "unknown" || k.Feedback() != (k == RowSigverifyFailed || k == RowUnparsable) {
 			t.Fatalf("kind %d: valid %v, name %s", k, k.Valid(), k)
 		}
 	}
