@@ -111,6 +111,11 @@ func TestPackReplayRebuildsDaemonModel(t *testing.T) {
 				t.Fatalf("qos pack's model learned nothing: %+v", st)
 			}
 			t.Logf("qos pack and replay agree: %d IPs, %d signers, %d observations", st.IPs, st.Signers, st.Observations)
+			ev := run(t, cliBin, "replay", "--db-url", db, "--evaluate")
+			if !strings.Contains(ev, "fee") {
+				t.Fatalf("replay --evaluate on pack rows:\n%s", ev)
+			}
+			t.Logf("replay --evaluate: %s", strings.TrimSpace(ev))
 		})
 	}
 }

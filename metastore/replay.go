@@ -233,8 +233,10 @@ func (e *EvalResult) Merit() float64 {
 
 // Evaluate replays the range once, feeding every parameter set of the grid,
 // and measures how each ranks the test part. The split, the test rows and
-// the budgets count completed transactions only; feedback rows (penalties)
-// update every model in their place, and with Frozen not after training. Besides the constant model
+// the budgets count transactions only: completed rows and pack-mode results
+// (a result that blames nobody is ranked but teaches nothing, as in the
+// pack loop); feedback rows (penalties) update every model in their place,
+// and with Frozen not after training. Besides the constant model
 // state, it keeps three float64 per test row plus one per row and grid
 // entry.
 func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResult, error) {
@@ -283,7 +285,7 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	}
 	var seen, feedback int64 // completed rows, feedback rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
-		if r.Kind != RowCompleted {
+		if r.Kind.Feedback() || !r.Kind.Valid() {
 			feedback++
 			if opt.Frozen && seen >= trainN {
 				return
@@ -294,7 +296,11 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 			return
 		}
 		seen++
-		o := r.Observation()
+		o, learn := r.Observation(), true
+		if r.Kind == RowPackResult {
+			o, learn = r.PackObservation()
+			o.IP, o.Signer = r.Key(), r.Signer // scored even when it teaches nothing
+		}
 		if seen > trainN && int64(len(value)) < testN {
 			feePerCU = append(feePerCU, score.Score(1, r.Fee, r.CUs))
 			v := 0.0
@@ -308,6 +314,9 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 			if opt.Frozen {
 				return
 			}
+		}
+		if !learn {
+			return
 		}
 		for _, m := range models {
 			m.Observe(o)

@@ -4,6 +4,8 @@ import (
 	"math"
 	"net/netip"
 	"testing"
+
+	"github.com/solqos/qos/model"
 )
 
 func TestRowSpoolRoundTrip(t *testing.T) {
@@ -85,4 +87,42 @@ func TestJoin(t *testing.T) {
 	if !r.Scheduled || r.ExecNanos != 123 {
 		t.Fatal("executed row not scheduled")
 	}
+}
+
+// TestPackRowApply: a pack-mode row teaches the model what the pack loop
+// learnt from the same result (pack.Judge, pack.ModelObservation): an
+// included one its fee per cost unit, a sender-caused refusal an unpaid
+// claim, a scheduler-caused one nothing.
+func TestPackRowApply(t *testing.T) {
+	ip := netip.MustParseAddr("10.1.2.3").As16()
+	f := func(reason uint8, costUnits uint64, wantLearn bool, wantPaid bool) {
+		t.Helper()
+		r := Row{Kind: RowPackResult, Channel: PackChannel, IP: ip, Fee: 50_000, CUs: 10_000, Reason: reason, CostUnits: costUnits, Slot: 7}
+		r.Signer[0] = 1
+		obs, learn := r.PackObservation()
+		if learn != wantLearn {
+			t.Fatalf("reason %d: learn %v", reason, learn)
+		}
+		if learn && (obs.IP != r.Key() || obs.Signer != r.Signer) {
+			t.Fatalf("reason %d: observation keys %v %x", reason, obs.IP, obs.Signer)
+		}
+		if paid := obs.ExecNanos != 0; learn && paid != wantPaid {
+			t.Fatalf("reason %d: paid %v (%+v)", reason, paid, obs)
+		}
+		if wantPaid && (obs.Fee != r.Fee || obs.CUs != max(costUnits, 1) && costUnits != 0 || costUnits == 0 && obs.CUs != r.CUs) {
+			t.Fatalf("reason %d: %+v", reason, obs)
+		}
+		m := model.New(model.DefaultParams())
+		r.Apply(m)
+		if got := m.Stats().Observations; got != map[bool]uint64{true: 1, false: 0}[wantLearn] {
+			t.Fatalf("reason %d: %d observations after Apply", reason, got)
+		}
+	}
+	f(0, 8_000, true, true) // included: fee per reported cost unit
+	f(0, 0, true, true)     // included, no cost reported: the estimate
+	f(68, 0, true, false)   // insufficient funds for fee: the sender's
+	f(71, 0, true, false)   // blockhash not found: the sender's
+	f(64, 0, false, false)  // account in use: the scheduler's
+	f(81, 0, false, false)  // would exceed the block cost limit
+	f(200, 0, false, false) // an unknown code blames nobody
 }
