@@ -254,6 +254,11 @@ func (a *Allocator) localFree(s uint32, idx uint16, c int) error {
 	if err := a.checkFree(s, idx, c); err != nil {
 		return err
 	}
+	return a.release(s, idx, c)
+}
+
+// release is localFree once checkFree has passed.
+func (a *Allocator) release(s uint32, idx uint16, c int) error {
 	w, m := a.bit(s, idx)
 	capacity := a.perSlabCaps[c]
 	top := a.stackTop(s)
@@ -316,7 +321,7 @@ func (a *Allocator) freeVisited(off uint64, s uint32, idx uint16, c int, visit f
 	if visit != nil {
 		visit(off)
 	}
-	return a.localFree(s, idx, c)
+	return a.release(s, idx, c)
 }
 
 // remoteFree hands a block of another worker's slab back to that worker.
