@@ -117,13 +117,13 @@ func replayMatchesDaemon(t *testing.T, penalties bool, simArgs ...string) {
 		t.Fatalf("replayed model differs from the daemon's (%d differences), first: %v", len(diff), diff[:min(5, len(diff))])
 	}
 	st := a.Stats()
-	if st.Learns == 0 || st.IPs == 0 {
+	if st.Observations == 0 || st.IPs == 0 {
 		t.Fatalf("the daemon's model learned nothing: %+v", st)
 	}
 	if penalties && st.Penalties == 0 {
 		t.Fatalf("the daemon's model was never penalised: %+v", st)
 	}
-	t.Logf("daemon and replay agree: %d IPs, %d signers, %d learns, %d penalties", st.IPs, st.Signers, st.Learns, st.Penalties)
+	t.Logf("daemon and replay agree: %d IPs, %d signers, %d observations, %d penalties", st.IPs, st.Signers, st.Observations, st.Penalties)
 }
 
 // logCounter reads a counter from the daemon's "loop stopped" totals line.

@@ -147,6 +147,16 @@ func (s *PartialStore) Complete(hash uint64) (Partial, bool) {
 	return e.p, true
 }
 
+// Get returns the partial stored under hash (completed or not) without
+// changing anything, or false.
+func (s *PartialStore) Get(hash uint64) (Partial, bool) {
+	_, slot := s.find(hash)
+	if slot < 0 {
+		return Partial{}, false
+	}
+	return s.slots[slot].p, true
+}
+
 // Contains reports whether hash is remembered (completed or not).
 func (s *PartialStore) Contains(hash uint64) bool {
 	_, slot := s.find(hash)

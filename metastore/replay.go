@@ -21,8 +21,19 @@ func (r *Row) Observation() model.Observation {
 		IP:        r.Key(),
 		Signer:    r.Signer,
 		Fee:       r.Fee,
+		CUs:       r.CUs,
 		ExecNanos: r.ExecNanos,
 	}
+}
+
+// Claim is the fee per CU a penalty row's packet claimed (fee / max(CUs,
+// 1)), or 0 when unknown (an unparsable packet, or a row written before
+// penalties carried it): what the daemon passed to Penalize.
+func (r *Row) Claim() float64 {
+	if r.Fee == 0 {
+		return 0
+	}
+	return float64(r.Fee) / float64(max(r.CUs, 1))
 }
 
 // Key is the model's key for the row's IP (IPv6 as its /64), the one the
@@ -37,7 +48,7 @@ func (r *Row) Apply(m *model.IPSigner) {
 	case RowCompleted:
 		m.Observe(r.Observation())
 	case RowSigverifyFailed, RowUnparsable:
-		m.Penalize(r.Key())
+		m.Penalize(r.Key(), r.Claim())
 	}
 }
 

@@ -43,17 +43,19 @@ func trafficRow(base int64, i uint64) Row {
 
 // mixedRow is trafficRow with every 7th row a penalty instead (alternately
 // a failed sigverify and an unparsable packet), as a run with spammers
-// writes them: feedback rows carry only time, seq, kind, channel, IP, seed.
+// writes them: feedback rows carry only time, seq, kind, channel, IP, seed,
+// and a failed sigverify the fee and CUs its packet claimed.
 func mixedRow(base int64, i uint64) Row {
 	r := trafficRow(base, i)
 	if i%7 != 3 {
 		return r
 	}
-	kind, ch := RowSigverifyFailed, SigverifyChannel
 	if i%14 == 10 {
-		kind, ch = RowUnparsable, r.Channel
+		return FeedbackRow(RowUnparsable, r.Seq, r.ObservedAt, r.Channel, r.IP, r.Seed)
 	}
-	return FeedbackRow(kind, r.Seq, r.ObservedAt, ch, r.IP, r.Seed)
+	fb := FeedbackRow(RowSigverifyFailed, r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
+	fb.Fee, fb.CUs = r.Fee, r.CUs
+	return fb
 }
 
 // writeTraffic writes rows [0, n) of the traffic run at base through a sink.
@@ -92,7 +94,7 @@ func TestReplayDeterminism(t *testing.T) {
 	const n = 50_000
 	writeTraffic(t, d, base, n)
 	p := model.DefaultParams()
-	p.MaxIPs, p.MaxSigners = 150, 150 // pruning happens too
+	p.MaxIPs, p.MaxSigners, p.MaxPrefixes = 150, 150, 20 // evictions happen too
 	direct := model.New(p)
 	for i := range uint64(n) {
 		r := trafficRow(base, i)
@@ -111,8 +113,8 @@ func TestReplayDeterminism(t *testing.T) {
 	if diff := model.Diff(direct, replayed, 1e-12); diff != nil {
 		t.Fatalf("replayed model differs:\n%v", diff)
 	}
-	if st := replayed.Stats(); st.Learns != n/uint64(p.BatchSize) {
-		t.Fatalf("replay learned %d times, want %d", st.Learns, n/p.BatchSize)
+	if st := replayed.Stats(); st.Observations != n || st.EvictedIPs == 0 {
+		t.Fatalf("replay observed %d rows, want %d, evicting IPs (%d)", st.Observations, n, st.EvictedIPs)
 	}
 	last := reports[len(reports)-1]
 	if !last.Done || last.Rows != n || last.Total != n || len(reports) != n/3000+2 {
@@ -190,7 +192,7 @@ func TestEvaluate(t *testing.T) {
 	const n = 20_000
 	writeTraffic(t, d, base, n)
 	grid := []model.Params{model.DefaultParams(), model.DefaultParams()}
-	grid[1].Alpha = 0.3
+	grid[1].Window = 20
 	for _, frozen := range []bool{false, true} {
 		res, err := Evaluate(context.Background(), d.conn, EvalOptions{Grid: grid, Frozen: frozen})
 		if err != nil {
@@ -210,7 +212,7 @@ func TestEvaluate(t *testing.T) {
 				}
 				prev = b.Oracle
 			}
-			t.Logf("frozen=%v alpha=%v merit %.3f: %+v", frozen, r.Params.Alpha, r.Merit(), r.Budgets)
+			t.Logf("frozen=%v window=%v merit %.3f: %+v", frozen, r.Params.Window, r.Merit(), r.Budgets)
 		}
 		// The traffic's value follows its source: the model must beat
 		// fee/CU alone at some budget.

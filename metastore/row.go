@@ -93,6 +93,9 @@ func Join(p *Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos
 
 // FeedbackRow builds the row of a penalty of the given kind on the source
 // address ip (16-byte form, IPv4 as ::ffff:a.b.c.d).
+// Its Fee and CUs are zero; a caller that knows what the packet claimed
+// (a failed sigverify of a packet the daemon had parsed) sets them, and
+// replay penalises with that claim (Row.Claim).
 func FeedbackRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
 	return Row{ObservedAt: observedAt, Seq: seq, Kind: kind, Channel: channel, IP: ip, Seed: seed}
 }

@@ -1,56 +1,27 @@
 package model
 
-import (
-	"math/rand/v2"
-	"testing"
-)
+import "testing"
 
-func TestZeroAllocs(t *testing.T) {
-	m := filledModel(t, 4, 10, 0)
-	snap := m.Snapshot()
-	known, sg := snap.IPs[0].IP, snap.Signers[0].Signer
-	unknown := ip4(250, 1, 2, 3)
+// TestModelAllocsNothing: Forward (the per-packet path), Observe and
+// Penalize allocate nothing, also when every call is a new key that
+// evicts another (a flood at steady state).
+func TestModelAllocsNothing(t *testing.T) {
+	p := smallParams()
+	m := filled(t, p, 4, 20_000)
+	known, sg := m.Snapshot().IPs[0].IP, m.Snapshot().Signers[0].Signer
 	var sink float64
+	i := 0
 	f := func(name string, fn func()) {
 		t.Helper()
-		if a := testing.AllocsPerRun(1000, fn); a != 0 {
+		if a := testing.AllocsPerRun(2000, fn); a != 0 {
 			t.Errorf("%s: %v allocations per call", name, a)
 		}
 	}
-	f("Forward hit", func() { sink += m.Forward(known, sg) })
-	f("Forward miss", func() { sink += m.Forward(unknown, signer(7)) })
-	f("Penalize known", func() { m.Penalize(known) })
-	o := rows(unknown, signer(7), 1, 1)[0]
-	f("Observe (buffering)", func() {
-		if m.Stats().Pending+1 >= m.Params().BatchSize {
-			m.pending = m.pending[:0] // keep this test to buffering calls
-		}
-		m.Observe(o)
-	})
+	f("Forward known", func() { sink += m.Forward(known, sg) })
+	f("Forward unknown", func() { i++; sink += m.Forward(ip4(250, 1, byte(i>>8), byte(i)), signer(uint32(1<<30+i))) })
+	f("Penalize known", func() { m.Penalize(known, 1000) })
+	f("Penalize new (evicts)", func() { i++; m.Penalize(ip4(100, 90, byte(i>>8), byte(i)), 0) })
+	f("Observe known", func() { m.Observe(tx(known, sg, 1000, true)) })
+	f("Observe new (evicts)", func() { i++; m.Observe(tx(ip4(172, 20, byte(i>>8), byte(i)), signer(uint32(1<<29+i)), 1000, false)) })
 	_ = sink
-}
-
-// TestLearnSteadyStateAllocs: once the tables are full, learning a batch
-// (new keys entering, every key updated, pruning) allocates nothing.
-func TestLearnSteadyStateAllocs(t *testing.T) {
-	m := filledModel(t, 5, 30, 0)
-	r := rand.New(rand.NewPCG(5, 5))
-	batches := make([][]Observation, 8)
-	for i := range batches {
-		batches[i] = make([]Observation, m.Params().BatchSize)
-		for j := range batches[i] {
-			batches[i][j] = randomObs(r)
-		}
-	}
-	for _, b := range batches { // warm up
-		m.Learn(b)
-	}
-	i := 0
-	a := testing.AllocsPerRun(20, func() {
-		m.Learn(batches[i%len(batches)])
-		i++
-	})
-	if a != 0 {
-		t.Errorf("Learn allocates %v times per batch", a)
-	}
 }

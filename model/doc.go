@@ -1,136 +1,137 @@
 // Package model is the IP/signer reputation model: it scores a packet's
 // source IP and fee payer, learns from completed transactions and from
-// sigverify/parse feedback, prunes its tables and saves/loads itself.
+// sigverify/parse feedback, keeps bounded tables and saves/loads itself.
 //
 // It knows nothing of where its inputs come from; the daemon and the
 // offline replay feed it the same calls and get the same model.
 //
-// # Semantics
+// # What a score means
 //
-//   - Forward(ip, signer) = ipScore × signerScore. An unknown key scores the
-//     exact median of its table's learned scores (the middle score, or the
-//     mean of the two middle scores for an even count; 1 when nothing is
-//     learned).
-//   - Learned and penalty-only entries. A key is learned when Learn entered
-//     it from completed transactions. An IP penalised while unknown is
-//     penalty-only: it carries a multiplier (the product of its penalty
-//     factors) and scores the learned median × multiplier, but it never
-//     counts in the median. Only what the model has learned from completed
-//     transactions says what "an unknown key" is worth.
-//   - Observe buffers completed transactions; every BatchSize (400) it runs
-//     Learn. Value = fee / execution ns (AssumedExecNanos, 100 µs, when not
-//     executed), × ExecutedMultiplier (10) when executed.
-//   - Learn, per table (IPs and signers separately): keys with at least
-//     MinObservations (5) observations in the batch have new = mean value.
-//     Every learned key moves: score ← (1-α)·score + α·target, α = 0.05,
-//     where target is new, or the learned median before the batch when the
-//     key has no new value. Other keys with a new value become learned at
-//     it; a penalty-only IP becomes learned at new × its multiplier — the
-//     conservative choice: it keeps the penalties it earned, exactly as if
-//     it had been learned first and penalised after, so a spammer cannot
-//     launder its penalties by completing five transactions. Other
-//     penalty-only entries keep their multipliers: with nothing learned
-//     about them there is nothing to average toward, so they leave only by
-//     being learned or pruned. (Moving them toward the median as learned
-//     keys move would forget a penalty within a few batches — 5 % of the
-//     median comes back per batch, about 12 batches a second under load —
-//     and a sybil IP claiming a high fee would get a bad packet through
-//     every second or so.) The price: an honest IP penalised once (one
-//     garbled packet) stays at median × 0.01 until it completes
-//     MinObservations transactions in one batch or is pruned. Then the
-//     learned entries are pruned to MaxIPs/MaxSigners (10 000) by removing
-//     those whose scores are closest to the learned median after the
-//     update (ties: lower key bytes go first), which keeps the most and
-//     least valuable sources.
-//   - Penalize(ip) (a failed sigverify or an unparsable packet) multiplies
-//     the IP's score by PenaltyFactor (0.01): a learned IP stays learned and
-//     keeps counting in the median; a penalty-only IP's multiplier is
-//     multiplied; an unknown IP becomes penalty-only with multiplier
-//     PenaltyFactor (score median × 0.01).
-//   - Penalty-only entries are bounded apart from the learned ones: when
-//     there are 2·MaxIPs of them, the next new one first prunes them to
-//     MaxIPs, removing those closest to the median — the largest
-//     multipliers, since their scores are median × mult ≤ median (ties:
-//     lower key bytes go first). The least penalised go; an IP penalised
-//     again and again survives a flood of IPs penalised once.
-//   - MinScore (1e-30) floors every score: learned scores after each EMA,
-//     entry and penalty, and penalty-only scores (median × mult). So no
-//     score, and no product of an IP and a signer score (≥ MinScore², and
-//     MinScore ≥ 1e-150), underflows to 0, and fee/CU still ranks the
-//     worst senders among themselves.
-//   - IP keys: IPv4 as ::ffff:a.b.c.d, IPv6 by its /64 prefix.
+// The sidecar ranks a packet by score × fee / CU. The model's score is an
+// estimate of the share of the fee per compute unit a packet from that
+// source claims that will actually be paid if sigverify takes it: score ×
+// fee/CU is then the expected value the packet brings, which is what the
+// oracle maximises. An honest sender whose transactions are included
+// scores about 1 and ranks by its fee, exactly as fee-only ranking would;
+// a sender whose claims end in failed signatures, unparsable bytes or
+// transactions that verify but are never paid scores near 0, whatever it
+// claims. The model therefore changes fee-only ranking only where the
+// evidence says a claim will not be paid.
+//
+// # Records
+//
+// Every outcome of a packet the sidecar handed on has a claim c (its fee
+// per CU) and a paid value: c when the scheduler executed it (included:
+// its fee was paid), 0 when it verified but was never included (it paid
+// nothing, Observe with ExecNanos 0), 0 when it failed sigverify or did
+// not parse (Penalize; an unparsable packet's claim is unknown and weighs
+// the sender's usual claim). A record keeps the mean claim and the mean
+// paid value of its key's latest outcomes — a running mean of the first
+// Window (200) outcomes, then an exponential moving average of weight
+// 1/Window per outcome — and its rate is mean paid / mean claim. So
+// 1 % of failures at a sender's usual claims costs it 1 %, not
+// everything, and a sender that turns from paying to failing claims sinks
+// as fast as its failed claims outweigh its paid past (value-weighted: a
+// farmed IP flooding bad signatures that claim 100 × its old fees drops
+// below its own past traffic within about 140 failures).
+//
+// Records are kept per IP (IPv4 address, IPv6 /64), per /24 (IPv6 /48),
+// per /16 (IPv6 /32), per fee payer, plus one newcomer record: the
+// outcomes of IPs that had fewer than MinObservations outcomes themselves.
+// Every outcome updates the IP's three records (and the newcomer record
+// for a newcomer) at once, in O(1): there are no batches, so a crowd of
+// senders each seen once or twice is learned through its neighbourhoods
+// as its outcomes arrive, and the newcomer record says what unknown
+// senders have been doing lately.
+//
+// # IP factor
+//
+// IPFactor(ip) shrinks each level's rate toward the level above it:
+//
+//	prior  = UnknownPrior (1)
+//	p_new  = shrink(newcomer, prior)
+//	p_16   = shrink(record of ip's /16, p_new)     (absent: p_new)
+//	p_24   = shrink(record of ip's /24, p_16)
+//	p_ip   = shrink(record of ip,       p_24)
+//	shrink(r, q) = (rate·n + k'·q) / (n + k'),  k' = PriorWeight·(1 − n/Window)
+//
+// and then
+//
+//	IPFactor = max(MinScore, validity × max(p_ip, UnpaidFloor))
+//
+// where validity comes from the most specific record (IP, else /24, else
+// /16) holding at least MinObservations outcomes: 1 while at most
+// FailTolerance (10 %) of its claims failed, falling linearly to 0 when
+// half of them fail (1 when no record qualifies, so a new IP's first
+// garbled packet does not sink it). UnpaidFloor (1e-6) keeps a sender
+// whose packets verify but are never paid (its fees below the blocks'
+// bar) above every sender whose claims fail, and within reach of the
+// queue when there is room; without it such a sender would fall to
+// MinScore and be refused unparsed for good.
+//
+// In shrink, n is how many outcomes the record averages. A record with few
+// outcomes leans on its neighbourhood; one with a full window stands on
+// its own rate (k' = 0); a sender whose claims fail half the time or more
+// scores MinScore, and the daemon's sender gate refuses its packets before
+// parsing them. A fresh IP of a flooded /24 or /16
+// scores that neighbourhood's rate from its first packet: a sybil rotating
+// 1 M addresses gains nothing from novelty. An IP in a neighbourhood the
+// model has never seen scores p_new: high while newcomers pay, low while
+// a wave of newcomers fails.
+//
+// # Signer factor
+//
+// SignerFactor(s) compares what a fee payer's transactions paid with what
+// their IPs' factors predicted at the time (exp, the mean of IPFactor ×
+// claim over the same outcomes), shrunk toward 1 the same way and capped
+// at 1: a payer whose transactions are never paid although its IPs
+// usually are (an empty account used from good addresses) sinks; one
+// paid as predicted stays at 1, so the IP's evidence is not counted
+// twice. A signer can only lower a score: failed signatures are charged
+// to the IP alone (the payer named by a packet with a bad signature
+// proves nothing), and naming another sender's payer (impersonation)
+// lifts nothing. An unknown payer — and a fresh payer for every
+// transaction — scores 1 and leaves the judgement to its IP.
+//
+// Forward(ip, s) = IPFactor(ip) × SignerFactor(s), each at least
+// MinScore; MaxSignerFactor is 1 and MinIPFactor is MinScore.
+//
+// # Memory that a flood cannot exhaust or make forget
+//
+// Each table holds at most its maximum (MaxIPs, MaxPrefixes per prefix
+// level, MaxSigners; 65 536 by default, a few MiB each) in slots indexed
+// by int32 with no pointers, and an open-addressing index keyed by a
+// seeded hash. A new key in a full table takes the slot of the least
+// recently updated entry (an intrusive recency list, O(1), no pruning
+// pass, no stall). A flood of 1 M fresh IPs thus evicts IP records, but
+// its /24 and /16 records — a few thousand for a 1 M flood of contiguous
+// addresses, at most 65 536 /16s for all of IPv4 — stay, as do the
+// records of every sender still active (each update makes it most
+// recent): what the flood did is remembered per neighbourhood, and an
+// evicted flood IP still scores its neighbourhood's rate. Tables start
+// small and double to their maximum, so memory follows what the model
+// holds; after that nothing allocates.
 //
 // # Determinism
 //
-// A model is a function of its parameters and the sequence of
-// Observe/Learn/Penalize calls: per-key sums are taken in batch order, every
-// choice that could depend on order (selections, pruning ties) is made in a
-// total order on (value, key bytes), and no result depends on Go's map
-// iteration order or on where entries sit in memory. Save writes tables
-// sorted by key, so equal models have byte-identical files; a model that is
-// saved, loaded and fed the rest of a sequence ends identical to one fed
-// the whole sequence (buffered observations and penalty-only entries are
-// saved too). The EMA is written so that no architecture fuses it into a
-// multiply-add.
+// A model is a function of its parameters and the sequence of Observe and
+// Penalize calls: every update is a fixed sequence of float64 operations
+// (each rounded on its own, never fused into a multiply-add), eviction
+// follows stamps (the number of the call that last updated an entry), and
+// nothing depends on the hash seed, on map iteration or on where entries
+// sit in memory. Save writes records sorted by key with their stamps, so
+// equal models have byte-identical files, and a model saved, loaded and
+// fed the rest of a sequence ends identical to one fed the whole
+// sequence; qos-cli replay rebuilds the daemon's model exactly from the
+// database's rows (a penalty row carries the claim the daemon used).
 //
-// # The median, and what it costs
+// # File versions
 //
-// Each table keeps its median exact at every moment with two heaps of
-// (score, slot) pairs: a max-heap of the lower half, a min-heap of the upper
-// half. Forward reads the cached median in O(1). Penalize re-files one
-// entry and rebalances the heaps in O(log n) (a few sifts of about 14
-// levels on a 10 000-entry table), so a burst of penalties never costs an
-// O(n) recomputation each. Learn, which changes every score anyway, works
-// in O(n): one quickselect for the new median, one to choose what pruning
-// removes, one to split the heaps again, then a heapify (quickselect with
-// median-of-three pivots falls back to a sort after 2·log2(n) rounds, so
-// O(n log n) at worst).
-//
-// Penalty-only IPs sit outside the heaps: a penalty on one is a multiply,
-// and a new one an append. When there are 2·MaxIPs of them the next new
-// one first prunes them to MaxIPs with one quickselect, so their memory
-// stays bounded (preallocated by New) and the prune costs O(1) amortised
-// per penalty. Learn touches only the penalty-only IPs it learns.
-//
-// # The reference (temporalxyz/solana-qos, model/src/models/ip_signer.rs)
-//
-// What the reference does, and where we differ:
-//
-//   - Median. The reference's "approximate median" is the score at the root
-//     of a red-black tree ordered by (score, key): only roughly central. We
-//     use the exact median.
-//   - Batch. The reference learns when more than 400 completed transactions
-//     are buffered (401); we learn at exactly BatchSize.
-//   - Learning. Same rule: sums per key over the batch, the count ≥ 5 filter,
-//     the EMA (old·(1-α) + new·α) of every known key toward its mean or
-//     toward the median taken before the update, new keys entering at their
-//     mean. The reference updates all known keys every batch, as we do.
-//   - Pruning. The reference removes the tree root repeatedly (a block of
-//     ranks around the approximate median, the root changing after each
-//     removal); we remove the entries nearest the exact median by score
-//     distance, ties by key bytes, so the result is exact and reproducible.
-//     Its QoSModel trait method prunes to 5 IPs and 5 signers; the daemon
-//     calls the inherent method with its max-ips/max-signers flags (10 000).
-//   - Feedback. The reference penalises only IPs it already knows, so a fresh
-//     spammer keeps the median; we enter unknown IPs at median × 0.01, as
-//     penalty-only entries. Had they counted in the median, a sybil flood
-//     rotating thousands of IPs would collapse it: penalised entries become
-//     the majority, the median falls, the next IP enters at the new median
-//     × 0.01, and so on geometrically (an end-to-end run of 7 s took it to
-//     about 2e-61; a longer one underflows to 0). Every honest newcomer
-//     then scores that median, and the EMA toward it drags learned keys
-//     down too. The median is therefore taken over learned entries only,
-//     and a flood cannot move it.
-//   - Floor. The reference has none; we floor every score at MinScore.
-//   - Keys. The reference keys IPv4 addresses as a u32 built in two byte
-//     orders (big-endian for parse-failure feedback, little-endian
-//     everywhere else, so that penalty lands on another IP) and drops IPv6;
-//     we use one 16-byte key everywhere and key IPv6 by /64.
-//   - Constants. The reference hard-codes α, the threshold, the multiplier,
-//     the assumed 100 µs and the factor; here each is a Params field with the
-//     reference's value as default.
-//   - Persistence. The reference writes IP scores as text (never signer
-//     scores) and never reads them back; we save and load the whole model.
+// The file format is version 3. Versions 1 and 2 held the value scores of
+// the model before pay rates (an EMA of fee per execution time, the median
+// of learned scores for unknown keys); they cannot be converted, and Load
+// refuses them with ErrVersion and a message saying to move the file away
+// (start fresh) or rebuild one from the database with qos-cli replay.
 //
 // # Concurrency
 //

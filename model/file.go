@@ -8,65 +8,50 @@ import (
 	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 
 	"github.com/cespare/xxhash/v2"
 )
 
-// The model file (format version 2), little-endian throughout:
+// The model file (format version 3), little-endian throughout:
 //
 //	offset  size  field
 //	     0     8  magic "QOSMODEL"
 //	     8     4  format version (FormatVersion)
 //	    12     4  reserved, zero
-//	    16    72  params: BatchSize, MinObservations (u64), Alpha,
-//	              ExecutedMultiplier (f64 bits), AssumedExecNanos (u64),
-//	              PenaltyFactor (f64 bits), MaxIPs, MaxSigners (u64),
-//	              MinScore (f64 bits)
-//	    88    48  counters: observations, learns, penalties, penalized-new,
-//	              pruned IPs, pruned signers (u64)
-//	   136    32  number of learned IP entries, penalty-only IP entries,
-//	              signer entries, pending observations
-//	   168        learned IPs:     16-byte key, f64 score    (24 bytes each)
-//	              penalty-only:    16-byte key, f64 mult     (24 bytes each)
-//	              signer entries:  32-byte key, f64 score    (40 bytes each)
-//	              pending:         IP 16, signer 32, fee u64, exec ns u64 (64)
+//	    16    80  params: Window (u64), PriorWeight, UnknownPrior (f64
+//	              bits), MinObservations, MaxIPs, MaxPrefixes, MaxSigners
+//	              (u64), MinScore, UnpaidFloor, FailTolerance (f64 bits)
+//	    96    56  counters: events, observations, paid, penalties,
+//	              evicted IPs, evicted prefixes, evicted signers (u64)
+//	   152    32  newcomer record: claim, paid, fail, n (f64 bits)
+//	   184    32  number of IP, near-prefix, wide-prefix, signer records
+//	   216        IP records:          16-byte key, claim, paid, fail, n, stamp (56 bytes each)
+//	              near-prefix records: the same (/24 or /48 keys)
+//	              wide-prefix records: the same (/16 or /32 keys)
+//	              signer records:      32-byte key, claim, paid, exp, n, stamp (72)
 //	   end-8   8  XXH64 (seed 0) of every byte before it
 //
-// Entries are sorted by key bytes, strictly ascending; no IP is both
-// learned and penalty-only; scores are finite and at least MinScore;
-// multipliers are in [0, 1]; IP keys are canonical. The encoding of a
-// model is therefore unique: equal models give equal bytes.
+// Records are sorted by key bytes, strictly ascending, per table; IP keys
+// are canonical and prefix keys have their other bits zero; claim, paid,
+// fail and exp are finite and ≥ 0; n in [0, Window]; stamps are unique per table and below
+// the event count. The encoding of a model is therefore unique: equal
+// models give equal bytes.
 //
-// Version 1 (before penalty-only entries) had 8 params (no MinScore), the
-// counters at 80, three counts at 128 (IPs, signers, pending) and entries
-// from 152, without the penalty-only section. Decode still reads it: every
-// IP entry is learned, MinScore is the default, and scores below it are
-// raised to it.
+// Versions 1 and 2 held the value scores of the model before version 3
+// (an EMA of fee per execution time, a median for unknown keys): they
+// cannot be turned into pay rates, and Decode refuses them with ErrVersion
+// and a message saying how to start fresh or rebuild from the database.
 const (
 	fileMagic     = "QOSMODEL"
-	FormatVersion = 2
+	FormatVersion = 3
 
-	headerSize    = 168 // of the current version; the largest
-	ipRecSize     = 16 + 8
-	penRecSize    = 16 + 8
-	signerRecSize = 32 + 8
-	obsRecSize    = 16 + 32 + 8 + 8
+	headerSize    = 216
+	ipRecSize     = 16 + 5*8
+	signerRecSize = 32 + 5*8
 	sumSize       = 8
 )
-
-// layout is where a format version keeps its header fields.
-type layout struct {
-	header   int // header size: where the entries start
-	counters int // offset of the six counters
-	counts   int // offset of the entry counts
-	pen      bool
-}
-
-var layouts = [FormatVersion + 1]layout{
-	1: {header: 152, counters: 80, counts: 128},
-	2: {header: headerSize, counters: 88, counts: 136, pen: true},
-}
 
 // Why a model file was refused; errors.Is works on Load's errors. A missing
 // file is errors.Is(err, fs.ErrNotExist).
@@ -78,57 +63,51 @@ var (
 	ErrCorrupt   = errors.New("model file corrupt")
 )
 
-// encodedSize is the size of a file with layout l and the given counts.
-func encodedSize(l layout, nIPs, nPen, nSigners, nPending uint64) uint64 {
-	return uint64(l.header) + nIPs*ipRecSize + nPen*penRecSize + nSigners*signerRecSize +
-		nPending*obsRecSize + sumSize
+// encodedSize is the size of a file with the given record counts.
+func encodedSize(nIPs, nNear, nWide, nSigners uint64) uint64 {
+	return headerSize + (nIPs+nNear+nWide)*ipRecSize + nSigners*signerRecSize + sumSize
 }
 
-// AppendBinary appends m's file encoding (the current version) to b. It
-// never fails.
+// AppendBinary appends m's file encoding to b. It never fails.
 func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 	s := m.Snapshot()
 	le := binary.LittleEndian
-	size := encodedSize(layouts[FormatVersion], uint64(len(s.IPs)), uint64(len(s.Penalized)),
-		uint64(len(s.Signers)), uint64(len(s.Pending)))
+	size := encodedSize(uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)))
 	b = slicesGrow(b, int(size))
 	start := len(b)
 	b = append(b, fileMagic...)
 	b = le.AppendUint32(b, FormatVersion)
 	b = le.AppendUint32(b, 0)
 	p := s.Params
-	for _, v := range [9]uint64{
-		uint64(p.BatchSize), uint64(p.MinObservations),
-		math.Float64bits(p.Alpha), math.Float64bits(p.ExecutedMultiplier),
-		p.AssumedExecNanos, math.Float64bits(p.PenaltyFactor),
-		uint64(p.MaxIPs), uint64(p.MaxSigners), math.Float64bits(p.MinScore),
-	} {
-		b = le.AppendUint64(b, v)
-	}
 	st := s.Stats
-	for _, v := range [10]uint64{
-		st.Observations, st.Learns, st.Penalties, st.PenalizedNew, st.PrunedIPs, st.PrunedSigners,
-		uint64(len(s.IPs)), uint64(len(s.Penalized)), uint64(len(s.Signers)), uint64(len(s.Pending)),
+	for _, v := range [25]uint64{
+		uint64(p.Window), math.Float64bits(p.PriorWeight), math.Float64bits(p.UnknownPrior),
+		uint64(p.MinObservations), uint64(p.MaxIPs), uint64(p.MaxPrefixes), uint64(p.MaxSigners),
+		math.Float64bits(p.MinScore), math.Float64bits(p.UnpaidFloor), math.Float64bits(p.FailTolerance),
+		s.Events, st.Observations, st.Paid, st.Penalties, st.EvictedIPs, st.EvictedPrefixes, st.EvictedSigners,
+		math.Float64bits(s.Newcomer.Claim), math.Float64bits(s.Newcomer.Paid), math.Float64bits(s.Newcomer.Fail),
+		math.Float64bits(s.Newcomer.N),
+		uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)),
 	} {
 		b = le.AppendUint64(b, v)
 	}
-	for _, e := range s.IPs {
-		b = append(b, e.IP[:]...)
-		b = le.AppendUint64(b, math.Float64bits(e.Score))
-	}
-	for _, e := range s.Penalized {
-		b = append(b, e.IP[:]...)
-		b = le.AppendUint64(b, math.Float64bits(e.Mult))
+	for _, t := range [3][]IPRecord{s.IPs, s.Near, s.Wide} {
+		for _, e := range t {
+			b = append(b, e.IP[:]...)
+			b = le.AppendUint64(b, math.Float64bits(e.Claim))
+			b = le.AppendUint64(b, math.Float64bits(e.Paid))
+			b = le.AppendUint64(b, math.Float64bits(e.Fail))
+			b = le.AppendUint64(b, math.Float64bits(e.N))
+			b = le.AppendUint64(b, e.Stamp)
+		}
 	}
 	for _, e := range s.Signers {
 		b = append(b, e.Signer[:]...)
-		b = le.AppendUint64(b, math.Float64bits(e.Score))
-	}
-	for _, o := range s.Pending {
-		b = append(b, o.IP[:]...)
-		b = append(b, o.Signer[:]...)
-		b = le.AppendUint64(b, o.Fee)
-		b = le.AppendUint64(b, o.ExecNanos)
+		b = le.AppendUint64(b, math.Float64bits(e.Claim))
+		b = le.AppendUint64(b, math.Float64bits(e.Paid))
+		b = le.AppendUint64(b, math.Float64bits(e.Exp))
+		b = le.AppendUint64(b, math.Float64bits(e.N))
+		b = le.AppendUint64(b, e.Stamp)
 	}
 	b = le.AppendUint64(b, xxhash.Sum64(b[start:]))
 	return b, nil
@@ -143,69 +122,67 @@ func slicesGrow(b []byte, n int) []byte {
 	return nb
 }
 
-// entryCounts returns the entry counts a header of layout l holds: learned IPs,
-// penalty-only IPs, signers, pending. REQUIRES: len(head) ≥ l.header.
-func (l layout) entryCounts(head []byte) (nIPs, nPen, nSigners, nPending uint64) {
+// recordCounts returns the record counts a header holds. REQUIRES:
+// len(head) ≥ headerSize.
+func recordCounts(head []byte) (nIPs, nNear, nWide, nSigners uint64) {
 	le := binary.LittleEndian
-	c := l.counts
-	if !l.pen {
-		return le.Uint64(head[c:]), 0, le.Uint64(head[c+8:]), le.Uint64(head[c+16:])
-	}
-	return le.Uint64(head[c:]), le.Uint64(head[c+8:]), le.Uint64(head[c+16:]), le.Uint64(head[c+24:])
+	return le.Uint64(head[184:]), le.Uint64(head[192:]), le.Uint64(head[200:]), le.Uint64(head[208:])
 }
 
-// checkHeader checks what the first bytes of a file of the given size say
-// and returns its layout. head holds the first min(size, headerSize) bytes.
-// Only absolute limits are checked here; the rest waits for the checksum.
-func checkHeader(head []byte, size int64) (layout, error) {
+// checkHeader checks what the first bytes of a file of the given size say.
+// head holds the first min(size, headerSize) bytes. Only absolute limits
+// are checked here; the rest waits for the checksum.
+func checkHeader(head []byte, size int64) error {
 	if len(head) < len(fileMagic) {
 		if strings.HasPrefix(fileMagic, string(head)) {
-			return layout{}, fmt.Errorf("%w: %d bytes, shorter than the magic", ErrTruncated, size)
+			return fmt.Errorf("%w: %d bytes, shorter than the magic", ErrTruncated, size)
 		}
-		return layout{}, fmt.Errorf("%w: %d bytes, no %q magic", ErrForeign, size, fileMagic)
+		return fmt.Errorf("%w: %d bytes, no %q magic", ErrForeign, size, fileMagic)
 	}
 	if string(head[:8]) != fileMagic {
-		return layout{}, fmt.Errorf("%w: magic %q, want %q", ErrForeign, head[:8], fileMagic)
+		return fmt.Errorf("%w: magic %q, want %q", ErrForeign, head[:8], fileMagic)
 	}
 	if len(head) < 16 {
-		return layout{}, fmt.Errorf("%w: %d bytes, no version", ErrTruncated, size)
+		return fmt.Errorf("%w: %d bytes, no version", ErrTruncated, size)
 	}
 	le := binary.LittleEndian
 	switch v := le.Uint32(head[8:]); {
 	case v > FormatVersion:
-		return layout{}, fmt.Errorf("%w: version %d was written by a newer qos; this build reads versions 1 to %d",
+		return fmt.Errorf("%w: version %d was written by a newer qos; this build reads version %d",
 			ErrVersion, v, FormatVersion)
-	case v < 1:
-		return layout{}, fmt.Errorf("%w: version %d; this build reads versions 1 to %d", ErrVersion, v, FormatVersion)
+	case v == 1 || v == 2:
+		return fmt.Errorf("%w: version %d holds the value scores of the model before pay rates (version %d), "+
+			"which cannot be converted: move the file away to start with an empty model, or rebuild one "+
+			"from the database with `qos-cli replay`", ErrVersion, v, FormatVersion)
+	case v != FormatVersion:
+		return fmt.Errorf("%w: version %d; this build reads version %d", ErrVersion, v, FormatVersion)
 	}
-	l := layouts[le.Uint32(head[8:])]
 	if r := le.Uint32(head[12:]); r != 0 {
-		return layout{}, fmt.Errorf("%w: reserved header field is %#x, want 0", ErrCorrupt, r)
+		return fmt.Errorf("%w: reserved header field is %#x, want 0", ErrCorrupt, r)
 	}
-	if len(head) < l.header {
-		return layout{}, fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, size, l.header)
+	if len(head) < headerSize {
+		return fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, size, headerSize)
 	}
-	nIPs, nPen, nSigners, nPending := l.entryCounts(head)
-	if nIPs > 2*MaxTableSize || nPen > 2*MaxTableSize || nSigners > 2*MaxTableSize || nPending > MaxBatchSize {
-		return layout{}, fmt.Errorf("%w: header counts %d IPs, %d penalty-only IPs, %d signers, %d pending exceed the limits",
-			ErrCorrupt, nIPs, nPen, nSigners, nPending)
+	nIPs, nNear, nWide, nSigners := recordCounts(head)
+	if nIPs > MaxTableSize || nNear > MaxTableSize || nWide > MaxTableSize || nSigners > MaxTableSize {
+		return fmt.Errorf("%w: header counts %d IPs, %d and %d prefixes, %d signers exceed the limits",
+			ErrCorrupt, nIPs, nNear, nWide, nSigners)
 	}
-	want := encodedSize(l, nIPs, nPen, nSigners, nPending)
+	want := encodedSize(nIPs, nNear, nWide, nSigners)
 	switch {
 	case uint64(size) < want:
-		return layout{}, fmt.Errorf("%w: %d bytes, header says %d", ErrTruncated, size, want)
+		return fmt.Errorf("%w: %d bytes, header says %d", ErrTruncated, size, want)
 	case uint64(size) > want:
-		return layout{}, fmt.Errorf("%w: %d bytes, header says %d (trailing bytes)", ErrCorrupt, size, want)
+		return fmt.Errorf("%w: %d bytes, header says %d (trailing bytes)", ErrCorrupt, size, want)
 	}
-	return l, nil
+	return nil
 }
 
-// Decode parses a model file's bytes (format version 1 or 2). Any input
-// gives either a model or an error (one of ErrForeign, ErrVersion,
-// ErrTruncated, ErrChecksum, ErrCorrupt), never both and never a panic.
+// Decode parses a model file's bytes (format version 3). Any input gives
+// either a model or an error (one of ErrForeign, ErrVersion, ErrTruncated,
+// ErrChecksum, ErrCorrupt), never both and never a panic.
 func Decode(data []byte) (*IPSigner, error) {
-	l, err := checkHeader(data[:min(len(data), headerSize)], int64(len(data)))
-	if err != nil {
+	if err := checkHeader(data[:min(len(data), headerSize)], int64(len(data))); err != nil {
 		return nil, err
 	}
 	le := binary.LittleEndian
@@ -216,125 +193,100 @@ func Decode(data []byte) (*IPSigner, error) {
 	u := func(off int) uint64 { return le.Uint64(data[off:]) }
 	f := func(off int) float64 { return math.Float64frombits(le.Uint64(data[off:])) }
 	p := Params{
-		BatchSize:          toInt(u(16)),
-		MinObservations:    toInt(u(24)),
-		Alpha:              f(32),
-		ExecutedMultiplier: f(40),
-		AssumedExecNanos:   u(48),
-		PenaltyFactor:      f(56),
-		MaxIPs:             toInt(u(64)),
-		MaxSigners:         toInt(u(72)),
-		MinScore:           DefaultParams().MinScore,
-	}
-	if l.pen {
-		p.MinScore = f(80)
+		Window: toInt(u(16)), PriorWeight: f(24), UnknownPrior: f(32), MinObservations: toInt(u(40)),
+		MaxIPs: toInt(u(48)), MaxPrefixes: toInt(u(56)), MaxSigners: toInt(u(64)), MinScore: f(72),
+		UnpaidFloor: f(80), FailTolerance: f(88),
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: parameters: %v", ErrCorrupt, err)
 	}
-	c := l.counters
 	s := Snapshot{
 		Params: p,
-		Stats: Stats{
-			Observations: u(c), Learns: u(c + 8), Penalties: u(c + 16),
-			PenalizedNew: u(c + 24), PrunedIPs: u(c + 32), PrunedSigners: u(c + 40),
-		},
+		Events: u(96),
+		Stats: Stats{Observations: u(104), Paid: u(112), Penalties: u(120),
+			EvictedIPs: u(128), EvictedPrefixes: u(136), EvictedSigners: u(144)},
+		Newcomer: Record{Claim: f(152), Paid: f(160), Fail: f(168), N: f(176)},
 	}
-	n1, n2, n3, n4 := l.entryCounts(data)
-	nIPs, nPen, nSigners, nPending := int(n1), int(n2), int(n3), int(n4)
-	if nIPs > 2*p.MaxIPs || nPen > penCapacity(p) || nSigners > 2*p.MaxSigners || nPending >= p.BatchSize {
-		return nil, fmt.Errorf("%w: %d IPs, %d penalty-only IPs, %d signers, %d pending do not fit max IPs %d, max signers %d, batch size %d",
-			ErrCorrupt, nIPs, nPen, nSigners, nPending, p.MaxIPs, p.MaxSigners, p.BatchSize)
+	w := float64(p.Window)
+	if !finite(s.Newcomer.Claim) || !finite(s.Newcomer.Paid) || !finite(s.Newcomer.Fail) ||
+		!(finite(s.Newcomer.N) && s.Newcomer.N <= w) {
+		return nil, fmt.Errorf("%w: newcomer record %+v", ErrCorrupt, s.Newcomer)
 	}
-	off := l.header
-	s.IPs = make([]IPScore, nIPs)
-	for i := range s.IPs {
-		e := &s.IPs[i]
-		e.IP, e.Score = IP(data[off:off+16]), f(off+16)
-		if e.IP.canonical() != e.IP {
-			return nil, fmt.Errorf("%w: IP entry %d: key %x is not a canonical IPv4 or /64 key", ErrCorrupt, i, e.IP[:])
-		}
-		if i > 0 && s.IPs[i-1].IP.compare(e.IP) >= 0 {
-			return nil, fmt.Errorf("%w: IP entry %d: keys not strictly ascending", ErrCorrupt, i)
-		}
-		if !finite(e.Score) {
-			return nil, fmt.Errorf("%w: IP entry %d (%s): score %v", ErrCorrupt, i, e.IP, e.Score)
-		}
-		if e.Score < p.MinScore {
-			if l.pen {
-				return nil, fmt.Errorf("%w: IP entry %d (%s): score %v below the min score %v",
-					ErrCorrupt, i, e.IP, e.Score, p.MinScore)
+	n1, n2, n3, n4 := recordCounts(data)
+	if int(n1) > p.MaxIPs || int(n2) > p.MaxPrefixes || int(n3) > p.MaxPrefixes || int(n4) > p.MaxSigners {
+		return nil, fmt.Errorf("%w: %d IPs, %d and %d prefixes, %d signers do not fit max IPs %d, max prefixes %d, max signers %d",
+			ErrCorrupt, n1, n2, n3, n4, p.MaxIPs, p.MaxPrefixes, p.MaxSigners)
+	}
+	off := headerSize
+	var err error
+	tables := [3]struct {
+		what string
+		n    uint64
+		out  *[]IPRecord
+		key  func(IP) IP
+	}{
+		{"IP", n1, &s.IPs, IP.canonical},
+		{"near prefix", n2, &s.Near, func(ip IP) IP { n, _ := ip.canonical().prefixes(); return n }},
+		{"wide prefix", n3, &s.Wide, func(ip IP) IP { _, w := ip.canonical().prefixes(); return w }},
+	}
+	for _, t := range tables {
+		rs := make([]IPRecord, t.n)
+		stamps := make([]uint64, t.n)
+		for i := range rs {
+			e := &rs[i]
+			e.IP = IP(data[off : off+16])
+			e.Claim, e.Paid, e.Fail, e.N, e.Stamp = f(off+16), f(off+24), f(off+32), f(off+40), u(off+48)
+			stamps[i] = e.Stamp
+			switch {
+			case t.key(e.IP) != e.IP:
+				err = fmt.Errorf("%w: %s record %d: key %x is not a canonical key of its table", ErrCorrupt, t.what, i, e.IP[:])
+			case i > 0 && rs[i-1].IP.compare(e.IP) >= 0:
+				err = fmt.Errorf("%w: %s record %d: keys not strictly ascending", ErrCorrupt, t.what, i)
+			case !finite(e.Claim) || !finite(e.Paid) || !finite(e.Fail) || !(finite(e.N) && e.N <= w) || e.Stamp >= s.Events:
+				err = fmt.Errorf("%w: %s record %d (%s): claim %v, paid %v, fail %v, n %v, stamp %d (events %d)",
+					ErrCorrupt, t.what, i, e.IP, e.Claim, e.Paid, e.Fail, e.N, e.Stamp, s.Events)
 			}
-			e.Score = p.MinScore // version 1 had no floor
+			if err != nil {
+				return nil, err
+			}
+			off += ipRecSize
 		}
-		off += ipRecSize
+		if err := uniqueStamps(stamps, t.what); err != nil {
+			return nil, err
+		}
+		*t.out = rs
 	}
-	s.Penalized = make([]IPPenalty, nPen)
-	for i := range s.Penalized {
-		e := &s.Penalized[i]
-		e.IP, e.Mult = IP(data[off:off+16]), f(off+16)
-		if e.IP.canonical() != e.IP {
-			return nil, fmt.Errorf("%w: penalty-only IP entry %d: key %x is not a canonical IPv4 or /64 key", ErrCorrupt, i, e.IP[:])
-		}
-		if i > 0 && s.Penalized[i-1].IP.compare(e.IP) >= 0 {
-			return nil, fmt.Errorf("%w: penalty-only IP entry %d: keys not strictly ascending", ErrCorrupt, i)
-		}
-		if !finite(e.Mult) || e.Mult > 1 {
-			return nil, fmt.Errorf("%w: penalty-only IP entry %d (%s): multiplier %v", ErrCorrupt, i, e.IP, e.Mult)
-		}
-		off += penRecSize
-	}
-	if ip, ok := commonIP(s.IPs, s.Penalized); ok {
-		return nil, fmt.Errorf("%w: IP %s is both learned and penalty-only", ErrCorrupt, ip)
-	}
-	s.Signers = make([]SignerScore, nSigners)
+	s.Signers = make([]SignerRecord, n4)
+	stamps := make([]uint64, n4)
 	for i := range s.Signers {
 		e := &s.Signers[i]
-		e.Signer, e.Score = Signer(data[off:off+32]), f(off+32)
-		if i > 0 && s.Signers[i-1].Signer.compare(e.Signer) >= 0 {
-			return nil, fmt.Errorf("%w: signer entry %d: keys not strictly ascending", ErrCorrupt, i)
-		}
-		if !finite(e.Score) {
-			return nil, fmt.Errorf("%w: signer entry %d (%s): score %v", ErrCorrupt, i, e.Signer, e.Score)
-		}
-		if e.Score < p.MinScore {
-			if l.pen {
-				return nil, fmt.Errorf("%w: signer entry %d (%s): score %v below the min score %v",
-					ErrCorrupt, i, e.Signer, e.Score, p.MinScore)
-			}
-			e.Score = p.MinScore
+		e.Signer = Signer(data[off : off+32])
+		e.Claim, e.Paid, e.Exp, e.N, e.Stamp = f(off+32), f(off+40), f(off+48), f(off+56), u(off+64)
+		stamps[i] = e.Stamp
+		switch {
+		case i > 0 && s.Signers[i-1].Signer.compare(e.Signer) >= 0:
+			return nil, fmt.Errorf("%w: signer record %d: keys not strictly ascending", ErrCorrupt, i)
+		case !finite(e.Claim) || !finite(e.Paid) || !finite(e.Exp) || !(finite(e.N) && e.N <= w) || e.Stamp >= s.Events:
+			return nil, fmt.Errorf("%w: signer record %d (%s): claim %v, paid %v, exp %v, n %v, stamp %d (events %d)",
+				ErrCorrupt, i, e.Signer, e.Claim, e.Paid, e.Exp, e.N, e.Stamp, s.Events)
 		}
 		off += signerRecSize
 	}
-	s.Pending = make([]Observation, nPending)
-	for i := range s.Pending {
-		o := &s.Pending[i]
-		o.IP, o.Signer = IP(data[off:off+16]), Signer(data[off+16:off+48])
-		o.Fee, o.ExecNanos = u(off+48), u(off+56)
-		if o.IP.canonical() != o.IP {
-			return nil, fmt.Errorf("%w: pending observation %d: IP %x is not canonical", ErrCorrupt, i, o.IP[:])
-		}
-		off += obsRecSize
+	if err := uniqueStamps(stamps, "signer"); err != nil {
+		return nil, err
 	}
-	m := New(p)
-	m.restore(s)
-	return m, nil
+	return fromSnapshot(s), nil
 }
 
-// commonIP returns a key present in both sorted lists, if any.
-func commonIP(a []IPScore, b []IPPenalty) (IP, bool) {
-	i, j := 0, 0
-	for i < len(a) && j < len(b) {
-		switch c := a[i].IP.compare(b[j].IP); {
-		case c < 0:
-			i++
-		case c > 0:
-			j++
-		default:
-			return a[i].IP, true
+// uniqueStamps reports a stamp used twice in one table. It sorts stamps.
+func uniqueStamps(stamps []uint64, what string) error {
+	slices.Sort(stamps)
+	for i := 1; i < len(stamps); i++ {
+		if stamps[i] == stamps[i-1] {
+			return fmt.Errorf("%w: two %s records have stamp %d", ErrCorrupt, what, stamps[i])
 		}
 	}
-	return IP{}, false
+	return nil
 }
 
 // toInt converts a stored count, mapping absurd values to -1 so that
@@ -385,7 +337,7 @@ func load(path string) (*IPSigner, error) {
 	if _, err := io.ReadFull(f, head); err != nil {
 		return nil, fmt.Errorf("read header: %w", err)
 	}
-	if _, err := checkHeader(head, size); err != nil {
+	if err := checkHeader(head, size); err != nil {
 		return nil, err
 	}
 	data := make([]byte, size)

@@ -80,3 +80,19 @@ func (ip IP) compare(o IP) int { return bytes.Compare(ip[:], o[:]) }
 func (s Signer) String() string { return hex.EncodeToString(s[:]) }
 
 func (s Signer) compare(o Signer) int { return bytes.Compare(s[:], o[:]) }
+
+// prefixes returns the two neighbourhoods of the canonical key ip whose
+// records an unknown IP inherits: for IPv4 its /24 and /16, for IPv6 its
+// /48 and /32 (as keys with the other bits zero). An IPv4 prefix keeps the
+// ::ffff: marker, so it never equals an IPv6 one.
+func (ip IP) prefixes() (near, wide IP) {
+	near, wide = ip, ip
+	if ip.Is4() {
+		near[15] = 0
+		wide[14], wide[15] = 0, 0
+		return near, wide
+	}
+	clear(near[6:])
+	clear(wide[4:])
+	return near, wide
+}

@@ -1,251 +1,282 @@
 package model
 
-import "fmt"
+import (
+	crand "crypto/rand"
+	"encoding/binary"
+	"fmt"
+)
 
 // Observation is one completed transaction, as the model learns from it.
 type Observation struct {
 	IP        IP
 	Signer    Signer
 	Fee       uint64 // total fee in lamports
-	ExecNanos uint64 // execution time; 0 = not executed
+	CUs       uint64 // compute units requested
+	ExecNanos uint64 // execution time; 0 = not executed (never included, never paid)
 }
 
-// IPSigner is the IP/signer reputation model: score(ip, signer) =
-// ipScore × signerScore. It is not safe for concurrent use: one goroutine
-// owns it (Clone gives another goroutine its own copy).
-type IPSigner struct {
-	p       Params
-	ips     *table[IP]
-	signers *table[Signer]
-	pending []Observation // cap BatchSize
-	vals    []float64     // Learn scratch: one value per observation
+// claim is the fee per compute unit o claimed (fee / max(CUs, 1)).
+func (o *Observation) claim() float64 { return float64(o.Fee) / float64(max(o.CUs, 1)) }
 
+// IPSigner is the IP/signer reputation model: score(ip, signer) =
+// IPFactor(ip) × SignerFactor(signer), an estimate of the share of the fee
+// per compute unit a packet from that source claims that it will actually
+// pay if handed to sigverify. It is not safe for concurrent use: one goroutine owns it
+// (Clone gives another goroutine its own copy).
+type IPSigner struct {
+	p        Params
+	ips      *table[IP]     // per IP (IPv4 address, IPv6 /64)
+	near     *table[IP]     // per /24 (IPv4) or /48 (IPv6)
+	wide     *table[IP]     // per /16 (IPv4) or /32 (IPv6)
+	signers  *table[Signer] // per fee payer
+	newcomer rec            // outcomes of IPs the model barely knew: the unknown prior
+
+	events       uint64 // Observe and Penalize calls: the stamp of the next update
 	observations uint64
-	learns       uint64
+	paid         uint64
 	penalties    uint64
-	penalizedNew uint64
-	prunedIPs    uint64
-	prunedSigner uint64
 }
 
 // Stats describes a model's state and what it has done since it was
 // created (counters persist through Save and Load).
 type Stats struct {
-	IPs, Signers             int     // learned entries per table
-	PenalizedIPs             int     // penalty-only IP entries (penalised, never learned)
-	MedianIP, MedianSigner   float64 // what an unknown key scores: the median of the learned scores
-	Pending                  int     // observations buffered for the next learn
-	Observations             uint64  // Observe calls
-	Learns                   uint64  // Learn runs
-	Penalties                uint64  // Penalize calls
-	PenalizedNew             uint64  // of which on IPs the model did not know
-	PrunedIPs, PrunedSigners uint64  // entries pruning removed (learned and penalty-only)
+	IPs          int // IP entries
+	NearPrefixes int // /24 and /48 entries
+	WidePrefixes int // /16 and /32 entries
+	Signers      int // signer entries
+	// UnknownIP is the factor of an IP in a neighbourhood the model has
+	// no record of: what newcomers have been doing lately.
+	UnknownIP       float64
+	Observations    uint64 // Observe calls
+	Paid            uint64 // of which executed (paid)
+	Penalties       uint64 // Penalize calls
+	EvictedIPs      uint64 // entries evicted, least recently updated first
+	EvictedPrefixes uint64
+	EvictedSigners  uint64
 }
 
-// penCapacity is how many penalty-only IPs the table may hold: Penalize
-// lets unknown IPs in until there are twice MaxIPs of them, then prunes
-// them back to MaxIPs.
-func penCapacity(p Params) int { return 2 * p.MaxIPs }
-
-// New returns an empty model. REQUIRES: p.Validate() == nil (New panics
-// otherwise; validate flags first).
+// New returns an empty model with its tables allocated. REQUIRES:
+// p.Validate() == nil (New panics otherwise; validate flags first).
 func New(p Params) *IPSigner {
 	if err := p.Validate(); err != nil {
 		panic(fmt.Sprintf("model.New: invalid params: %v", err))
 	}
+	seed := hashSeed()
 	return &IPSigner{
 		p:       p,
-		ips:     newTable[IP](p.MaxIPs+p.BatchSize, penCapacity(p), p.BatchSize, p.MinScore),
-		signers: newTable[Signer](p.MaxSigners+p.BatchSize, 0, p.BatchSize, p.MinScore),
-		pending: make([]Observation, 0, p.BatchSize),
-		vals:    make([]float64, 0, p.BatchSize),
+		ips:     newTable[IP](p.MaxIPs, seed),
+		near:    newTable[IP](p.MaxPrefixes, seed^1),
+		wide:    newTable[IP](p.MaxPrefixes, seed^2),
+		signers: newTable[Signer](p.MaxSigners, seed^3),
 	}
+}
+
+// hashSeed is a random key for the tables' hash, so that no sender can
+// choose keys that collide. Results never depend on it.
+func hashSeed() uint64 {
+	var b [8]byte
+	_, _ = crand.Read(b[:]) // never fails on Linux (Go 1.24+ panics otherwise)
+	return binary.LittleEndian.Uint64(b[:])
 }
 
 // Params returns the model's parameters.
 func (m *IPSigner) Params() Params { return m.p }
 
-// Forward returns ipScore × signerScore, where an unknown key scores the
-// exact median of its table's learned scores (1 when there are none) and a
-// penalty-only IP that median × its penalty multiplier (at least
-// MinScore). It does not allocate.
+// Forward returns IPFactor(ip) × SignerFactor(s). It does not allocate.
 func (m *IPSigner) Forward(ip IP, s Signer) float64 {
-	return m.ips.score(ip.canonical()) * m.signers.score(s)
+	return m.IPFactor(ip) * m.SignerFactor(s)
 }
 
-// IPFactor and SignerFactor are the two factors of Forward:
-// Forward(ip, s) == IPFactor(ip) * SignerFactor(s), bit for bit. A caller
-// that must refuse packets scoring no more than some bar can refuse an
-// IP's packets before looking at their signer when IPFactor(ip) ×
-// MaxSignerFactor() × the highest possible fee per CU is no more than it,
-// and score them later from the IPFactor it read then. None allocates.
-func (m *IPSigner) IPFactor(ip IP) float64 { return m.ips.score(ip.canonical()) }
+// IPFactor is ip's factor of Forward: the estimated share of its claims
+// that is paid, each level's rate pulled toward the level above (unknown
+// prior → /16 → /24 → IP), at least UnpaidFloor, times its validity (0
+// for a sender whose claims fail half the time or more), at least
+// MinScore. A caller that must
+// refuse packets scoring no more than some bar can refuse an IP's packets
+// before looking at their signer when IPFactor(ip) × MaxSignerFactor() ×
+// the highest possible fee per CU is no more than it. It does not
+// allocate.
+func (m *IPSigner) IPFactor(ip IP) float64 {
+	ip = ip.canonical()
+	return max(m.p.MinScore, float64(m.validity(ip)*max(m.ipRate(ip), m.p.UnpaidFloor)))
+}
 
-// SignerFactor is s's factor of Forward (see IPFactor).
-func (m *IPSigner) SignerFactor(s Signer) float64 { return m.signers.score(s) }
+// validity is the validity of the most specific record of ip (IP, /24,
+// /16) that holds at least MinObservations outcomes, 1 when none does: a
+// sender (or, for an IP not yet known, a neighbourhood) with half or more
+// of its claims failing scores 0, whatever it was paid; one failing less
+// than FailTolerance of its claims is not touched beyond its rate; a new
+// IP's first garbled packet does not sink it.
+func (m *IPSigner) validity(ip IP) float64 {
+	near, wide := ip.prefixes()
+	least := float64(max(m.p.MinObservations, 1))
+	for _, r := range [3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)} {
+		if r != nil && r.n >= least {
+			return r.validity(m.p.FailTolerance)
+		}
+	}
+	return 1
+}
 
-// MaxSignerFactor returns the highest SignerFactor of any signer: the
-// highest learned signer score, or the median an unknown signer gets. It
-// scans the signer table once after each learn.
-func (m *IPSigner) MaxSignerFactor() float64 { return m.signers.maxScore() }
+// SignerFactor is s's factor of Forward: what its transactions paid
+// against what its IPs' factors predicted they would, pulled toward 1
+// like a record toward its prior, capped at 1 (a signer can only lower a
+// score: one that names another's fee payer gains nothing), 1 when
+// unknown, at least MinScore. It does not allocate.
+func (m *IPSigner) SignerFactor(s Signer) float64 {
+	r := m.signers.get(s)
+	if r == nil || !(r.claim > 0) {
+		return 1
+	}
+	// Paid against predicted, each plus 1/Window of the claim: a payer
+	// whose IPs predicted about nothing (a sender at its unpaid floor)
+	// and that paid nothing is as predicted, not sunk further.
+	d := float64(r.claim / float64(m.p.Window))
+	x := min(1, float64(r.paid+d)/float64(r.exp+d))
+	kk := float64(m.p.PriorWeight * float64(1-r.n/float64(m.p.Window)))
+	f := float64(float64(x*r.n)+kk) / (r.n + kk)
+	return max(m.p.MinScore, min(1, f))
+}
 
-// MinIPFactor returns the lowest IPFactor of any IP: MinScore, or the
-// median an unknown IP gets when that is lower.
-func (m *IPSigner) MinIPFactor() float64 { return min(m.ips.floor, m.ips.median) }
+// MaxSignerFactor returns the highest SignerFactor of any signer: 1.
+func (m *IPSigner) MaxSignerFactor() float64 { return 1 }
 
-// IPScore returns ip's score and true when the model holds an entry for it
-// (learned or penalty-only), or the IP median and false.
+// MinIPFactor returns the lowest IPFactor of any IP: MinScore.
+func (m *IPSigner) MinIPFactor() float64 { return m.p.MinScore }
+
+// ipRate is the unfloored IP factor of the canonical key ip.
+func (m *IPSigner) ipRate(ip IP) float64 {
+	k, w := m.p.PriorWeight, float64(m.p.Window)
+	p := shrink(&m.newcomer, m.p.UnknownPrior, k, w)
+	near, wide := ip.prefixes()
+	if r := m.wide.get(wide); r != nil {
+		p = shrink(r, p, k, w)
+	}
+	if r := m.near.get(near); r != nil {
+		p = shrink(r, p, k, w)
+	}
+	if r := m.ips.get(ip); r != nil {
+		p = shrink(r, p, k, w)
+	}
+	return p
+}
+
+// IPScore returns ip's factor and true when the model holds a record of
+// that very IP, or its factor from its neighbourhood and false.
 func (m *IPSigner) IPScore(ip IP) (float64, bool) {
 	ip = ip.canonical()
-	_, ok := m.ips.index[ip]
-	return m.ips.score(ip), ok
+	return m.IPFactor(ip), m.ips.get(ip) != nil
 }
 
-// SignerScore returns s's learned score and true, or the signer median and
-// false.
+// SignerScore returns s's factor and whether the model holds a record of
+// it.
 func (m *IPSigner) SignerScore(s Signer) (float64, bool) {
-	_, ok := m.signers.index[s]
-	return m.signers.score(s), ok
+	return m.SignerFactor(s), m.signers.get(s) != nil
 }
 
-// Observe buffers o and, once BatchSize observations are buffered, learns
-// from them and reports true. It does not allocate in steady state.
-func (m *IPSigner) Observe(o Observation) (learned bool) {
-	o.IP = o.IP.canonical()
-	m.pending = append(m.pending, o)
-	m.observations++
-	if len(m.pending) < m.p.BatchSize {
-		return false
+// Observe learns from one completed transaction at once. It claimed its
+// fee per CU; it paid that when executed, and nothing when it was verified
+// but never included. The outcome updates the records of its IP, /24
+// (/48) and /16 (/32), the newcomer record when the IP had fewer than
+// MinObservations outcomes, and its signer's record with what its IP's
+// factor predicted it would pay. It costs O(1), does not allocate, and
+// reports true (the model changed). An observation without a fee (Fee
+// 0) weighs the IP's usual claim, as an unparsable packet does.
+func (m *IPSigner) Observe(o Observation) (updated bool) {
+	ip := o.IP.canonical()
+	c := o.claim()
+	if c == 0 { // no fee given: the sender's usual claim, as Penalize does
+		c = m.typicalClaim(ip)
 	}
-	m.Learn(m.pending)
-	m.pending = m.pending[:0]
+	paid := 0.0
+	if o.ExecNanos > 0 {
+		paid = c
+		m.paid++
+	}
+	pred := float64(m.ipRate(ip) * c)
+	m.outcome(ip, c, paid, 0)
+	m.signers.touch(o.Signer, m.events).add(c, paid, 0, pred, float64(m.p.Window))
+	m.observations++
+	m.events++
 	return true
 }
 
-// Learn updates the model from one batch, in order:
-//
-//  1. value of each observation (Value), summed per IP and per signer in
-//     batch order;
-//  2. every learned key: score ← (1-α)·score + α·target, where target is
-//     the key's batch mean if it has ≥ MinObservations observations, else
-//     the table's learned median before this batch;
-//  3. every other key with ≥ MinObservations observations becomes learned
-//     at its mean, times its penalty multiplier if it was a penalty-only
-//     IP;
-//  4. scores are raised to MinScore, and each table's learned entries are
-//     pruned to MaxIPs/MaxSigners by removing those closest to its (new)
-//     median, ties broken by lower key bytes. Other penalty-only IPs keep
-//     their multipliers (they score the new median × multiplier).
-//
-// The result depends only on the batch contents and order, never on map
-// iteration order. Observe calls Learn; call it directly to learn from a
-// batch of any size.
-func (m *IPSigner) Learn(batch []Observation) {
-	if cap(m.vals) < len(batch) {
-		m.vals = make([]float64, len(batch))
-	}
-	vals := m.vals[:len(batch)]
-	for i := range batch {
-		vals[i] = Value(m.p, batch[i])
-	}
-	for i := range batch {
-		m.ips.accumulate(batch[i].IP.canonical(), vals[i])
-	}
-	for i := range batch {
-		m.signers.accumulate(batch[i].Signer, vals[i])
-	}
-	m.prunedIPs += uint64(m.ips.learn(m.p.Alpha, m.p.MinObservations, m.p.MaxIPs))
-	m.prunedSigner += uint64(m.signers.learn(m.p.Alpha, m.p.MinObservations, m.p.MaxSigners))
-	m.learns++
-}
-
-// Penalize multiplies ip's score by PenaltyFactor (a failed sigverify or an
-// unparsable packet from it), never below MinScore. A learned IP stays
-// learned (the median stays exact, O(log n) per call). An unknown IP
-// becomes penalty-only with multiplier PenaltyFactor: it scores the learned
-// median × PenaltyFactor and does not count in the median, so a flood of
-// penalised new IPs cannot drag down what an honest newcomer scores. When
-// there are 2·MaxIPs penalty-only IPs, the MaxIPs least penalised are first
-// pruned (ties: lower key bytes go first), so a flood costs O(1) amortised
-// per call and bounded memory. Penalize does not allocate.
-func (m *IPSigner) Penalize(ip IP) {
+// Penalize records a failed outcome for ip (a failed sigverify or an
+// unparsable packet): the packet claimed feePerCU and paid nothing. A
+// claim of 0 or less means unknown (an unparsable packet): the failure
+// then weighs the mean claim of the IP's record, else of the nearest
+// level that has one, else 1. A 1 % failure rate at a sender's usual
+// claims costs about 1 % of its factor; a sender whose packets all fail
+// sinks to 0 within Window failures, faster when it claims more than it
+// used to pay. It costs O(1) (a new IP evicts the least recently updated
+// one) and does not allocate.
+func (m *IPSigner) Penalize(ip IP, feePerCU float64) {
 	ip = ip.canonical()
+	c := feePerCU
+	if !(c > 0) || !finite(c) {
+		c = m.typicalClaim(ip)
+	}
+	m.outcome(ip, c, 0, c)
 	m.penalties++
-	t := m.ips
-	if s, ok := t.index[ip]; ok {
-		if s >= 0 {
-			t.set(s, float64(t.slab[s].score*m.p.PenaltyFactor))
-		} else {
-			e := &t.pslab[^s]
-			e.mult = float64(e.mult * m.p.PenaltyFactor)
-		}
-		return
-	}
-	m.penalizedNew++
-	if len(t.pslab) >= penCapacity(m.p) {
-		m.prunedIPs += uint64(t.prunePen(m.p.MaxIPs))
-	}
-	t.insertPen(ip, m.p.PenaltyFactor)
+	m.events++
 }
 
-// SetParams replaces the model's parameters, for a model loaded from a file
-// the operator now runs with other flags. Buffered observations are kept
-// (learned at once if they reach the new batch size); a table holding more
-// than twice its new maximum of learned entries is pruned to it now,
-// smaller excesses at the next learn; penalty-only IPs beyond twice the new
-// MaxIPs are pruned to MaxIPs now; a higher MinScore raises the scores
-// below it now.
+// typicalClaim is the mean claim of the first record along ip, /24, /16,
+// newcomer that has one, else 1.
+func (m *IPSigner) typicalClaim(ip IP) float64 {
+	near, wide := ip.prefixes()
+	for _, r := range [4]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide), &m.newcomer} {
+		if r != nil && r.claim > 0 {
+			return r.claim
+		}
+	}
+	return 1
+}
+
+// outcome folds one outcome (claim, paid, failed) into the records of the
+// canonical key ip.
+func (m *IPSigner) outcome(ip IP, claim, paid, fail float64) {
+	w := float64(m.p.Window)
+	if r := m.ips.get(ip); r == nil || r.n < float64(m.p.MinObservations) {
+		m.newcomer.add(claim, paid, fail, 0, w)
+	}
+	near, wide := ip.prefixes()
+	m.ips.touch(ip, m.events).add(claim, paid, fail, 0, w)
+	m.near.touch(near, m.events).add(claim, paid, fail, 0, w)
+	m.wide.touch(wide, m.events).add(claim, paid, fail, 0, w)
+}
+
+// SetParams replaces the model's parameters, for a model loaded from a
+// file the operator now runs with other flags: tables are resized
+// (keeping the most recently updated entries) and records averaging more
+// than the new Window outcomes count as Window.
 func (m *IPSigner) SetParams(p Params) error {
 	if err := p.Validate(); err != nil {
 		return err
 	}
-	m.p = p
-	if p.MinScore > m.ips.floor {
-		m.ips.raiseFloor(p.MinScore)
-		m.signers.raiseFloor(p.MinScore)
-	}
-	m.ips.floor, m.signers.floor = p.MinScore, p.MinScore
-	if len(m.pending) >= p.BatchSize {
-		m.Learn(m.pending)
-		m.pending = m.pending[:0]
-	}
-	if cap(m.pending) < p.BatchSize {
-		m.pending = append(make([]Observation, 0, p.BatchSize), m.pending...)
-	}
-	if m.ips.len() > 2*p.MaxIPs {
-		m.prunedIPs += uint64(m.ips.prune(p.MaxIPs))
-	}
-	if len(m.ips.pslab) > penCapacity(p) {
-		m.prunedIPs += uint64(m.ips.prunePen(p.MaxIPs))
-	}
-	if m.signers.len() > 2*p.MaxSigners {
-		m.prunedSigner += uint64(m.signers.prune(p.MaxSigners))
-	}
+	s := m.Snapshot()
+	s.Params = p
+	*m = *fromSnapshot(s)
 	return nil
 }
 
-// Stats returns the model's sizes, medians and counters.
+// Stats returns the model's sizes and counters.
 func (m *IPSigner) Stats() Stats {
 	return Stats{
-		IPs:           m.ips.len(),
-		PenalizedIPs:  len(m.ips.pslab),
-		Signers:       m.signers.len(),
-		MedianIP:      m.ips.median,
-		MedianSigner:  m.signers.median,
-		Pending:       len(m.pending),
-		Observations:  m.observations,
-		Learns:        m.learns,
-		Penalties:     m.penalties,
-		PenalizedNew:  m.penalizedNew,
-		PrunedIPs:     m.prunedIPs,
-		PrunedSigners: m.prunedSigner,
+		IPs:             m.ips.len(),
+		NearPrefixes:    m.near.len(),
+		WidePrefixes:    m.wide.len(),
+		Signers:         m.signers.len(),
+		UnknownIP:       max(m.p.MinScore, shrink(&m.newcomer, m.p.UnknownPrior, m.p.PriorWeight, float64(m.p.Window))),
+		Observations:    m.observations,
+		Paid:            m.paid,
+		Penalties:       m.penalties,
+		EvictedIPs:      m.ips.evicted,
+		EvictedPrefixes: m.near.evicted + m.wide.evicted,
+		EvictedSigners:  m.signers.evicted,
 	}
 }
 
 // Clone returns an independent deep copy of m, for example to save it from
 // another goroutine.
-func (m *IPSigner) Clone() *IPSigner {
-	c := New(m.p)
-	c.restore(m.Snapshot())
-	return c
-}
+func (m *IPSigner) Clone() *IPSigner { return fromSnapshot(m.Snapshot()) }

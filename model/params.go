@@ -6,60 +6,69 @@ import (
 	"math"
 )
 
-// Limits on Params, so that a model's preallocated buffers stay bounded
+// Limits on Params, so that a model's preallocated tables stay bounded
 // (at the limits, a few hundred MiB) and every score stays a finite number.
 const (
-	MaxBatchSize          = 1 << 20
-	MaxTableSize          = 1 << 20
-	MaxExecutedMultiplier = 1e9
+	MaxTableSize   = 1 << 22
+	MaxWindow      = 1 << 20
+	MaxPriorWeight = 1 << 20
 
 	// LeastMinScore is the smallest MinScore allowed: the product of two
-	// floored scores (IP × signer) is then still a normal float64.
+	// floored factors (IP × signer) is then still a normal float64.
 	LeastMinScore = 1e-150
 )
 
 // Params are the model's tuning constants; DefaultParams gives the
-// reference's values.
+// defaults (each is a flag of qos and qos-cli).
 type Params struct {
-	// BatchSize is the number of completed transactions Observe buffers
-	// before it runs Learn (400).
-	BatchSize int
-	// MinObservations is how many observations a key needs in one batch
-	// for its mean to count (5).
+	// Window is how many of its latest outcomes a record averages over:
+	// its rate is the plain mean of its first Window outcomes, then an
+	// exponential moving average with weight 1/Window per outcome (200).
+	Window int
+	// PriorWeight is how many outcomes' worth of weight a record's prior
+	// (the rate of the level above it) gets against its own outcomes (4).
+	PriorWeight float64
+	// UnknownPrior is the rate the newcomer record starts from, before
+	// any unknown sender has been seen (1: senders are presumed to pay).
+	UnknownPrior float64
+	// MinObservations: an IP whose record holds fewer outcomes than this
+	// is a newcomer, and its outcomes also teach the newcomer record, the
+	// prior of every unknown neighbourhood (5).
 	MinObservations int
-	// Alpha is the weight of the new value in the exponential moving
-	// average: score ← (1-Alpha)·score + Alpha·new (0.05).
-	Alpha float64
-	// ExecutedMultiplier multiplies the value of a transaction the
-	// scheduler executed (10).
-	ExecutedMultiplier float64
-	// AssumedExecNanos is the execution time assumed for a transaction
-	// that was not executed (100 000 ns).
-	AssumedExecNanos uint64
-	// PenaltyFactor multiplies an IP's score on each failed sigverify or
-	// unparsable packet (0.01).
-	PenaltyFactor float64
-	// MaxIPs and MaxSigners are the table sizes pruning keeps (10 000).
-	MaxIPs     int
-	MaxSigners int
-	// MinScore is the floor of every score (1e-30): no penalty, EMA or
-	// low-value batch takes a score below it, so products of scores never
-	// underflow to 0 and fee/CU keeps ranking the worst senders.
+	// MaxIPs, MaxPrefixes and MaxSigners bound the IP table, each of the
+	// two prefix tables (/24 and /48; /16 and /32) and the signer table
+	// (least recently updated entries are evicted first).
+	MaxIPs      int
+	MaxPrefixes int
+	MaxSigners  int
+	// UnpaidFloor is the least IP factor of a sender whose packets verify
+	// (1e-6): it ranks senders that are never paid (fees below the blocks'
+	// bar) above those whose claims fail, and keeps them from being refused
+	// unparsed for good. 0 disables it.
+	UnpaidFloor float64
+	// FailTolerance is the share of failed claims (bad signatures,
+	// unparsable packets) up to which a sender's factor is its rate alone
+	// (0.1); beyond it the factor is scaled down linearly, to 0 at one
+	// half. Applies to records with at least MinObservations outcomes.
+	FailTolerance float64
+	// MinScore is the floor of every factor (1e-30): a product of factors
+	// never underflows to 0, and fee/CU still ranks the worst senders.
 	MinScore float64
 }
 
-// DefaultParams returns the reference's constants.
+// DefaultParams returns the default constants.
 func DefaultParams() Params {
 	return Params{
-		BatchSize:          400,
-		MinObservations:    5,
-		Alpha:              0.05,
-		ExecutedMultiplier: 10,
-		AssumedExecNanos:   100_000,
-		PenaltyFactor:      0.01,
-		MaxIPs:             10_000,
-		MaxSigners:         10_000,
-		MinScore:           1e-30,
+		Window:          200,
+		PriorWeight:     4,
+		UnknownPrior:    1,
+		MinObservations: 5,
+		MaxIPs:          65_536,
+		MaxPrefixes:     65_536,
+		MaxSigners:      65_536,
+		UnpaidFloor:     1e-6,
+		FailTolerance:   0.1,
+		MinScore:        1e-30,
 	}
 }
 
@@ -69,53 +78,52 @@ func (p Params) Validate() error {
 	bad := func(format string, args ...any) {
 		errs = append(errs, fmt.Errorf("model: "+format, args...))
 	}
-	if p.BatchSize < 1 || p.BatchSize > MaxBatchSize {
-		bad("batch size must be between 1 and %d, got %d", MaxBatchSize, p.BatchSize)
+	if p.Window < 1 || p.Window > MaxWindow {
+		bad("window must be between 1 and %d outcomes, got %d", MaxWindow, p.Window)
 	}
-	if p.MinObservations < 1 {
-		bad("min observations must be at least 1, got %d", p.MinObservations)
-	} else if p.BatchSize >= 1 && p.MinObservations > p.BatchSize {
-		bad("min observations (%d) exceeds the batch size (%d): no key could ever be learned",
-			p.MinObservations, p.BatchSize)
+	if !(p.PriorWeight > 0 && p.PriorWeight <= MaxPriorWeight) {
+		bad("prior weight must be above 0 and at most %d, got %v", MaxPriorWeight, p.PriorWeight)
 	}
-	if !(p.Alpha >= 0 && p.Alpha <= 1) {
-		bad("alpha must be between 0 and 1, got %v", p.Alpha)
+	if !(p.UnknownPrior >= 0 && p.UnknownPrior <= 1) {
+		bad("unknown prior must be between 0 and 1, got %v", p.UnknownPrior)
 	}
-	if !(p.ExecutedMultiplier > 0 && p.ExecutedMultiplier <= MaxExecutedMultiplier) {
-		bad("executed multiplier must be above 0 and at most %g, got %v",
-			float64(MaxExecutedMultiplier), p.ExecutedMultiplier)
-	}
-	if p.AssumedExecNanos < 1 {
-		bad("assumed execution time must be at least 1 ns, got %d", p.AssumedExecNanos)
-	}
-	if !(p.PenaltyFactor >= 0 && p.PenaltyFactor <= 1) {
-		bad("penalty factor must be between 0 and 1, got %v", p.PenaltyFactor)
+	if p.MinObservations < 0 || p.MinObservations > MaxWindow {
+		bad("min observations must be between 0 and %d, got %d", MaxWindow, p.MinObservations)
 	}
 	if p.MaxIPs < 1 || p.MaxIPs > MaxTableSize {
 		bad("max IPs must be between 1 and %d, got %d", MaxTableSize, p.MaxIPs)
 	}
+	if p.MaxPrefixes < 1 || p.MaxPrefixes > MaxTableSize {
+		bad("max prefixes must be between 1 and %d, got %d", MaxTableSize, p.MaxPrefixes)
+	}
 	if p.MaxSigners < 1 || p.MaxSigners > MaxTableSize {
 		bad("max signers must be between 1 and %d, got %d", MaxTableSize, p.MaxSigners)
 	}
-	if !(p.MinScore >= LeastMinScore) || math.IsInf(p.MinScore, 0) {
-		bad("min score must be finite and at least %g, got %v", LeastMinScore, p.MinScore)
+	if !(p.FailTolerance >= 0 && p.FailTolerance < 0.5) {
+		bad("fail tolerance must be at least 0 and below 0.5, got %v", p.FailTolerance)
+	}
+	if !(p.UnpaidFloor >= 0 && p.UnpaidFloor <= 1) {
+		bad("unpaid floor must be between 0 and 1, got %v", p.UnpaidFloor)
+	}
+	if !(p.MinScore >= LeastMinScore && p.MinScore <= 1) {
+		bad("min score must be between %g and 1, got %v", LeastMinScore, p.MinScore)
 	}
 	return errors.Join(errs...)
 }
 
-// Value is what one completed transaction teaches the model: its total fee
-// per nanosecond of execution (AssumedExecNanos when it was not executed),
-// times ExecutedMultiplier when it was. For valid Params it is finite and
-// non-negative.
-func Value(p Params, o Observation) float64 {
+// Value is what one completed transaction brought, as recorded in the
+// database and as the model counts it: its fee per compute unit when the
+// scheduler executed it (included, so its fee was paid), and 0 when it
+// was verified but never included — it paid nothing.
+func Value(_ Params, o Observation) float64 {
 	if o.ExecNanos == 0 {
-		return float64(o.Fee) / float64(max(p.AssumedExecNanos, 1))
+		return 0
 	}
-	return float64(o.Fee) / float64(o.ExecNanos) * p.ExecutedMultiplier
+	return o.claim()
 }
 
-// finite reports whether x is a usable score: finite and not negative
-// (negative zero included, so that a score's bits are canonical).
+// finite reports whether x is a usable number: finite and not negative
+// (negative zero included, so that a value's bits are canonical).
 func finite(x float64) bool {
 	return !math.IsNaN(x) && !math.IsInf(x, 0) && !math.Signbit(x)
 }

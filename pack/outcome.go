@@ -211,19 +211,20 @@ func JudgeUnprocessed(processedCode uint8) Verdict {
 	return Verdict{Blame: BlameNone, Retry: true}
 }
 
-// ModelObservation turns a verdict into the observation today's model
+// ModelObservation turns a verdict into the observation the model
 // (package model) learns from, with learn false when the model should
 // not see it (BlameNone):
 //
-//   - Credit: Fee = the fee, ExecNanos = Verdict.Cost (the model's
-//     value is then fee per unit × its executed multiplier; in pack mode
-//     the execution-time field carries cost units);
-//   - BlameSender: Fee = 0 and not executed, a value of 0 that drags both
-//     the fee payer's and the IP's mean down.
+//   - Credit: Fee = the fee, CUs = ExecNanos = Verdict.Cost (executed, so
+//     paid: the model's claim and paid value are fee per cost unit; in
+//     pack mode the execution-time field carries cost units);
+//   - BlameSender: Fee = 0 and not executed: the model counts an unpaid
+//     outcome at the sender's usual claim, which lowers both the fee
+//     payer's and the IP's paid share.
 func ModelObservation(ip model.IP, payer model.Signer, fee uint64, v Verdict) (obs model.Observation, learn bool) {
 	switch v.Blame {
 	case Credit:
-		return model.Observation{IP: ip, Signer: payer, Fee: fee, ExecNanos: max(v.Cost, 1)}, true
+		return model.Observation{IP: ip, Signer: payer, Fee: fee, CUs: v.Cost, ExecNanos: max(v.Cost, 1)}, true
 	case BlameSender:
 		return model.Observation{IP: ip, Signer: payer}, true
 	}

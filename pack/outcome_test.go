@@ -110,10 +110,10 @@ func TestJudgeValueAndModelObservation(t *testing.T) {
 		wantObs   model.Observation
 	}{
 		{"included: fee per reported cost unit", ExecResult{CostUnits: 2500}, 10_000, 9999, 4, true,
-			model.Observation{IP: ip, Signer: payer, Fee: 10_000, ExecNanos: 2500}},
+			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 2500, ExecNanos: 2500}},
 		{"included without reported cost: the estimate", ExecResult{}, 10_000, 5000, 2, true,
-			model.Observation{IP: ip, Signer: payer, Fee: 10_000, ExecNanos: 5000}},
-		{"sender fault: zero value against both keys", ExecResult{Reason: ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
+			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 5000, ExecNanos: 5000}},
+		{"sender fault: an unpaid outcome against both keys", ExecResult{Reason: ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
 			model.Observation{IP: ip, Signer: payer}},
 		{"scheduler miss: not learned", ExecResult{Reason: ReasonAccountInUse}, 10_000, 5000, 0, false, model.Observation{}},
 	}

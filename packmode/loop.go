@@ -264,7 +264,7 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 	if r := l.view.Parse(data); r != score.OK {
 		l.st.Rejects[r]++
 		if r.Parse() && l.cfg.Policy == PolicyModel {
-			l.cfg.Model.Penalize(model.IPv6(m.SrcAddr))
+			l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
 			l.st.Penalized++
 		}
 		l.end(slot, EndRejected)

@@ -94,7 +94,6 @@ func TestLoopAgainstValidator(t *testing.T) {
 			cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
 			if pol == PolicyModel {
 				mp := model.DefaultParams()
-				mp.BatchSize = 64
 				mp.MinObservations = 1
 				cfg.Model = model.New(mp)
 			}

@@ -33,7 +33,7 @@ func TestPackProcess(t *testing.T) {
 	cmd := exec.Command(bin, "pack", "--bindings-socket", socket, "--agave-abi", "4.1", "--workers", "2",
 		"--allocator-size", "67108864", "--tpu-to-pack-capacity", "4096", "--progress-capacity", "4096",
 		"--worker-queue-capacity", "64", "--queue-capacity", "2048", "--model-file", modelFile,
-		"--batch-size", "64", "--min-observations", "1", "--log-format", "json", "--once")
+		"--min-observations", "1", "--log-format", "json", "--once")
 	var stderr bytes.Buffer
 	cmd.Stderr = &stderr
 	if err := cmd.Start(); err != nil {

@@ -58,7 +58,7 @@ func TestStandinEndToEnd(t *testing.T) {
 				}
 			})
 			args := []string{"pack", "--bindings-socket", sock, "--agave-abi", tc.abi, "--workers", "2",
-				"--allocator-size", "268435456", "--model-file", modelFile, "--batch-size", "64",
+				"--allocator-size", "268435456", "--model-file", modelFile,
 				"--min-observations", "1", "--log-format", "json"}
 			if tc.check {
 				args = append(args, "--check")

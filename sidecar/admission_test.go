@@ -66,8 +66,11 @@ func TestRefusalsCarryNoPenalty(t *testing.T) {
 			t.Errorf("refused sender %v was penalised", ipN(ip))
 		}
 	}
-	if s, ok := h.s.model.IPScore(model.IPOf(ipN(72))); !ok || s > 0.011 {
-		t.Errorf("garbage sender's score = %v (known %v), want about 0.01", s, ok)
+	// One parse failure sinks the garbage sender below what a sender the
+	// model has no record of gets (the refused senders' factor).
+	refused, _ := h.s.model.IPScore(model.IPOf(ipN(70)))
+	if s, ok := h.s.model.IPScore(model.IPOf(ipN(72))); !ok || s >= refused {
+		t.Errorf("garbage sender's score = %v (known %v), want below a refused sender's %v", s, ok, refused)
 	}
 }
 

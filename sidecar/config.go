@@ -57,12 +57,17 @@ type Config struct {
 	// relayer's); they are joined when they appear.
 	Optional []string
 
-	Seed            uint64 // packet hash seed, published in sch_to_qos metadata
-	TargetPPS       uint64
-	PacerTick       time.Duration
-	PacerBurst      uint64 // 0: 10 ms of TargetPPS
-	QueueCapacity   int
-	QueueTTL        time.Duration
+	Seed          uint64 // packet hash seed, published in sch_to_qos metadata
+	TargetPPS     uint64
+	PacerTick     time.Duration
+	PacerBurst    uint64 // 0: 10 ms of TargetPPS
+	QueueCapacity int
+	QueueTTL      time.Duration
+	// RescoreBelow: under the model policy, a packet about to be sent is
+	// scored again with the current model; if that score is below
+	// RescoreBelow × its admission score (its sender sank meanwhile) it
+	// goes back into the queue at the new score instead. 0 disables it.
+	RescoreBelow    float64
 	PartialCapacity int
 	RecentCapacity  int
 	PacketBatch     int // packets taken from one channel per visit
@@ -106,6 +111,7 @@ func DefaultConfig() Config {
 		PacerTick:       time.Millisecond,
 		QueueCapacity:   16384,
 		QueueTTL:        2 * time.Second,
+		RescoreBelow:    0.5,
 		PartialCapacity: 1 << 20,
 		RecentCapacity:  1 << 20,
 		PacketBatch:     64,
@@ -131,6 +137,9 @@ func (c *Config) Validate() error {
 	}
 	if c.QueueCapacity < 1 || c.QueueCapacity > 1<<24 {
 		errs = append(errs, fmt.Errorf("queue capacity %d must be in [1, %d]", c.QueueCapacity, 1<<24))
+	}
+	if !(c.RescoreBelow >= 0 && c.RescoreBelow <= 1) {
+		errs = append(errs, fmt.Errorf("rescore-below %v must be between 0 and 1", c.RescoreBelow))
 	}
 	if c.QueueTTL <= 0 {
 		errs = append(errs, fmt.Errorf("queue TTL %v must be positive", c.QueueTTL))

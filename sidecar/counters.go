@@ -35,6 +35,7 @@ const (
 	StatusSignatures
 	Rejoins
 	ChannelFaults
+	Rescored
 	numCounters
 )
 
@@ -56,13 +57,14 @@ var counterInfo = [numCounters]struct{ name, help string }{
 	Results:                 {"scheduler_results", "Scheduler result records received."},
 	Joined:                  {"joined", "Scheduler results joined with their partial metadata."},
 	JoinMisses:              {"join_misses", "Scheduler results whose partial metadata was gone (evicted, unknown or already joined)."},
-	ModelUpdates:            {"model_updates", "Model learning batches run."},
+	ModelUpdates:            {"model_updates", "Scheduler results the model learned from (each updates it at once)."},
 	RowsOffered:             {"rows_offered", "Rows (completed transactions and feedback) handed to the metastore."},
 	FeedbackRows:            {"feedback_rows", "Of the rows handed to the metastore, penalties (failed sigverify, unparsable packets)."},
 	RowsDropped:             {"rows_dropped", "Rows dropped because the metastore hand-off was full."},
 	StatusSignatures:        {"status_signatures", "Confirmed signatures received from tx_status_cache."},
 	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them, or after a fault once their file was valid again."},
 	ChannelFaults:           {"channel_faults", "Memory faults on a channel file that another process shrank under the mapping; the channel is dropped until its file is valid again (per channel: qos_channel_faults_total)."},
+	Rescored:                {"rescored", "Packets queued again at send time because their sender's score fell below --rescore-below of their admission score."},
 }
 
 // Name returns the counter's stable name.

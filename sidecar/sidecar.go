@@ -475,9 +475,9 @@ func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
 	s.snap.Rejects[rej]++
 	if rej.Parse() && s.learn {
 		if addr, ok := p.Addr(); ok {
-			s.model.Penalize(model.IPOf(addr))
+			s.model.Penalize(model.IPOf(addr), 0) // what it claimed is unknown
 			s.snap.Counters[ParsePenalties]++
-			s.offerFeedback(metastore.RowUnparsable, src, addr.As16())
+			s.offerFeedback(metastore.RowUnparsable, src, addr.As16(), 0, 0)
 		}
 	}
 }
@@ -587,10 +587,20 @@ func (s *Sidecar) drainSigFailures() int {
 			continue
 		}
 		if s.learn {
-			s.model.Penalize(ip)
+			// What the packet claimed (fee per CU), from its partial meta
+			// when still remembered: a failure weighs what was not paid.
+			var fee, cus uint64
+			if p, ok := s.partial.Complete(score.PacketHash(s.cfg.Seed, &s.pkt)); ok {
+				fee, cus = p.Fee, p.CUs
+			}
+			claim := 0.0
+			if fee > 0 {
+				claim = score.Score(1, fee, cus)
+			}
+			s.model.Penalize(ip, claim)
 			if s.feedbackRows {
 				addr, _ := s.pkt.Addr() // Source checked the tag
-				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16())
+				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
 			}
 		}
 	}
@@ -601,12 +611,13 @@ func (s *Sidecar) drainSigFailures() int {
 // offerFeedback hands the row of a penalty just applied to the metastore,
 // numbered in the sequence of completed rows so that replay applies every
 // input in the loop's order. A small value, no allocation.
-func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte) {
+func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
 	if !s.feedbackRows {
 		return
 	}
 	s.rowSeq++
 	row := metastore.FeedbackRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
+	row.Fee, row.CUs = fee, cus
 	if s.cfg.Handoff.Offer(&row) {
 		s.snap.Counters[RowsOffered]++
 		s.snap.Counters[FeedbackRows]++
@@ -654,6 +665,43 @@ func (s *Sidecar) drainResults() int {
 	return n
 }
 
+// rescoreMax bounds the packets one pop queues again (each then sits
+// lower, so a pop ends unless rescoreMax senders all sank at once).
+const rescoreMax = 8
+
+// pop returns the next packet to send and its recently-confirmed key.
+// Under the model policy with RescoreBelow set, the best packet is scored
+// again with the current model (its sender's factors, its fee and CUs
+// from the partial meta store): if the score fell below RescoreBelow × the
+// admission score — a sender that turned hostile or was found unpaid after
+// its packets were queued — the packet is queued again at the new score
+// (keeping its enqueue time, so its TTL does not restart) and the next
+// best is tried. The packet pushed back reuses the slot it was just popped
+// from (the free list is LIFO), so records popped earlier in the same
+// send batch stay valid. No allocation.
+func (s *Sidecar) pop(mono int64) (*channels.Packet, uint64, bool) {
+	if s.cfg.Policy != PolicyModel || !s.learn || s.cfg.RescoreBelow == 0 {
+		return s.queue.Pop(mono)
+	}
+	for range rescoreMax {
+		p, e, ok := s.queue.PopMax(mono)
+		if !ok {
+			return nil, 0, false
+		}
+		part, ok := s.partial.Get(e.Hash)
+		if !ok {
+			return p, e.Aux, true
+		}
+		now := score.Score(s.model.Forward(model.IPv6(part.IP), model.Signer(part.Signer)), part.Fee, part.CUs)
+		if !(now < e.Score*s.cfg.RescoreBelow) {
+			return p, e.Aux, true
+		}
+		s.queue.Push(p, now, e.Hash, e.Aux, e.Enqueued)
+		s.snap.Counters[Rescored]++
+	}
+	return s.queue.Pop(mono)
+}
+
 // sendBatch is how many packets send pops before it checks them against
 // the recently-confirmed set: their lookups (a likely cache miss each in
 // the million-entry set) are loaded together, as on admission.
@@ -687,7 +735,7 @@ func (s *Sidecar) send(mono int64) int {
 		}
 		k := 0
 		for k < want {
-			p, key, ok := s.queue.Pop(mono)
+			p, key, ok := s.pop(mono)
 			if !ok {
 				break
 			}

@@ -5,6 +5,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"fmt"
+	"math"
 	"net/netip"
 	"path/filepath"
 	"slices"
@@ -18,6 +19,11 @@ import (
 )
 
 func ipN(i int) netip.Addr { return netip.AddrFrom4([4]byte{10, 1, byte(i >> 8), byte(i)}) }
+
+// onePenalty is the factor of an IP after one failure in an empty model
+// with the default parameters: the newcomer, /16, /24 and IP records each
+// average the failure with their prior, whose weight is k' = 4·(1-1/200).
+var onePenalty = math.Pow(3.98/4.98, 4)
 
 func payerN(i int) [32]byte {
 	var k [32]byte
@@ -152,9 +158,10 @@ func TestAdmissionOutcomes(t *testing.T) {
 			t.Errorf("%s = %d, want %d", ck.name, ck.got, ck.want)
 		}
 	}
-	// The unparsable packet's IP entered the model at median × 0.01.
-	if s, ok := h.s.model.IPScore(model.IPOf(ipN(66))); !ok || s > 0.011 {
-		t.Errorf("unparsable sender's score = %v (known %v), want about 0.01", s, ok)
+	// The unparsable packet's IP entered the model with one failed
+	// outcome (see onePenalty).
+	if s, ok := h.s.model.IPScore(model.IPOf(ipN(66))); !ok || math.Abs(s-onePenalty) > 1e-12 {
+		t.Errorf("unparsable sender's score = %v (known %v), want %v", s, ok, onePenalty)
 	}
 }
 
@@ -320,11 +327,11 @@ func TestSigverifyFeedbackPenalizes(t *testing.T) {
 		t.Fatalf("bad-address failures = %d, want 1", got)
 	}
 	s, ok := h.s.model.IPScore(model.IPOf(ipN(9)))
-	if !ok || s != 0.01 {
-		t.Fatalf("penalised unknown IP score = %v (known %v), want 0.01 (median 1 × 0.01)", s, ok)
+	if !ok || math.Abs(s-onePenalty) > 1e-12 {
+		t.Fatalf("penalised unknown IP score = %v (known %v), want %v (one failure at four levels)", s, ok, onePenalty)
 	}
-	if f := h.s.model.Forward(model.IPOf(ipN(9)), payerN(1)); f >= 0.02 {
-		t.Fatalf("forward after penalty = %v, want about 0.01", f)
+	if f := h.s.model.Forward(model.IPOf(ipN(9)), payerN(1)); f != s {
+		t.Fatalf("forward after penalty = %v, want the IP factor %v (unknown signer: 1)", f, s)
 	}
 }
 
@@ -334,7 +341,6 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 	handoff := metastore.NewHandoff(metastore.HandoffConfig{BatchRows: 8, Batches: 4})
 	h := newHarness(t, func(c *Config) {
 		c.Handoff = handoff
-		c.Model.BatchSize = 10
 		c.Model.MinObservations = 5
 	})
 	const n = 10
@@ -360,19 +366,19 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 	h.s.drainResults()
 
 	c := &h.s.snap
-	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != 1 {
-		t.Fatalf("joined %d, misses %d, updates %d; want %d, 1, 1", c.Counters[Joined], c.Counters[JoinMisses], c.Counters[ModelUpdates], n)
+	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != n {
+		t.Fatalf("joined %d, misses %d, updates %d; want %d, 1, %d", c.Counters[Joined], c.Counters[JoinMisses], c.Counters[ModelUpdates], n, n)
 	}
 	if c.Counters[RowsOffered] != n || handoff.Offered() != n {
 		t.Fatalf("rows offered %d (handoff %d), want %d", c.Counters[RowsOffered], handoff.Offered(), n)
 	}
-	// The sender now has a learned score above the median of an otherwise
-	// empty table: it is the only key, so its score is its mean value.
-	if _, ok := h.s.model.IPScore(model.IPOf(ipN(1))); !ok {
-		t.Fatal("sender's IP not learned after a full batch")
+	// Every result taught the model at once: the sender's IP and signer
+	// have records, and half paid shows in the IP's factor.
+	if s, ok := h.s.model.IPScore(model.IPOf(ipN(1))); !ok || !(s > 0.4 && s < 0.9) {
+		t.Fatalf("sender's IP factor %v (known %v) after 5 of 10 paid", s, ok)
 	}
 	if _, ok := h.s.model.SignerScore(payerN(1)); !ok {
-		t.Fatal("sender's signer not learned after a full batch")
+		t.Fatal("sender's signer not learned")
 	}
 }
 
@@ -381,7 +387,7 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 func TestRunSavesAndLoadsModel(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "model.bin")
 	h := newHarness(t, func(c *Config) { c.ModelFile = file; c.IdleSleep = 100 * time.Microsecond })
-	h.s.model.Penalize(model.IPOf(ipN(3)))
+	h.s.model.Penalize(model.IPOf(ipN(3)), 0)
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- h.s.Run(ctx) }()
@@ -399,7 +405,7 @@ func TestRunSavesAndLoadsModel(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if s, ok := m.IPScore(model.IPOf(ipN(3))); !ok || s != 0.01 {
+	if s, ok := m.IPScore(model.IPOf(ipN(3))); !ok || math.Abs(s-onePenalty) > 1e-12 {
 		t.Fatalf("saved model has score %v (known %v) for the penalised IP", s, ok)
 	}
 
@@ -520,7 +526,18 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 // for packet, as without the gate.
 func TestSenderGateChangesNothingSent(t *testing.T) {
 	run := func(gateOff bool) (out []channels.Packet, c [numCounters]uint64) {
-		h := newHarness(t, func(c *Config) { c.QueueCapacity = 32; c.TargetPPS = 1000; c.PacerBurst = 1 })
+		h := newHarness(t, func(c *Config) {
+			c.QueueCapacity, c.TargetPPS, c.PacerBurst = 32, 1000, 1
+			// The gate refuses an IP whose factor × the highest possible
+			// fee per CU cannot enter the queue: a factor near MinScore.
+			// A sender that only ever fails has a rate of exactly 0; a
+			// negligible prior weight lets its factor reach the floor
+			// (with the default weight a failing IP keeps about 1e-5 of
+			// its neighbourhood's rate, too much for that bound), and no
+			// newcomer record lets the spammer's failures lower the
+			// honest IPs' prior.
+			c.Model.PriorWeight, c.Model.MinObservations = 1e-20, 0
+		})
 		h.s.gateOff = gateOff
 		spamIP := netip.MustParseAddr("66.66.66.66")
 		var mono int64
@@ -579,9 +596,10 @@ func TestSenderGateChangesNothingSent(t *testing.T) {
 //   - expired: a push evicts the fresh minimum and exposes an expired
 //     entry, so the queue takes anything; a gated packet later in the batch
 //     must get in, as it would ungated.
-//   - pruned: a parse penalty on a new IP prunes the least penalised
-//     penalty-only IP, which becomes unknown and scores the median again;
-//     its packet later in the batch must be scored, not gated.
+//   - evicted: a parse penalty on a new IP evicts a sunk IP's records
+//     (the least recently updated), which becomes unknown and scores the
+//     unknown prior again; its packet later in the batch must be scored,
+//     not gated.
 func TestSenderGateEdgeCases(t *testing.T) {
 	spam := netip.MustParseAddr("66.66.66.66")
 	garbageFrom := func(t *testing.T, addr netip.Addr) channels.Packet {
@@ -621,18 +639,19 @@ func TestSenderGateEdgeCases(t *testing.T) {
 			// the expired entry; then a packet from the sunk spammer.
 			feed(h, second, pkt(t, 5, ipN(5), 9_000_002), pkt(t, 6, spam, 1))
 		}},
-		{"pruned", func(c *Config) { c.QueueCapacity = 4; c.Model.MaxIPs = 4 }, func(t *testing.T, h *harness) {
+		{"evicted", func(c *Config) { c.QueueCapacity = 4; c.Model.MaxIPs, c.Model.MaxPrefixes = 4, 2 }, func(t *testing.T, h *harness) {
 			x := netip.MustParseAddr("77.77.77.77")
-			for i := range 7 {
+			for range 250 {
+				h.s.model.Penalize(model.IPOf(x), 0) // sunk: a full window of failures
+			}
+			for i := range 3 { // x becomes the least recently updated IP, /24 and /16
 				for range 25 {
-					h.s.model.Penalize(model.IPOf(ipN(100 + i)))
+					h.s.model.Penalize(model.IPOf(ipN(100+i)), 0)
 				}
 			}
-			for range 20 {
-				h.s.model.Penalize(model.IPOf(x)) // the least penalised of 8
-			}
 			feed(h, 0, pkt(t, 1, ipN(1), 5_000_000), pkt(t, 2, ipN(2), 5_000_001), pkt(t, 3, ipN(3), 5_000_002), pkt(t, 4, ipN(4), 5_000_003))
-			// One batch: garbage from a new IP prunes x, then x's packet.
+			// One batch: garbage from a new IP evicts x's records (IP,
+			// /24, /16), so x scores as unknown again; then x's packet.
 			feed(h, 0, garbageFrom(t, netip.MustParseAddr("88.88.88.88")), pkt(t, 5, x, 50_000_000))
 		}},
 	} {
@@ -653,5 +672,46 @@ func TestSenderGateEdgeCases(t *testing.T) {
 				t.Fatalf("with the gate: admitted %d, queued %x; without: %d, %x", admitted[0], queued[0], admitted[1], queued[1])
 			}
 		})
+	}
+}
+
+// TestRescoreAtSend: packets queued while their sender looked good are
+// scored again at send; once the sender has sunk (a window of failed
+// claims), they go back into the queue below an honest sender's cheaper
+// packets instead of leaving first.
+func TestRescoreAtSend(t *testing.T) {
+	h := newHarness(t, nil)
+	farmed := netip.MustParseAddr("198.51.100.20")
+	var ps []channels.Packet
+	for i := range 5 {
+		x := tx{payer: payerN(1), sig: sigN(100 + i), limit: 10_000, price: 50_000_000, nonce: uint64(i)}
+		ps = append(ps, x.packet(t, farmed))
+	}
+	for i := range 5 {
+		x := tx{payer: payerN(2), sig: sigN(200 + i), limit: 10_000, price: 1_000_000, nonce: uint64(100 + i)}
+		ps = append(ps, x.packet(t, ipN(i)))
+	}
+	for i := range ps {
+		h.tpu.Push(&ps[i])
+	}
+	h.tpu.Sync()
+	h.s.drainPackets(0, h.s.in[0], 0)
+	for range h.s.cfg.Model.Window { // the farmed IP turns hostile while its packets wait
+		h.s.model.Penalize(model.IPOf(farmed), 1e9)
+	}
+	var mono int64
+	out := h.sendAll(&mono)
+	if len(out) != 10 {
+		t.Fatalf("sent %d packets, want all 10 (rescored ones go later, not away)", len(out))
+	}
+	for i, p := range out[:5] {
+		if a, _ := p.Addr(); a == farmed {
+			t.Fatalf("packet %d sent is the sunk sender's", i)
+		}
+	}
+	// The honest packets may be rescored too: the farmed IP's first
+	// failures taught the newcomer prior, which their unknown IPs use.
+	if got := h.s.snap.Counters[Rescored]; got < 5 {
+		t.Fatalf("rescored %d, want at least the 5 packets of the sunk sender", got)
 	}
 }

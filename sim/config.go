@@ -72,6 +72,40 @@ type AgentConfig struct {
 	V0Share float64 `json:"v0_share"`
 	// Mix lists what the agent sends, drawn by weight per packet.
 	Mix []MixConfig `json:"mix"`
+
+	// Start and Stop bound when the agent sends (since the run's start;
+	// Stop 0 = until the end): an agent that joins mid-run, or one phase
+	// of a sender whose behaviour changes (several agents sharing IPs,
+	// each with its own window).
+	Start Offset `json:"start,omitempty"`
+	Stop  Offset `json:"stop,omitempty"`
+	// SharedIPs lets the agent use addresses another agent uses too: a
+	// NAT, or the phases of one sender.
+	SharedIPs bool `json:"shared_ips,omitempty"`
+	// FreshSigners gives every transaction a new fee payer, never seen
+	// before (Signers then only sizes the templates).
+	FreshSigners bool `json:"fresh_signers,omitempty"`
+}
+
+// Offset is a duration that reads and writes JSON as a string such as
+// "1.5s".
+type Offset time.Duration
+
+// MarshalJSON writes the offset as a duration string.
+func (o Offset) MarshalJSON() ([]byte, error) { return json.Marshal(time.Duration(o).String()) }
+
+// UnmarshalJSON reads a duration string.
+func (o *Offset) UnmarshalJSON(b []byte) error {
+	var s string
+	if err := json.Unmarshal(b, &s); err != nil {
+		return fmt.Errorf("want a duration string such as \"1.5s\": %w", err)
+	}
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return err
+	}
+	*o = Offset(d)
+	return nil
 }
 
 // Packet kinds of a MixConfig.
@@ -80,6 +114,8 @@ const (
 	KindBadSignature = "bad_signature" // parses, claims its fee, fails sigverify
 	KindDuplicate    = "duplicate"     // byte-identical resend of a recent packet of the agent
 	KindUnparsable   = "unparsable"    // fails the transaction parser
+	KindImpersonate  = "impersonate"   // names Victim's fee payer, fails sigverify
+	KindUnpaid       = "unpaid"        // correctly signed, but its fee payer cannot pay: never included
 )
 
 // MixConfig is one kind of packet an agent sends.
@@ -93,6 +129,8 @@ type MixConfig struct {
 	// CUMin..CUMax (uniform) is the requested compute-unit limit.
 	CUMin uint32 `json:"cu_min,omitempty"`
 	CUMax uint32 `json:"cu_max,omitempty"`
+	// Victim names the agent whose fee payers an impersonate entry uses.
+	Victim string `json:"victim,omitempty"`
 }
 
 // DefaultConfig returns the demo's story. Three honest agents (7 000
@@ -172,7 +210,11 @@ func (c *Config) Validate() error {
 	var total float64
 	signers := 0
 	names := make(map[string]bool, len(c.Agents))
-	owner := make(map[netip.Addr]string)
+	type ownerOf struct {
+		name   string
+		shared bool
+	}
+	owner := make(map[netip.Addr]ownerOf)
 	for i := range c.Agents {
 		a := &c.Agents[i]
 		if err := a.validate(); err != nil {
@@ -189,10 +231,20 @@ func (c *Config) Validate() error {
 			return fmt.Errorf("agent %d (%q): %w", i, a.Name, err)
 		}
 		for _, ip := range ips {
-			if o, ok := owner[ip]; ok {
-				return fmt.Errorf("agent %d (%q): address %v already belongs to %q", i, a.Name, ip, o)
+			if o, ok := owner[ip]; ok && !(a.SharedIPs && o.shared) {
+				return fmt.Errorf("agent %d (%q): address %v already belongs to %q (set shared_ips on both to share it)", i, a.Name, ip, o.name)
 			}
-			owner[ip] = a.Name
+			owner[ip] = ownerOf{a.Name, a.SharedIPs}
+		}
+		if time.Duration(a.Stop) != 0 && a.Stop <= a.Start || a.Start < 0 {
+			return fmt.Errorf("agent %d (%q): start %v / stop %v: want 0 ≤ start < stop (stop 0 = the end)", i, a.Name, time.Duration(a.Start), time.Duration(a.Stop))
+		}
+	}
+	for i := range c.Agents {
+		for j, m := range c.Agents[i].Mix {
+			if m.Kind == KindImpersonate && !names[m.Victim] {
+				return fmt.Errorf("agent %d (%q): mix %d: victim %q: no such agent", i, c.Agents[i].Name, j, m.Victim)
+			}
 		}
 	}
 	if signers > maxTotalSigners {
@@ -231,9 +283,13 @@ func (a *AgentConfig) validate() error {
 		switch m.Kind {
 		case KindDuplicate:
 			continue
-		case KindValid, KindBadSignature, KindUnparsable:
+		case KindValid, KindBadSignature, KindUnparsable, KindUnpaid, KindImpersonate:
 		default:
-			return fmt.Errorf("mix %d: kind %q: want %s, %s, %s or %s", j, m.Kind, KindValid, KindBadSignature, KindDuplicate, KindUnparsable)
+			return fmt.Errorf("mix %d: kind %q: want %s, %s, %s, %s, %s or %s", j, m.Kind,
+				KindValid, KindBadSignature, KindDuplicate, KindUnparsable, KindImpersonate, KindUnpaid)
+		}
+		if (m.Kind == KindImpersonate) != (m.Victim != "") {
+			return fmt.Errorf("mix %d: victim %q: an impersonate entry needs a victim, and only it", j, m.Victim)
 		}
 		origins++
 		if !(m.PriceMedian >= 0) || m.PriceMedian > 1e12 || !(m.PriceSigma >= 0) || m.PriceSigma > 10 {

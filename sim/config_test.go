@@ -5,6 +5,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -140,4 +141,31 @@ func TestValidate(t *testing.T) {
 			c.Agents[i].Signers = maxSigners
 		}
 	})
+}
+
+// TestScenarios: every scenario of the library is valid, named once, and
+// builds a generator.
+func TestScenarios(t *testing.T) {
+	names := slices.Clone(ScenarioNames())
+	slices.Sort(names)
+	if len(slices.Compact(names)) != len(Scenarios()) {
+		t.Fatalf("names used twice: %v", ScenarioNames())
+	}
+	for _, s := range Scenarios() {
+		c := s.Config()
+		if err := c.Validate(); err != nil {
+			t.Errorf("%s: %v", s.Name, err)
+			continue
+		}
+		if _, err := newGenerator(&c); err != nil {
+			t.Errorf("%s: %v", s.Name, err)
+		}
+		got, err := LookupScenario(s.Name)
+		if err != nil || got.Name != s.Name {
+			t.Errorf("lookup %s: %v", s.Name, err)
+		}
+	}
+	if _, err := LookupScenario("nope"); err == nil || !strings.Contains(err.Error(), "sybil-100k") {
+		t.Errorf("unknown scenario: %v", err)
+	}
 }

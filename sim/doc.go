@@ -2,12 +2,18 @@
 // anyone can watch it work and measure how well it protects a leader.
 //
 // It creates the eight channels, produces TPU/FWD(/relayer) traffic from
-// configurable agents (honest senders, a spammer, a sybil), consumes what
+// configurable agents (honest senders, a spammer, a sybil; agents may
+// start and stop mid-run, share addresses behind a NAT, name another
+// agent's fee payers with bad signatures, send valid transactions whose
+// fee payer cannot pay, or use a fresh fee payer per transaction; see
+// Scenarios for the named library), consumes what
 // the sidecar sends to sigverify, verifies mock signatures (failures go
 // back on sig_to_qos), schedules verified transactions by fee per compute
 // unit within a per-slot budget (results on sch_to_qos, included first
 // signatures on tx_status_cache), and measures the outcome against an
-// oracle computed from the same deterministic traffic.
+// oracle computed from the same deterministic traffic: the best value
+// sigverify at full capacity and the scheduler could have taken, the same
+// bar for every policy however many packets it sent.
 //
 // Data flow of one Run (validator side in this package, qos in between):
 //
@@ -23,8 +29,11 @@
 //
 //	0       4        6        8             16            24
 //	+-------+--------+--------+-------------+-------------+
-//	| QSIM  |agent u16|rsvd u16| seq u64     | produce ns  |
+//	| QSIM  |agent u16|flag u16| seq u64     | produce ns  |
 //	+-------+--------+--------+-------------+-------------+
+//
+// Flag bit 0 marks a transaction whose fee payer cannot pay: it verifies,
+// but the mock scheduler never includes it (and it pays nothing).
 //
 // Signatures are a mock scheme (keyed xxhash of the message, expanded to
 // 64 bytes), cheap to make and to check; they are not cryptography.

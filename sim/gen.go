@@ -17,10 +17,16 @@ const (
 	kindBadSignature
 	kindDuplicate
 	kindUnparsable
+	kindImpersonate
+	kindUnpaid
 )
 
 func kindOf(s string) kind {
 	switch s {
+	case KindImpersonate:
+		return kindImpersonate
+	case KindUnpaid:
+		return kindUnpaid
 	case KindBadSignature:
 		return kindBadSignature
 	case KindDuplicate:
@@ -42,7 +48,8 @@ type origin struct {
 	price  uint64
 	cu     uint32
 	ip     int32
-	signer int32
+	signer int32 // of the agent, or of the victim when impersonating
+	victim int32 // impersonate: whose fee payer
 	kind   kind
 	v0     bool
 }
@@ -54,7 +61,8 @@ type mixEntry struct {
 	median float64
 	sigma  float64
 	cuMin  uint32
-	cuSpan int // cuMax - cuMin + 1
+	cuSpan int   // cuMax - cuMin + 1
+	victim int32 // impersonate: the agent whose fee payers it names
 }
 
 // tplInfo is one transaction template in the generator's slab.
@@ -70,8 +78,10 @@ type agentState struct {
 	channel  int
 	rng      *rand.PCG
 	zrng     *rand.Rand // over rng, for the ziggurat draws
-	next     float64    // virtual time of the next packet, ns
+	next     float64    // virtual time of the next packet, ns (never: see stopped)
+	stop     float64    // no packet at or after this virtual time, ns
 	mean     float64    // mean inter-arrival, ns
+	fresh    bool       // a new fee payer for every transaction
 	v0Share  float64
 	ips      []netip.Addr
 	port     uint16
@@ -139,6 +149,11 @@ func newGenerator(cfg *Config) (*generator, error) {
 		a.zrng = rand.New(a.rng)
 		a.mean = 1e9 / ac.PPS
 		a.v0Share = ac.V0Share
+		a.fresh = ac.FreshSigners
+		a.stop = stopped
+		if ac.Stop > 0 {
+			a.stop = float64(ac.Stop)
+		}
 		a.ips = ips
 		a.port = uint16(8000 + (i*97)%50000)
 		a.signers = ac.Signers
@@ -146,7 +161,12 @@ func newGenerator(cfg *Config) (*generator, error) {
 		a.fallback = -1
 		for j, m := range ac.Mix {
 			a.total += m.Weight
-			e := mixEntry{kind: kindOf(m.Kind), cum: a.total, median: m.PriceMedian, sigma: m.PriceSigma, cuMin: m.CUMin, cuSpan: int(m.CUMax-m.CUMin) + 1}
+			e := mixEntry{kind: kindOf(m.Kind), cum: a.total, median: m.PriceMedian, sigma: m.PriceSigma, cuMin: m.CUMin, cuSpan: int(m.CUMax-m.CUMin) + 1, victim: -1}
+			for v := range cfg.Agents {
+				if e.kind == kindImpersonate && cfg.Agents[v].Name == m.Victim {
+					e.victim = int32(v)
+				}
+			}
 			a.mix = append(a.mix, e)
 			if e.kind != kindDuplicate && a.fallback < 0 {
 				a.fallback = j
@@ -155,8 +175,12 @@ func newGenerator(cfg *Config) (*generator, error) {
 		if a.fallback < 0 {
 			return nil, fmt.Errorf("agent %q: mix has no original to duplicate", ac.Name)
 		}
-		// First arrival: one inter-arrival draw after 0, like the rest.
-		a.next = a.mean * expDraw(a.zrng)
+		// First arrival: one inter-arrival draw after the start, like the
+		// rest.
+		a.next = float64(ac.Start) + a.mean*expDraw(a.zrng)
+		if a.next >= a.stop {
+			a.next = stopped
+		}
 
 		keys := rand.NewPCG(seed, 0x6b657973_00000000|uint64(i)) // "keys"
 		var lut [32]byte
@@ -182,6 +206,10 @@ func fill32(r *rand.PCG, k *[32]byte) {
 	}
 }
 
+// stopped is the virtual time of an agent that sends no more: far beyond
+// any run (maxRunDuration), and exactly representable as an int64.
+const stopped = float64(1 << 62)
+
 // peek returns the virtual time of the next packet, ns since the start.
 func (g *generator) peek() int64 {
 	return int64(g.agents[g.pick()].next)
@@ -206,6 +234,9 @@ func (g *generator) draw() (a *agentState, o origin, t int64, dup bool) {
 	r := a.rng
 	t = int64(a.next)
 	a.next += a.mean * expDraw(a.zrng)
+	if a.next >= a.stop {
+		a.next = stopped
+	}
 	u := uniform(r) * a.total
 	mi := len(a.mix) - 1
 	for j := range a.mix {
@@ -221,10 +252,15 @@ func (g *generator) draw() (a *agentState, o origin, t int64, dup bool) {
 		}
 		m = &a.mix[a.fallback]
 	}
-	o = origin{t: t, seq: g.seq, kind: m.kind}
+	o = origin{t: t, seq: g.seq, kind: m.kind, victim: -1}
 	g.seq++
 	o.ip = int32(intN(r, len(a.ips)))
-	o.signer = int32(intN(r, a.signers))
+	if m.kind == kindImpersonate {
+		o.victim = m.victim
+		o.signer = int32(intN(r, g.agents[m.victim].signers))
+	} else {
+		o.signer = int32(intN(r, a.signers))
+	}
 	o.v0 = uniform(r) < a.v0Share
 	o.price = logNormal(a.zrng, m.median, m.sigma)
 	o.cu = m.cuMin + uint32(intN(r, m.cuSpan))
@@ -263,14 +299,31 @@ func (g *generator) encode(a *agentState, o *origin, p *channels.Packet) {
 	if o.v0 {
 		v0 = 1
 	}
-	ti := &g.tpls[a.tpl+2*int(o.signer)+v0]
+	owner := a
+	if o.victim >= 0 {
+		owner = &g.agents[o.victim]
+	}
+	ti := &g.tpls[owner.tpl+2*int(o.signer)+v0]
 	data := p[:channels.PacketDataSize]
 	n := copy(data, g.slab[ti.off:ti.off+ti.l.n])
 	binary.LittleEndian.PutUint32(data[ti.l.limit:], o.cu)
 	binary.LittleEndian.PutUint64(data[ti.l.price:], o.price)
-	putMemo(data, ti.l.memo, uint16(a.id), o.seq, o.t)
+	var flags uint16
+	if o.kind == kindUnpaid {
+		flags |= memoUnpaid
+	}
+	putMemo(data, ti.l.memo, uint16(a.id), flags, o.seq, o.t)
 	secret := ti.secret
-	if o.kind == kindBadSignature {
+	if a.fresh && o.victim < 0 {
+		// A fee payer never used before: derived from the packet's
+		// sequence number, unique in the run.
+		payer := data[ti.l.payer : ti.l.payer+32]
+		for i := 0; i < 4; i++ {
+			binary.LittleEndian.PutUint64(payer[8*i:], mix64(o.seq*4+uint64(i)+freshLabel))
+		}
+		secret = secretOf(payer)
+	}
+	if o.kind == kindBadSignature || o.kind == kindImpersonate {
 		secret ^= badSecret
 	}
 	g.sg.sign(secret, data[ti.l.msg:n], data[1:65])
@@ -326,7 +379,9 @@ func (g *generator) owners() map[addrKey]int32 {
 	m := make(map[addrKey]int32, n)
 	for i := range g.agents {
 		for _, ip := range g.agents[i].ips {
-			m[keyOfAddr(ip)] = int32(i)
+			if _, ok := m[keyOfAddr(ip)]; !ok { // shared: the first agent
+				m[keyOfAddr(ip)] = int32(i)
+			}
 		}
 	}
 	return m

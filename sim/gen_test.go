@@ -3,6 +3,7 @@ package sim
 import (
 	"bytes"
 	"math"
+	"strings"
 	"testing"
 	"time"
 
@@ -251,5 +252,85 @@ func TestTrafficMatchesGenerator(t *testing.T) {
 	bad.Agents = nil
 	if _, err := NewTraffic(bad); err == nil {
 		t.Fatal("NewTraffic accepted a configuration without agents")
+	}
+}
+
+// TestAgentFeatures: phases (start/stop), NAT (shared addresses),
+// impersonation (another agent's fee payer, bad signature), unpaid
+// transactions (verify, flagged) and a fresh fee payer per transaction.
+func TestAgentFeatures(t *testing.T) {
+	c := DefaultConfig()
+	valid := []MixConfig{{Kind: KindValid, Weight: 1, PriceMedian: 1000, CUMin: 1000, CUMax: 2000}}
+	c.Agents = []AgentConfig{
+		{Name: "victim", Channel: "tpu", PPS: 1000, IPs: []string{"10.0.0.1"}, Signers: 2, Mix: valid, SharedIPs: true},
+		{Name: "late", Channel: "tpu", PPS: 1000, IPs: []string{"10.0.0.1"}, Signers: 2, Mix: valid, SharedIPs: true,
+			Start: Offset(time.Second), Stop: Offset(2 * time.Second)},
+		{Name: "imp", Channel: "tpu", PPS: 1000, IPs: []string{"10.0.0.2"}, Signers: 1,
+			Mix: []MixConfig{{Kind: KindImpersonate, Weight: 1, Victim: "victim", PriceMedian: 1000, CUMin: 1000, CUMax: 1000}}},
+		{Name: "unpaid", Channel: "tpu", PPS: 1000, IPs: []string{"10.0.0.3"}, Signers: 1, FreshSigners: true,
+			Mix: []MixConfig{{Kind: KindUnpaid, Weight: 1, PriceMedian: 1000, CUMin: 1000, CUMax: 1000}}},
+	}
+	if err := c.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	g := newTestGenerator(t, &c)
+	var p channels.Packet
+	var d decoded
+	var sg signer
+	victimPayers := map[[32]byte]bool{}
+	freshPayers := map[[32]byte]bool{}
+	var lateFirst, lateLast int64 = -1, 0
+	for range 20_000 {
+		ev := g.next(&p)
+		data := p.Data()
+		if !decodeTx(data, &d) || !d.hasMemo || int32(d.agent) != ev.agent {
+			t.Fatalf("packet of agent %d does not decode to it", ev.agent)
+		}
+		payer := [32]byte(data[d.msg+4 : d.msg+36])
+		ok := sg.verify(data)
+		switch ev.agent {
+		case 0:
+			victimPayers[payer] = true
+		case 1:
+			if lateFirst < 0 {
+				lateFirst = ev.t
+			}
+			lateLast = ev.t
+		case 2:
+			if ok || ev.unique() {
+				t.Fatal("an impersonation verified or counts as offered")
+			}
+			if !victimPayers[payer] && len(victimPayers) == 2 {
+				t.Fatalf("impersonation names payer %x, not the victim's", payer[:4])
+			}
+		case 3:
+			if !ok || !d.unpaid || ev.unique() {
+				t.Fatalf("unpaid: verified %v, flagged %v, offered %v", ok, d.unpaid, ev.unique())
+			}
+			if freshPayers[payer] {
+				t.Fatal("a fresh fee payer was used twice")
+			}
+			freshPayers[payer] = true
+		}
+		if ev.agent != 2 && !ok {
+			t.Fatalf("agent %d: valid packet fails verification", ev.agent)
+		}
+	}
+	if lateFirst < int64(time.Second) || lateLast >= int64(2*time.Second) || lateFirst < 0 {
+		t.Errorf("late agent sent from %v to %v, want within [1s, 2s)", time.Duration(lateFirst), time.Duration(lateLast))
+	}
+	if len(freshPayers) < 4000 {
+		t.Errorf("%d fresh payers", len(freshPayers))
+	}
+
+	// Sharing needs shared_ips on both; a victim must exist.
+	c.Agents[0].SharedIPs = false
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "shared_ips") {
+		t.Errorf("unshared address accepted: %v", err)
+	}
+	c.Agents[0].SharedIPs = true
+	c.Agents[2].Mix[0].Victim = "nobody"
+	if err := c.Validate(); err == nil || !strings.Contains(err.Error(), "victim") {
+		t.Errorf("unknown victim accepted: %v", err)
 	}
 }

@@ -56,12 +56,12 @@ func (h *histogram) quantile(q float64) int64 {
 		return 0
 	}
 	rank := uint64(q*float64(h.n) + 0.999999)
-	if rank < 1 {
-		rank = 1
-	}
-	if rank > h.n {
-		rank = h.n
-	}
+	return h.quantileRank(min(max(rank, 1), h.n))
+}
+
+// quantileRank returns the midpoint of the bucket holding the sample of
+// rank (1-based). REQUIRES: 1 ≤ rank ≤ h.n.
+func (h *histogram) quantileRank(rank uint64) int64 {
 	var seen uint64
 	for i := range h.counts {
 		seen += h.counts[i]

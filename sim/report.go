@@ -144,13 +144,17 @@ func kilo(v float64) string {
 func esc(s string) string { return html.EscapeString(s) }
 
 func writeRunTable(b *strings.Builder, runs []NamedResult) {
-	b.WriteString("<h2>Runs</h2>\n<table><tr><th>policy</th><th>value (SOL)</th><th>oracle (SOL)</th><th>% oracle</th><th>% oracle after warm-up</th><th>spam share after warm-up</th><th>failed sigverify</th><th>duplicates</th><th>in pps</th><th>out pps</th><th>latency p50</th><th>latency p99</th></tr>\n")
+	b.WriteString("<h2>Runs</h2>\n<table><tr>")
+	for _, h := range tableHeader {
+		fmt.Fprintf(b, "<th>%s</th>", esc(h))
+	}
+	b.WriteString("</tr>\n")
 	for _, nr := range runs {
-		r := &nr.Result
-		fmt.Fprintf(b, "<tr><td>%s</td><td>%.4f</td><td>%.4f</td><td>%.1f%%</td><td>%.1f%%</td><td>%.1f%%</td><td>%d</td><td>%d</td><td>%.0f</td><td>%.0f</td><td>%s</td><td>%s</td></tr>\n",
-			esc(nr.Name), float64(r.Value)/1e9, float64(r.Oracle)/1e9, 100*r.OracleShare(), 100*r.OracleShareAfterWarmup(),
-			100*r.AttackerShareAfterWarmup, r.FailedSigverify, r.Duplicates, r.InPPS, r.OutPPS,
-			esc(fmtMicros(r.LatencyP50Us)), esc(fmtMicros(r.LatencyP99Us)))
+		b.WriteString("<tr>")
+		for _, c := range tableRow(&nr) {
+			fmt.Fprintf(b, "<td>%s</td>", esc(c))
+		}
+		b.WriteString("</tr>\n")
 	}
 	b.WriteString("</table>\n")
 }

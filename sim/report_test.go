@@ -4,6 +4,7 @@ import (
 	"encoding/xml"
 	"errors"
 	"io"
+	"math"
 	"strings"
 	"testing"
 )
@@ -16,7 +17,8 @@ func syntheticRuns() []NamedResult {
 		r := Result{Seed: 1, DurationS: 5, WarmupS: 3, BucketS: 0.5, SlotS: 0.4, SlotCUBudget: 48_000_000, SigverifyPPS: 5000,
 			InPackets: 485_000, OutPackets: 25_000, InPPS: 97_000, OutPPS: 5000,
 			Value: uint64(1e9 * scale), Oracle: 1e9, ValueAfterWarmup: uint64(4e8 * scale), OracleAfterWarmup: 4e8,
-			AttackerShareAfterWarmup: 1 - scale, LatencyP50Us: 80, LatencyP99Us: 2500}
+			AttackerShareAfterWarmup: 1 - scale, LatencyP50Us: 80, LatencyP99Us: 2500,
+			HonestP50Us: 80, HonestP99Us: 2500, WorstHonest: "honest-low", WorstHonestShare: scale / 2}
 		for i, a := range c.Agents {
 			ar := AgentResult{Name: a.Name, Attacker: a.Attacker, InPackets: uint64(a.PPS * 5), OutPackets: uint64(1000 * (i + 1)),
 				ValueIn: uint64(1e8 * float64(i+1)), ValueOut: uint64(5e7 * float64(i+1) * scale)}
@@ -109,7 +111,7 @@ func TestWriteTable(t *testing.T) {
 		t.Fatal(err)
 	}
 	out := sb.String()
-	for _, want := range []string{"policy", "% oracle", "model", "97.0%", "fifo", "10.0%", "80µs", "2.5ms", "5000/s"} {
+	for _, want := range []string{"policy", "% oracle", "model", "97.0%", "fifo", "10.0%", "80µs", "2.5ms", "5000/s", "honest-low (48.5%)"} {
 		if !strings.Contains(out, want) {
 			t.Errorf("table lacks %q:\n%s", want, out)
 		}
@@ -129,5 +131,29 @@ func TestWriteTable(t *testing.T) {
 	}
 	if out := sb.String(); strings.Count(out, "behind its traffic schedule") != 1 || !strings.Contains(out, "up to 2.50s behind") {
 		t.Errorf("no single lag warning for a run 2.5 s behind:\n%s", out)
+	}
+}
+
+// TestHonestQuantile: honest latency quantiles count the transactions
+// that never reached sigverify as infinitely late.
+func TestHonestQuantile(t *testing.T) {
+	var h histogram
+	for i := 0; i < 90; i++ {
+		h.add(1000) // 1 µs
+	}
+	f := func(q float64, total uint64, want float64) {
+		t.Helper()
+		if got := honestQuantileUs(&h, q, total); got != want && (want < 0 || math.Abs(got-want) > 0.05*want) {
+			t.Errorf("q %v of %d: %v, want %v", q, total, got, want)
+		}
+	}
+	f(0.5, 90, 1)
+	f(0.5, 100, 1)
+	f(0.9, 100, 1)
+	f(0.91, 100, -1)
+	f(0.99, 100, -1)
+	f(0.5, 0, -1)
+	if fmtLate(-1) != "never" || fmtLate(80) != "80µs" {
+		t.Errorf("fmtLate: %q %q", fmtLate(-1), fmtLate(80))
 	}
 }

@@ -3,6 +3,7 @@ package sim
 import (
 	"fmt"
 	"io"
+	"strings"
 	"text/tabwriter"
 	"time"
 )
@@ -36,14 +37,39 @@ type Result struct {
 	Unattributed     uint64 `json:"unattributed"` // from an address no agent uses
 	Skipped          uint64 `json:"skipped"`      // lost to overrun of qos_to_sig
 
-	Value             uint64 `json:"value"` // fees of included transactions
+	Value uint64 `json:"value"` // fees of included transactions
+	// Oracle is the most value sigverify at full capacity and the
+	// scheduler could have taken from the traffic produced: the same bar
+	// for every policy.
 	Oracle            uint64 `json:"oracle"`
 	ValueAfterWarmup  uint64 `json:"value_after_warmup"`
 	OracleAfterWarmup uint64 `json:"oracle_after_warmup"`
 
-	// AttackerShareAfterWarmup is the attackers' share of output received
-	// after Warmup.
+	// AttackerShare and AttackerShareAfterWarmup are the attackers' share
+	// of the packets received on qos_to_sig, over the whole run and after
+	// Warmup.
+	AttackerShare            float64 `json:"attacker_share"`
 	AttackerShareAfterWarmup float64 `json:"attacker_share_after_warmup"`
+	// AttackerWork and AttackerWorkAfterWarmup are the attackers' share of
+	// sigverify's work: the packets whose signature it checked (not the
+	// duplicates it dropped nor those beyond its capacity).
+	AttackerWork            float64 `json:"attacker_work"`
+	AttackerWorkAfterWarmup float64 `json:"attacker_work_after_warmup"`
+	// WorstHonest is the honest agent with the lowest ValueOut/ValueIn
+	// (of those offering any value) and WorstHonestShare that ratio.
+	WorstHonest      string  `json:"worst_honest"`
+	WorstHonestShare float64 `json:"worst_honest_share"`
+	// HonestOffered is the honest agents' unique valid transactions;
+	// HonestDropShare the part of them that never verified at sigverify
+	// (held back by the sidecar, beyond sigverify's capacity, lost).
+	HonestOffered   uint64  `json:"honest_offered"`
+	HonestDropShare float64 `json:"honest_drop_share"`
+	// HonestP50Us and HonestP99Us are quantiles of the delay from
+	// production to sigverify over every honest transaction offered, a
+	// transaction that never got there counting as infinitely late: -1
+	// when the quantile falls among those.
+	HonestP50Us float64 `json:"honest_p50_us"`
+	HonestP99Us float64 `json:"honest_p99_us"`
 
 	LatencySamples uint64  `json:"latency_samples"`
 	LatencyP50Us   float64 `json:"latency_p50_us"` // produce → qos_to_sig
@@ -99,7 +125,11 @@ func (r *recorder) result() Result {
 		Verified: r.verified, Foreign: r.foreign, Included: r.nIncluded,
 		Unattributed: r.unattributed, Skipped: r.skipped,
 		Value: r.value, Oracle: r.oracle, ValueAfterWarmup: r.valueAfter, OracleAfterWarmup: r.oracleAfter,
+		AttackerShare:            share(r.attackOut, r.received),
 		AttackerShareAfterWarmup: share(r.attackAfter, r.outAfter),
+		AttackerWork:             share(r.attackWork, r.work),
+		AttackerWorkAfterWarmup:  share(r.attackWorkAf, r.workAfter),
+		WorstHonestShare:         1,
 		LatencySamples:           r.lat.n,
 		LatencyP50Us:             float64(r.lat.quantile(0.50)) / 1e3,
 		LatencyP99Us:             float64(r.lat.quantile(0.99)) / 1e3,
@@ -124,7 +154,24 @@ func (r *recorder) result() Result {
 			a.InPackets += a.InSeries[b]
 		}
 		res.Agents = append(res.Agents, a)
+		if !a.Attacker {
+			res.HonestOffered += a.Offered
+			if a.ValueIn > 0 {
+				if sh := share(a.ValueOut, a.ValueIn); res.WorstHonest == "" || sh < res.WorstHonestShare {
+					res.WorstHonest, res.WorstHonestShare = a.Name, sh
+				}
+			}
+		}
 	}
+	if res.WorstHonest == "" {
+		res.WorstHonestShare = 0
+	}
+	res.HonestDropShare = 1 - share(r.honestLat.n, res.HonestOffered)
+	if res.HonestOffered == 0 {
+		res.HonestDropShare = 0
+	}
+	res.HonestP50Us = honestQuantileUs(&r.honestLat, 0.50, res.HonestOffered)
+	res.HonestP99Us = honestQuantileUs(&r.honestLat, 0.99, res.HonestOffered)
 	for b := 0; b < r.nBuckets; b++ {
 		w := width(b)
 		if w <= 0 {
@@ -153,26 +200,66 @@ func (r *recorder) result() Result {
 	return res
 }
 
+// honestQuantileUs is the q-quantile (µs) of h over total transactions,
+// those without a sample counting as infinitely late (-1 then).
+func honestQuantileUs(h *histogram, q float64, total uint64) float64 {
+	if total == 0 || h.n == 0 {
+		return -1
+	}
+	rank := uint64(q*float64(total) + 0.999999)
+	if rank > h.n {
+		return -1
+	}
+	return float64(h.quantileRank(max(rank, 1))) / 1e3
+}
+
+// tableHeader and tableRow are the comparison table's columns, shared by
+// the text table and the HTML report.
+var tableHeader = []string{"policy", "value (SOL)", "oracle (SOL)", "% oracle", "% oracle after warm-up",
+	"spam pkts run/after", "spam sigverify work run/after", "worst honest (value share)",
+	"honest never verified", "honest p50", "honest p99", "failed sigverify", "duplicates", "in pps", "out pps"}
+
+func tableRow(nr *NamedResult) []string {
+	r := &nr.Result
+	return []string{nr.Name,
+		fmt.Sprintf("%.4f", float64(r.Value)/1e9), fmt.Sprintf("%.4f", float64(r.Oracle)/1e9),
+		pct(r.OracleShare()), pct(r.OracleShareAfterWarmup()),
+		pct(r.AttackerShare) + " / " + pct(r.AttackerShareAfterWarmup),
+		pct(r.AttackerWork) + " / " + pct(r.AttackerWorkAfterWarmup),
+		fmt.Sprintf("%s (%s)", r.WorstHonest, pct(r.WorstHonestShare)),
+		pct(r.HonestDropShare), fmtLate(r.HonestP50Us), fmtLate(r.HonestP99Us),
+		fmt.Sprint(r.FailedSigverify), fmt.Sprint(r.Duplicates),
+		fmt.Sprintf("%.0f", r.InPPS), fmt.Sprintf("%.0f", r.OutPPS)}
+}
+
+func pct(x float64) string { return fmt.Sprintf("%.1f%%", 100*x) }
+
+// fmtLate prints a latency in µs, or "never" for -1 (the quantile falls
+// among transactions that never reached sigverify).
+func fmtLate(us float64) string {
+	if us < 0 {
+		return "never"
+	}
+	return fmtMicros(us)
+}
+
 // WriteTable writes one row per run comparing them: value captured and its
-// share of the oracle, the attackers' share of output after warm-up,
-// failed sigverify and duplicates in output, packet rates and admission
-// latency.
+// share of the full-capacity oracle, the attackers' share of output and of
+// sigverify's work, the worst-served honest agent, how many honest
+// transactions never verified and their latency, failed sigverify and
+// duplicates in output, packet rates.
 func WriteTable(w io.Writer, runs []NamedResult) error {
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tvalue (SOL)\toracle (SOL)\t% oracle\t% oracle after warm-up\tspam share after warm-up\tfailed sigverify\tduplicates\tin pps\tout pps\tlatency p50\tlatency p99\t")
-	for _, nr := range runs {
-		r := &nr.Result
-		fmt.Fprintf(tw, "%s\t%.4f\t%.4f\t%.1f%%\t%.1f%%\t%.1f%%\t%d\t%d\t%.0f\t%.0f\t%s\t%s\t\n",
-			nr.Name, float64(r.Value)/1e9, float64(r.Oracle)/1e9, 100*r.OracleShare(), 100*r.OracleShareAfterWarmup(),
-			100*r.AttackerShareAfterWarmup, r.FailedSigverify, r.Duplicates, r.InPPS, r.OutPPS,
-			fmtMicros(r.LatencyP50Us), fmtMicros(r.LatencyP99Us))
+	fmt.Fprintln(tw, strings.Join(tableHeader, "\t")+"\t")
+	for i := range runs {
+		fmt.Fprintln(tw, strings.Join(tableRow(&runs[i]), "\t")+"\t")
 	}
 	if err := tw.Flush(); err != nil {
 		return fmt.Errorf("write comparison table: %w", err)
 	}
 	if len(runs) > 0 {
 		r := &runs[0].Result
-		_, err := fmt.Fprintf(w, "value: fees of included transactions. oracle: per %v slot, the best choice of as many valid transactions as sigverify took (capacity %s) within %d CUs. spam: attacker agents. warm-up %v of %v.\n",
+		_, err := fmt.Fprintf(w, "value: fees of included transactions. oracle: per %v slot, the best choice of valid transactions that sigverify at full capacity (%s) could take within %d CUs, the same for every policy. spam: attacker agents; sigverify work: packets whose signature it checked. honest latency counts transactions never verified as infinitely late. warm-up %v of %v.\n",
 			secs(r.SlotS), sigverifyCap(r.SigverifyPPS), r.SlotCUBudget, secs(r.WarmupS), secs(r.DurationS))
 		if err != nil {
 			return fmt.Errorf("write comparison table: %w", err)
@@ -213,4 +300,30 @@ func fmtMicros(us float64) string {
 		return fmt.Sprintf("%.1fms", us/1e3)
 	}
 	return fmt.Sprintf("%.0fµs", us)
+}
+
+// ScenarioRun is one policy's run of one scenario of the library.
+type ScenarioRun struct {
+	Scenario string `json:"scenario"`
+	NamedResult
+}
+
+// WriteScenarioTable writes one row per scenario and policy: value against
+// the full-capacity oracle over the run and after warm-up, the attackers'
+// share of sigverify's work after warm-up, the worst-served honest agent's
+// share of the value it offered, and the honest transactions never
+// verified.
+func WriteScenarioTable(w io.Writer, runs []ScenarioRun) error {
+	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
+	fmt.Fprintln(tw, "scenario\tpolicy\t% oracle\t% oracle after warm-up\tspam sigverify work after warm-up\tworst honest value share\thonest never verified\thonest p99\t")
+	for _, sr := range runs {
+		r := &sr.Result
+		fmt.Fprintf(tw, "%s\t%s\t%s\t%s\t%s\t%s (%s)\t%s\t%s\t\n", sr.Scenario, sr.Name,
+			pct(r.OracleShare()), pct(r.OracleShareAfterWarmup()), pct(r.AttackerWorkAfterWarmup),
+			pct(r.WorstHonestShare), r.WorstHonest, pct(r.HonestDropShare), fmtLate(r.HonestP99Us))
+	}
+	if err := tw.Flush(); err != nil {
+		return fmt.Errorf("write scenario table: %w", err)
+	}
+	return nil
 }

@@ -211,10 +211,15 @@ type recorder struct {
 	outAgent     []uint64
 	included     []uint64 // per agent
 	valueOut     []uint64 // per agent
-	processed    []int    // per slot: packets sigverify handled
 	received     uint64
 	outAfter     uint64
+	attackOut    uint64 // attackers' packets received, whole run
 	attackAfter  uint64
+	work         uint64 // packets sigverify processed (checked a signature of)
+	workAfter    uint64
+	attackWork   uint64 // of which the attackers'
+	attackWorkAf uint64
+	honestLat    histogram // produce → sigverify of honest transactions that verified
 	unattributed uint64
 	duplicates   uint64
 	sigDropped   uint64
@@ -228,6 +233,7 @@ type recorder struct {
 	wall         time.Duration
 
 	// oracle
+	capacity    int // sigverify's packets per slot window (0: unlimited)
 	oracle      uint64
 	oracleAfter uint64
 	valueIn     []uint64 // per agent
@@ -243,7 +249,7 @@ func newRecorder(cfg *Config, seed uint64, g *generator) *recorder {
 		attacker: make([]bool, nA), owners: g.owners(),
 		prodIn: make([]uint64, nB*nA), out: make([]uint64, nB*nA),
 		outAgent: make([]uint64, nA), included: make([]uint64, nA), valueOut: make([]uint64, nA),
-		valueIn: make([]uint64, nA), offered: make([]uint64, nA), processed: make([]int, nS), prodSlot: make([]uint64, nS)}
+		valueIn: make([]uint64, nA), offered: make([]uint64, nA), prodSlot: make([]uint64, nS)}
 	for i := range cfg.Agents {
 		r.attacker[i] = cfg.Agents[i].Attacker
 		total += cfg.Agents[i].PPS
@@ -253,6 +259,7 @@ func newRecorder(cfg *Config, seed uint64, g *generator) *recorder {
 		perSlot = min(perSlot, int(float64(cfg.SigverifyPPS)*cfg.SlotDuration.Seconds()*2)+int(float64(cfg.SigverifyPPS)*cfg.SigverifyBurst.Seconds()))
 		r.tokensCap = int64(cfg.SigverifyPPS) * int64(cfg.SigverifyBurst)
 		r.tokens = r.tokensCap
+		r.capacity = max(1, int(float64(cfg.SigverifyPPS)*cfg.SlotDuration.Seconds()))
 	}
 	r.sched = newScheduler(cfg.SlotCUBudget, perSlot+16)
 	r.dups = newHashSet(int(total * cfg.Duration.Seconds()))
@@ -371,22 +378,33 @@ func (r *recorder) consume(ctx context.Context, start time.Time, v *validator) {
 func (r *recorder) receive(v *validator, now int64, slotIdx int) {
 	p := &r.pkt
 	r.received++
-	agent, ok := r.owners[keyOfPacket(p)]
-	if ok {
+	data := p.Data()
+	parsed := data != nil && decodeTx(data, &r.dec)
+	// Attribution: by the memo's agent when the packet parses (several
+	// agents may share an address behind a NAT), else by the address.
+	agent := int32(-1)
+	if parsed && r.dec.hasMemo && int(r.dec.agent) < r.nAgents {
+		agent = int32(r.dec.agent)
+	} else if a, ok := r.owners[keyOfPacket(p)]; ok {
+		agent = a
+	}
+	attacker := agent >= 0 && r.attacker[agent]
+	after := now >= int64(r.cfg.Warmup)
+	if agent >= 0 {
 		r.out[r.bucket(now)*r.nAgents+int(agent)]++
 		r.outAgent[agent]++
 	} else {
-		agent = -1
 		r.unattributed++
 	}
-	if now >= int64(r.cfg.Warmup) {
+	if attacker {
+		r.attackOut++
+	}
+	if after {
 		r.outAfter++
-		if ok && r.attacker[agent] {
+		if attacker {
 			r.attackAfter++
 		}
 	}
-	data := p.Data()
-	parsed := data != nil && decodeTx(data, &r.dec)
 	if parsed && r.dec.hasMemo {
 		r.lat.add(now - r.dec.produced)
 	}
@@ -404,7 +422,16 @@ func (r *recorder) receive(v *validator, now int64, slotIdx int) {
 		}
 		r.tokens -= int64(time.Second)
 	}
-	r.processed[slotIdx]++
+	r.work++
+	if attacker {
+		r.attackWork++
+	}
+	if after {
+		r.workAfter++
+		if attacker {
+			r.attackWorkAf++
+		}
+	}
 	if data == nil || p.Flags()&channels.FlagDiscard != 0 || !r.sg.verify(data) {
 		r.failed++
 		p.SetFlags(p.Flags() | channels.FlagDiscard)
@@ -416,7 +443,10 @@ func (r *recorder) receive(v *validator, now int64, slotIdx int) {
 		r.foreign++ // correctly signed but not the simulator's: no fee to go by
 		return
 	}
-	r.sched.add(h, r.dec.fee(), r.dec.cus(), agent, data[1:65])
+	if !attacker && r.dec.hasMemo {
+		r.honestLat.add(now - r.dec.produced)
+	}
+	r.sched.add(h, r.dec.fee(), r.dec.cus(), agent, r.dec.unpaid, data[1:65])
 }
 
 // closeSlot schedules the slot's candidates, reports every one on
@@ -453,17 +483,18 @@ func (r *recorder) closeSlot(v *validator, slotIdx int) {
 
 // computeOracle replays the first r.produced packets of the traffic
 // (without encoding them) and computes, per slot window, the best value
-// sigverify and the scheduler could have captured (bestChoice) given as
-// many sigverify slots as the run actually used in that slot.
+// sigverify and the scheduler could have captured (bestChoice) at
+// sigverify's full capacity: every policy is graded against the same
+// oracle, however few packets it sent.
 func (r *recorder) computeOracle(g *generator) {
 	slot := int64(r.cfg.SlotDuration)
 	warm := int64(r.cfg.Warmup)
 	var items []item
 	w := 0
 	flush := func() {
-		k := 0
-		if w < len(r.processed) {
-			k = r.processed[w]
+		k := r.capacity
+		if k == 0 {
+			k = len(items)
 		}
 		best := bestChoice(items, k, r.cfg.SlotCUBudget)
 		r.oracle += best
@@ -473,7 +504,7 @@ func (r *recorder) computeOracle(g *generator) {
 		items = items[:0]
 	}
 	// Each packet belongs to the wall-clock slot in which the producer
-	// pushed it, as sigverify's budget does (processed). On schedule that
+	// pushed it, as sigverify's budget does. On schedule that
 	// is the slot of its virtual time; a producer that cannot keep up
 	// with the configured rate pushes packets later than their virtual
 	// time, and grouping by virtual time would crowd the whole run's

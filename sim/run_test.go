@@ -328,12 +328,13 @@ func TestOracleGroupsByProductionSlot(t *testing.T) {
 	r := newRecorder(&c, 1, g)
 	const produced = 3000
 	// Pushed evenly over every slot (virtual times cover only the first
-	// few), and sigverify took 10 per slot.
+	// few); sigverify's full capacity is 10 per slot, however many packets
+	// the policy sent.
 	per := uint64(produced / len(r.prodSlot))
 	for i := range r.prodSlot {
 		r.prodSlot[i] = per
-		r.processed[i] = 10
 	}
+	r.capacity = 10
 	r.produced = per * uint64(len(r.prodSlot))
 
 	// The expectation, from an independent replay of the same events.

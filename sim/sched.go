@@ -12,6 +12,7 @@ type candidate struct {
 	fee      uint64
 	cus      uint32
 	agent    int32
+	unpaid   bool // its fee payer cannot pay: never included
 	included bool
 	sig      [64]byte
 }
@@ -31,6 +32,7 @@ func denserFirst(feeA uint64, cuA uint32, feeB uint64, cuB uint32) int {
 // transactions of a slot and, at the slot's end, includes them by fee per
 // CU, highest first, skipping any that no longer fit the CU budget
 // (first fit). Candidates of equal fee per CU keep their arrival order.
+// A candidate whose fee payer cannot pay is never included.
 type scheduler struct {
 	budget uint64
 	cands  []candidate
@@ -42,8 +44,8 @@ func newScheduler(budget uint64, hint int) *scheduler {
 }
 
 // add queues a verified transaction for the current slot.
-func (s *scheduler) add(hash, fee uint64, cus uint32, agent int32, sig []byte) {
-	s.cands = append(s.cands, candidate{hash: hash, fee: fee, cus: cus, agent: agent})
+func (s *scheduler) add(hash, fee uint64, cus uint32, agent int32, unpaid bool, sig []byte) {
+	s.cands = append(s.cands, candidate{hash: hash, fee: fee, cus: cus, agent: agent, unpaid: unpaid})
 	copy(s.cands[len(s.cands)-1].sig[:], sig)
 }
 
@@ -60,7 +62,7 @@ func (s *scheduler) schedule() uint64 {
 	var used uint64
 	for _, i := range s.order {
 		cu := uint64(c[i].cus)
-		if used+cu <= s.budget {
+		if !c[i].unpaid && used+cu <= s.budget {
 			used += cu
 			c[i].included = true
 		}

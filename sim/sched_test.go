@@ -13,7 +13,7 @@ func TestSchedulerOrderAndBudget(t *testing.T) {
 	var sig [64]byte
 	add := func(fee uint64, cus uint32) {
 		sig[0]++
-		s.add(uint64(len(s.cands)+1), fee, cus, 0, sig[:])
+		s.add(uint64(len(s.cands)+1), fee, cus, 0, false, sig[:])
 	}
 	add(100, 50)  // 0: 2/CU
 	add(400, 40)  // 1: 10/CU
@@ -57,7 +57,7 @@ func TestSchedulerRandom(t *testing.T) {
 		s := newScheduler(budget, 300)
 		n := r.IntN(300)
 		for i := 0; i < n; i++ {
-			s.add(uint64(i), uint64(r.IntN(1_000_000)), uint32(r.IntN(1_400_001)), 0, sig[:])
+			s.add(uint64(i), uint64(r.IntN(1_000_000)), uint32(r.IntN(1_400_001)), 0, false, sig[:])
 		}
 		used := s.schedule()
 		var sum uint64
@@ -91,7 +91,7 @@ func TestSchedulerRandom(t *testing.T) {
 	if n := testing.AllocsPerRun(100, func() {
 		s.reset()
 		for i := 0; i < 64; i++ {
-			s.add(uint64(i), uint64(i), uint32(i), 0, sig[:])
+			s.add(uint64(i), uint64(i), uint32(i), 0, false, sig[:])
 		}
 	}); n != 0 {
 		t.Errorf("add: %v allocs per slot", n)

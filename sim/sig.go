@@ -19,7 +19,9 @@ import (
 const (
 	secretLabel = 0x316d69732d736f71 // "qos-sim1"
 	badSecret   = 0x5eed_bad5_19_5e_ed_ba
-	golden      = 0x9e3779b97f4a7c15
+	// freshLabel seeds the fee payers of fresh_signers agents.
+	freshLabel = 0x66726573_68706179 // "freshpay"
+	golden     = 0x9e3779b97f4a7c15
 )
 
 // secretOf returns the mock secret of the signer with public key pub.

@@ -30,6 +30,9 @@ const (
 const (
 	memoLen   = 24
 	memoMagic = 0x4d495351 // "QSIM" read as a little-endian u32
+	// memoUnpaid, in the memo's flags (bytes 6..8), marks a transaction
+	// whose fee payer cannot pay: it verifies but is never included.
+	memoUnpaid = 1
 )
 
 // layout holds the offsets, within an encoded transaction, of the fields
@@ -38,6 +41,7 @@ const (
 type layout struct {
 	n     int // encoded length
 	msg   int
+	payer int // the fee payer's key
 	limit int
 	price int
 	memo  int
@@ -63,6 +67,7 @@ func appendTx(dst []byte, payer, blockhash, lut *[32]byte, v0 bool) ([]byte, lay
 	}
 	dst = append(dst, 1, 0, 2) // required, readonly signed, readonly unsigned
 	dst = append(dst, 3)       // static keys
+	l.payer = len(dst) - start
 	dst = append(dst, payer[:]...)
 	dst = append(dst, computeBudgetID[:]...)
 	dst = append(dst, attributionID[:]...)
@@ -95,11 +100,11 @@ func appendTx(dst []byte, payer, blockhash, lut *[32]byte, v0 bool) ([]byte, lay
 }
 
 // putMemo writes the attribution data at data[off:off+memoLen].
-func putMemo(data []byte, off int, agent uint16, seq uint64, produced int64) {
+func putMemo(data []byte, off int, agent uint16, flags uint16, seq uint64, produced int64) {
 	b := data[off : off+memoLen]
 	binary.LittleEndian.PutUint32(b[0:], memoMagic)
 	binary.LittleEndian.PutUint16(b[4:], agent)
-	binary.LittleEndian.PutUint16(b[6:], 0)
+	binary.LittleEndian.PutUint16(b[6:], flags)
 	binary.LittleEndian.PutUint64(b[8:], seq)
 	binary.LittleEndian.PutUint64(b[16:], uint64(produced))
 }
@@ -142,6 +147,7 @@ type decoded struct {
 	hasPrice bool
 	hasMemo  bool
 	agent    uint16
+	unpaid   bool // the fee payer cannot pay: the scheduler never includes it
 	seq      uint64
 	produced int64
 }
@@ -266,6 +272,7 @@ func decodeTx(data []byte, d *decoded) bool {
 			if binary.LittleEndian.Uint32(ix[0:]) == memoMagic {
 				d.hasMemo = true
 				d.agent = binary.LittleEndian.Uint16(ix[4:])
+				d.unpaid = binary.LittleEndian.Uint16(ix[6:])&memoUnpaid != 0
 				d.seq = binary.LittleEndian.Uint64(ix[8:])
 				d.produced = int64(binary.LittleEndian.Uint64(ix[16:]))
 			}

@@ -23,7 +23,7 @@ func testTx(t testing.TB, v0 bool, limit uint32, price uint64, agent uint16, seq
 	data, l := appendTx(nil, &payer, &bh, &lut, v0)
 	binary.LittleEndian.PutUint32(data[l.limit:], limit)
 	binary.LittleEndian.PutUint64(data[l.price:], price)
-	putMemo(data, l.memo, agent, seq, produced)
+	putMemo(data, l.memo, agent, 0, seq, produced)
 	secret := secretOf(payer[:])
 	var sg signer
 	sg.sign(secret, data[l.msg:], data[1:65])

@@ -23,8 +23,8 @@ import (
 )
 
 // modelFlags are the model's constants, spelled as the daemon spells them
-// (--batch-size, --min-observations, --alpha, --executed-multiplier,
-// --assumed-exec-ns, --penalty-factor, --max-ips, --max-signers).
+// (--model-window, --prior-weight, --unknown-prior, --min-observations,
+// --max-ips, --max-prefixes, --max-signers, --min-score).
 func modelFlags() []cli.Flag { return cliflags.ModelFlags() }
 
 // modelParams reads and validates the flags of modelFlags.
@@ -262,12 +262,12 @@ func replayCommand() *cli.Command {
 			Usage: "stop learning after the training part (default: keep learning while scoring, as the daemon does)"},
 		&cli.BoolFlag{Name: "sweep", Category: catReplay,
 			Usage: "evaluate a grid of model parameters (the --sweep-* lists) in one pass and print the best"},
-		&cli.StringFlag{Name: "sweep-alpha", Category: catReplay, Value: "0.01,0.05,0.1,0.25",
-			Usage: "alpha values tried by --sweep"},
-		&cli.StringFlag{Name: "sweep-min-observations", Category: catReplay, Value: "1,3,5,10",
+		&cli.StringFlag{Name: "sweep-window", Category: catReplay, Value: "50,200,1000",
+			Usage: "model-window values tried by --sweep"},
+		&cli.StringFlag{Name: "sweep-min-observations", Category: catReplay, Value: "1,5,20",
 			Usage: "min-observations values tried by --sweep"},
-		&cli.StringFlag{Name: "sweep-executed-multiplier", Category: catReplay, Value: "1,10",
-			Usage: "executed-multiplier values tried by --sweep"},
+		&cli.StringFlag{Name: "sweep-prior-weight", Category: catReplay, Value: "1,4,16",
+			Usage: "prior-weight values tried by --sweep"},
 		&cli.BoolFlag{Name: "json", Category: catReplay,
 			Usage: "print the report as JSON"},
 		&cli.IntFlag{Name: "page-rows", Category: catReplay, Value: 8192,
@@ -433,25 +433,25 @@ func bestResult(rs []metastore.EvalResult) int {
 // sweepGrid is the cross product of the --sweep-* lists over base, minus
 // combinations the model rejects and base itself.
 func sweepGrid(c *cli.Context, base model.Params) ([]model.Params, error) {
-	alphas, err := parseFloats(c.String("sweep-alpha"))
+	windows, err := parseFloats(c.String("sweep-window"))
 	if err != nil {
-		return nil, fmt.Errorf("--sweep-alpha: %w", err)
+		return nil, fmt.Errorf("--sweep-window: %w", err)
 	}
 	minObs, err := parseFloats(c.String("sweep-min-observations"))
 	if err != nil {
 		return nil, fmt.Errorf("--sweep-min-observations: %w", err)
 	}
-	mults, err := parseFloats(c.String("sweep-executed-multiplier"))
+	weights, err := parseFloats(c.String("sweep-prior-weight"))
 	if err != nil {
-		return nil, fmt.Errorf("--sweep-executed-multiplier: %w", err)
+		return nil, fmt.Errorf("--sweep-prior-weight: %w", err)
 	}
 	var grid []model.Params
-	for _, a := range alphas {
+	for _, wi := range windows {
 		for _, mo := range minObs {
-			for _, em := range mults {
+			for _, pw := range weights {
 				p := base
-				p.Alpha, p.MinObservations, p.ExecutedMultiplier = a, int(mo), em
-				if p == base || p.Validate() != nil || mo != float64(int(mo)) {
+				p.Window, p.MinObservations, p.PriorWeight = int(wi), int(mo), pw
+				if p == base || p.Validate() != nil || mo != float64(int(mo)) || wi != float64(int(wi)) {
 					continue
 				}
 				grid = append(grid, p)
@@ -491,8 +491,8 @@ func printReplay(w io.Writer, rep *replayReport) error {
 	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s): %d completed transactions, %d penalties\n",
 		rep.Rows, rep.DB, rep.Seconds, rate, rep.Completed, rep.Feedback)
 	if st := rep.Model; st != nil {
-		fmt.Fprintf(w, "model: %d IPs, %d signers, %d updates, median IP %.4g, median signer %.4g\n",
-			st.IPs, st.Signers, st.Learns, st.MedianIP, st.MedianSigner)
+		fmt.Fprintf(w, "model: %d IPs, %d + %d prefixes, %d signers, %d observations (%d paid), unknown IP factor %.4g\n",
+			st.IPs, st.NearPrefixes, st.WidePrefixes, st.Signers, st.Observations, st.Paid, st.UnknownIP)
 	}
 	if rep.ModelFile != "" {
 		fmt.Fprintf(w, "model written to %s\n", rep.ModelFile)
@@ -527,7 +527,7 @@ func printReplay(w io.Writer, rep *replayReport) error {
 	fmt.Fprintf(w, "\nsweep: %d parameter sets; merit = mean share of the oracle over the budgets (fee/CU only: %.1f%%)\n",
 		len(rep.Results), 100*r.FeeMerit)
 	tw = tabwriter.NewWriter(w, 2, 8, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprint(tw, "rank\talpha\tmin-obs\texec-mult\tmerit\t")
+	fmt.Fprint(tw, "rank\twindow\tmin-obs\tprior-weight\tmerit\t")
 	for _, b := range r.Budgets {
 		fmt.Fprintf(tw, "%g%%\t", 100*b.Budget)
 	}
@@ -541,7 +541,7 @@ func printReplay(w io.Writer, rep *replayReport) error {
 		if i == 0 {
 			mark = " (flags)"
 		}
-		fmt.Fprintf(tw, "%d\t%g\t%d\t%g\t%.1f%%%s\t", rank+1, e.Params.Alpha, e.Params.MinObservations, e.Params.ExecutedMultiplier, 100*e.Merit, mark)
+		fmt.Fprintf(tw, "%d\t%d\t%d\t%g\t%.1f%%%s\t", rank+1, e.Params.Window, e.Params.MinObservations, e.Params.PriorWeight, 100*e.Merit, mark)
 		for _, b := range e.Budgets {
 			fmt.Fprintf(tw, "%.1f%%\t", 100*b.ModelShare())
 		}
@@ -551,8 +551,8 @@ func printReplay(w io.Writer, rep *replayReport) error {
 		return err
 	}
 	b := rep.Results[*rep.Best]
-	fmt.Fprintf(w, "best: --alpha %g --min-observations %d --executed-multiplier %g (merit %.1f%%, flags' %.1f%%, fee/CU only %.1f%%)\n",
-		b.Params.Alpha, b.Params.MinObservations, b.Params.ExecutedMultiplier, 100*b.Merit, 100*r.Merit, 100*r.FeeMerit)
+	fmt.Fprintf(w, "best: --model-window %d --min-observations %d --prior-weight %g (merit %.1f%%, flags' %.1f%%, fee/CU only %.1f%%)\n",
+		b.Params.Window, b.Params.MinObservations, b.Params.PriorWeight, 100*b.Merit, 100*r.Merit, 100*r.FeeMerit)
 	return nil
 }
 

@@ -135,7 +135,7 @@ func TestReplayCommand(t *testing.T) {
 	const n = 12_000
 	writeReplayRows(t, db, base, n)
 	out := filepath.Join(t.TempDir(), "model.bin")
-	code, stdout, stderr := runDBCLI(t, "replay", "--db-url", db.URL, "--out", out, "--alpha", "0.1", "--max-ips", "50")
+	code, stdout, stderr := runDBCLI(t, "replay", "--db-url", db.URL, "--out", out, "--model-window", "50", "--max-ips", "50")
 	if code != 0 {
 		t.Fatalf("replay: %q", stderr)
 	}
@@ -147,7 +147,7 @@ func TestReplayCommand(t *testing.T) {
 		t.Fatal(err)
 	}
 	p := model.DefaultParams()
-	p.Alpha, p.MaxIPs = 0.1, 50
+	p.Window, p.MaxIPs = 50, 50
 	want := model.New(p)
 	for i := range uint64(n) {
 		r := replayRow(base, i)
@@ -168,7 +168,7 @@ func TestReplayCommand(t *testing.T) {
 	if code != 1 || !strings.Contains(stderr, "--out is required") {
 		t.Fatalf("without --out: %d %q", code, stderr)
 	}
-	code, _, stderr = runDBCLI(t, "replay", "--db-url", db.URL, "--out", out, "--min-observations", "0")
+	code, _, stderr = runDBCLI(t, "replay", "--db-url", db.URL, "--out", out, "--min-observations", "-1")
 	if code != 1 || !strings.Contains(stderr, "min observations") {
 		t.Fatalf("bad model flag: %d %q", code, stderr)
 	}
@@ -190,7 +190,7 @@ func TestReplayEvaluateAndSweep(t *testing.T) {
 	t.Logf("\n%s", stdout)
 
 	code, stdout, stderr = runDBCLI(t, "replay", "--db-url", db.URL, "--sweep", "--json",
-		"--sweep-alpha", "0.05,0.5", "--sweep-min-observations", "2,5", "--sweep-executed-multiplier", "10", "--from", "2h")
+		"--sweep-window", "20,200", "--sweep-min-observations", "2,5", "--sweep-prior-weight", "4", "--from", "2h")
 	if code != 0 {
 		t.Fatalf("sweep: %q", stderr)
 	}
@@ -202,8 +202,8 @@ func TestReplayEvaluateAndSweep(t *testing.T) {
 	if rep.Rows != 10_000 || len(rep.Results) != 4 || rep.Best == nil || len(rep.Results[0].Budgets) != 4 {
 		t.Fatalf("report: rows %d, %d results, best %v", rep.Rows, len(rep.Results), rep.Best)
 	}
-	code, stdout, _ = runDBCLI(t, "replay", "--db-url", db.URL, "--sweep", "--sweep-alpha", "0.05,0.5", "--sweep-min-observations", "5")
-	if code != 0 || !strings.Contains(stdout, "best: --alpha") {
+	code, stdout, _ = runDBCLI(t, "replay", "--db-url", db.URL, "--sweep", "--sweep-window", "20,200", "--sweep-min-observations", "5")
+	if code != 0 || !strings.Contains(stdout, "best: --model-window") {
 		t.Fatalf("sweep table: %d\n%s", code, stdout)
 	}
 	t.Logf("\n%s", stdout)

@@ -49,6 +49,8 @@ func app() *cli.App {
 			Usage: "packets held in the priority queue; when full the lowest score is evicted"},
 		&cli.DurationFlag{Name: "queue-ttl", Category: cliflags.CatQueue, Value: d.QueueTTL, EnvVars: cliflags.Env("queue-ttl"),
 			Usage: "queued packets older than this are dropped, never sent"},
+		&cli.Float64Flag{Name: "rescore-below", Category: cliflags.CatQueue, Value: d.RescoreBelow, EnvVars: cliflags.Env("rescore-below"),
+			Usage: "model policy: a packet whose score, recomputed at send, fell below this share of its admission score is queued again at the new score (0: off)"},
 		&cli.IntFlag{Name: "partial-capacity", Category: cliflags.CatQueue, Value: d.PartialCapacity, EnvVars: cliflags.Env("partial-capacity"),
 			Usage: "packet hashes remembered for dedup and for joining scheduler results"},
 		&cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity, EnvVars: cliflags.Env("recent-capacity"),
@@ -108,6 +110,7 @@ func run(c *cli.Context) error {
 	cfg.PacerBurst = c.Uint64("pacer-burst")
 	cfg.QueueCapacity = c.Int("queue-capacity")
 	cfg.QueueTTL = c.Duration("queue-ttl")
+	cfg.RescoreBelow = c.Float64("rescore-below")
 	cfg.PartialCapacity = c.Int("partial-capacity")
 	cfg.RecentCapacity = c.Int("recent-capacity")
 	cfg.PacketBatch = c.Int("packet-batch")

@@ -79,7 +79,7 @@ func TestFlagErrors(t *testing.T) {
 	for _, args := range [][]string{
 		{"qos"}, // --xxhash-seed is required
 		{"qos", "--xxhash-seed", "1", "--policy", "best"},
-		{"qos", "--xxhash-seed", "1", "--alpha", "2"},
+		{"qos", "--xxhash-seed", "1", "--unknown-prior", "2"},
 		{"qos", "--xxhash-seed", "1", "--log-level", "loud"},
 	} {
 		a := app()

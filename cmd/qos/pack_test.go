@@ -19,7 +19,7 @@ func TestPackFlagErrors(t *testing.T) {
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--workers", "0"}, "--workers"},
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--workers", "65"}, "--workers"},
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--policy", "best"}, "--policy"},
-		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--alpha", "2"}, "model flags"},
+		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--unknown-prior", "2"}, "model flags"},
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--log-format", "xml"}, "--log-format"},
 	} {
 		a := app()

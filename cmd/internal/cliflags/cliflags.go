@@ -58,42 +58,45 @@ func ChannelOptions(c *cli.Context) channels.Options {
 	}
 }
 
-// ModelFlags are the model's constants, defaulting to the reference's.
+// ModelFlags are the model's constants (model.DefaultParams).
 func ModelFlags() []cli.Flag {
 	d := model.DefaultParams()
 	return []cli.Flag{
-		&cli.IntFlag{Name: "batch-size", Category: CatModel, EnvVars: Env("batch-size"), Value: d.BatchSize,
-			Usage: "completed transactions per model update"},
+		&cli.IntFlag{Name: "model-window", Category: CatModel, EnvVars: Env("model-window"), Value: d.Window,
+			Usage: "outcomes a record averages over (a running mean, then an EMA of weight 1/window)"},
+		&cli.Float64Flag{Name: "prior-weight", Category: CatModel, EnvVars: Env("prior-weight"), Value: d.PriorWeight,
+			Usage: "outcomes' worth of weight of a record's prior (the level above: unknown, /16, /24, IP)"},
+		&cli.Float64Flag{Name: "unknown-prior", Category: CatModel, EnvVars: Env("unknown-prior"), Value: d.UnknownPrior,
+			Usage: "pay rate presumed of unknown senders before any has been seen"},
 		&cli.IntFlag{Name: "min-observations", Category: CatModel, EnvVars: Env("min-observations"), Value: d.MinObservations,
-			Usage: "observations of a key within one batch before its mean value counts"},
-		&cli.Float64Flag{Name: "alpha", Category: CatModel, EnvVars: Env("alpha"), Value: d.Alpha,
-			Usage: "EMA weight of a batch's value in a known key's score"},
-		&cli.Float64Flag{Name: "executed-multiplier", Category: CatModel, EnvVars: Env("executed-multiplier"), Value: d.ExecutedMultiplier,
-			Usage: "value multiplier for transactions the scheduler executed"},
-		&cli.Uint64Flag{Name: "assumed-exec-ns", Category: CatModel, EnvVars: Env("assumed-exec-ns"), Value: d.AssumedExecNanos,
-			Usage: "execution time assumed for transactions that were not executed, in ns"},
-		&cli.Float64Flag{Name: "penalty-factor", Category: CatModel, EnvVars: Env("penalty-factor"), Value: d.PenaltyFactor,
-			Usage: "multiplier applied to an IP's score per failed sigverify or unparsable packet"},
+			Usage: "outcomes below which an IP is a newcomer whose outcomes teach the unknown-sender prior"},
 		&cli.IntFlag{Name: "max-ips", Category: CatModel, EnvVars: Env("max-ips"), Value: d.MaxIPs,
-			Usage: "IP entries kept after each update (those closest to the median are pruned)"},
+			Usage: "IP records kept (the least recently updated are evicted)"},
+		&cli.IntFlag{Name: "max-prefixes", Category: CatModel, EnvVars: Env("max-prefixes"), Value: d.MaxPrefixes,
+			Usage: "records kept per prefix level (/24 and /48; /16 and /32)"},
 		&cli.IntFlag{Name: "max-signers", Category: CatModel, EnvVars: Env("max-signers"), Value: d.MaxSigners,
-			Usage: "signer entries kept after each update"},
+			Usage: "signer records kept"},
+		&cli.Float64Flag{Name: "unpaid-floor", Category: CatModel, EnvVars: Env("unpaid-floor"), Value: d.UnpaidFloor,
+			Usage: "least IP factor of a sender whose packets verify but are not paid (0: none)"},
+		&cli.Float64Flag{Name: "fail-tolerance", Category: CatModel, EnvVars: Env("fail-tolerance"), Value: d.FailTolerance,
+			Usage: "share of failed claims a sender may have before its factor is scaled down (to 0 at one half)"},
 		&cli.Float64Flag{Name: "min-score", Category: CatModel, EnvVars: Env("min-score"), Value: d.MinScore,
-			Usage: "floor of every IP and signer score, so penalties never take a score (or a product of scores) to 0"},
+			Usage: "floor of every IP and signer factor, so a product of factors never reaches 0"},
 	}
 }
 
 // ModelParams reads the model flags and validates them.
 func ModelParams(c *cli.Context) (model.Params, error) {
 	p := model.DefaultParams()
-	p.BatchSize = c.Int("batch-size")
+	p.Window = c.Int("model-window")
+	p.PriorWeight = c.Float64("prior-weight")
+	p.UnknownPrior = c.Float64("unknown-prior")
 	p.MinObservations = c.Int("min-observations")
-	p.Alpha = c.Float64("alpha")
-	p.ExecutedMultiplier = c.Float64("executed-multiplier")
-	p.AssumedExecNanos = c.Uint64("assumed-exec-ns")
-	p.PenaltyFactor = c.Float64("penalty-factor")
 	p.MaxIPs = c.Int("max-ips")
+	p.MaxPrefixes = c.Int("max-prefixes")
 	p.MaxSigners = c.Int("max-signers")
+	p.UnpaidFloor = c.Float64("unpaid-floor")
+	p.FailTolerance = c.Float64("fail-tolerance")
 	p.MinScore = c.Float64("min-score")
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("model flags: %w", err)
