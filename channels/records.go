@@ -16,7 +16,7 @@ const (
 	PacketDataSize = 1232
 )
 
-// Offsets inside a packet record (see ../shared/spec/solana-wire.md §1).
+// Offsets inside a packet record (see docs/solana-wire.md §1).
 const (
 	packetSizeOff  = 1232
 	packetAddrTag  = 1240

@@ -59,7 +59,7 @@ func TestTable(t *testing.T) {
 }
 
 // TestHeaderLayout checks the file byte for byte against the layout of
-// DESIGN.md "The channel".
+// docs/design.md "The channel".
 func TestHeaderLayout(t *testing.T) {
 	o := testOptions(t)
 	s := specFor[RemainingMeta]("layout", 16)

@@ -19,7 +19,7 @@ import (
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
-	"github.com/solqos/qos/sql/sqltest"
+	"github.com/solqos/qos/schema/schematest"
 )
 
 // This file proves the operator kit against the daemon built from this
@@ -314,7 +314,7 @@ func checkExported(t *testing.T, exprs []string, page []byte) {
 // running daemon (with a database, so the sink's metrics are there).
 func TestDashboardQueriesExported(t *testing.T) {
 	exprs := loadDashboard(t)
-	db := sqltest.New(t, "ops")
+	db := schematest.New(t, "ops")
 	d, _, addr := startWithMetrics(t, "--db-url", db.URL)
 	page, err := scrapeMetrics(addr)
 	if err != nil {

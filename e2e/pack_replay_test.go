@@ -12,7 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/solqos/qos/model"
-	"github.com/solqos/qos/sql/sqltest"
+	"github.com/solqos/qos/schema/schematest"
 )
 
 // TestPackReplayRebuildsDaemonModel runs the stand-in validator
@@ -27,7 +27,7 @@ func TestPackReplayRebuildsDaemonModel(t *testing.T) {
 		check bool
 	}{{"4.1", false}, {"4.4", true}} {
 		t.Run(tc.abi, func(t *testing.T) {
-			db := sqltest.New(t, "e2epack").URL
+			db := schematest.New(t, "e2epack").URL
 			dir := t.TempDir()
 			sock := filepath.Join(dir, "scheduler_bindings.ipc")
 			daemonModel, replayModel := filepath.Join(dir, "daemon.bin"), filepath.Join(dir, "replay.bin")

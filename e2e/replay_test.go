@@ -13,8 +13,8 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/schema/schematest"
 	"github.com/solqos/qos/sim"
-	"github.com/solqos/qos/sql/sqltest"
 )
 
 // honestConfig is the default story without attackers: every packet is a
@@ -61,7 +61,7 @@ func TestReplayRebuildsDaemonModelUnderAttack(t *testing.T) {
 // penalties says whether the traffic must have made the daemon penalise.
 func replayMatchesDaemon(t *testing.T, penalties bool, simArgs ...string) {
 	t.Helper()
-	db := sqltest.New(t, "e2e").URL
+	db := schematest.New(t, "e2e").URL
 	dir := t.TempDir()
 	daemonModel, replayModel := filepath.Join(dir, "daemon.bin"), filepath.Join(dir, "replay.bin")
 	p := prefix(t)

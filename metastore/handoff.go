@@ -23,7 +23,7 @@ type HandoffConfig struct {
 	// (default 1 s).
 	FlushInterval time.Duration
 	// CompletedOnly asks the loop for completed transactions only, without
-	// the feedback rows (penalties) that make the rows a complete record of
+	// the penalty rows that make the rows a complete record of
 	// the model's inputs. Replay is then exact only for runs without
 	// penalties.
 	CompletedOnly bool
@@ -50,16 +50,21 @@ func (c *HandoffConfig) defaults() {
 //
 // Offer, Flush, Tick and the counters belong to the loop goroutine.
 type Handoff struct {
-	full      chan *batch
-	free      chan *batch
-	cur       *batch
-	curStart  int64 // ObservedAt of the current batch's first row
+	// Set by NewHandoff, read-only afterwards.
 	flushNs   int64
 	batchRows int
-	feedback  bool
+	penalties bool
 
-	offered uint64
-	dropped uint64
+	// Between goroutines: the loop sends full batches, the writer returns
+	// empty ones.
+	full chan *batch
+	free chan *batch
+
+	// Loop goroutine only.
+	cur      *batch
+	curStart int64 // ObservedAt of the current batch's first row
+	offered  uint64
+	dropped  uint64
 }
 
 // NewHandoff preallocates the batches of c.
@@ -70,7 +75,7 @@ func NewHandoff(c HandoffConfig) *Handoff {
 		free:      make(chan *batch, c.Batches),
 		flushNs:   int64(c.FlushInterval),
 		batchRows: c.BatchRows,
-		feedback:  !c.CompletedOnly,
+		penalties: !c.CompletedOnly,
 	}
 	for range c.Batches {
 		h.free <- &batch{rows: make([]Row, c.BatchRows)}
@@ -78,9 +83,9 @@ func NewHandoff(c HandoffConfig) *Handoff {
 	return h
 }
 
-// Feedback reports whether the hand-off takes feedback rows as well as
+// Penalties reports whether the hand-off takes penalty rows as well as
 // completed transactions (not CompletedOnly).
-func (h *Handoff) Feedback() bool { return h.feedback }
+func (h *Handoff) Penalties() bool { return h.penalties }
 
 // BatchRows returns the number of rows per batch.
 func (h *Handoff) BatchRows() int { return h.batchRows }

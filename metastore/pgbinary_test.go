@@ -27,7 +27,7 @@ func TestCopyRowRoundTrip(t *testing.T) {
 	for i := range uint64(20) {
 		r := testRow(i)
 		if i%4 == 3 {
-			r = FeedbackRow(RowKind(1+i%8/4), r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
+			r = PenaltyRow(RowKind(1+i%8/4), r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
 		}
 		r.ObservedAt -= r.ObservedAt % 1000 // Postgres keeps µs
 		var b [maxCopyRowSize]byte

@@ -7,7 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
 // Reader streams rows (completed transactions and feedback) back in
@@ -48,7 +48,7 @@ func NewReader(conn *pgx.Conn, from, to time.Time, pageRows int) *Reader {
 	return &Reader{conn: conn, from: from, to: to, page: pageRows, rows: make([]Row, pageRows)}
 }
 
-const selectSQL = `SELECT ` + columns + ` FROM ` + qsql.Table + `
+const selectSQL = `SELECT ` + columns + ` FROM ` + schema.Table + `
 	WHERE observed_at >= $1 AND observed_at < $2`
 
 const orderSQL = ` ORDER BY observed_at, seq, seed LIMIT `
@@ -72,7 +72,7 @@ func (r *Reader) Next(ctx context.Context) ([]Row, error) {
 			pgx.QueryResultFormats{pgx.BinaryFormatCode}, r.from, r.to, r.lastAt, r.lastSeq, r.lastS)
 	}
 	if err != nil {
-		return nil, fmt.Errorf("read %s: %w", qsql.Table, err)
+		return nil, fmt.Errorf("read %s: %w", schema.Table, err)
 	}
 	defer rows.Close()
 	n := 0
@@ -81,13 +81,13 @@ func (r *Reader) Next(ctx context.Context) ([]Row, error) {
 			break
 		}
 		if err := decodeRow(rows.RawValues(), &r.rows[n]); err != nil {
-			return nil, fmt.Errorf("read %s: row %d: %w", qsql.Table, r.raw+int64(n), err)
+			return nil, fmt.Errorf("read %s: row %d: %w", schema.Table, r.raw+int64(n), err)
 		}
 		n++
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, fmt.Errorf("read %s: %w", qsql.Table, err)
+		return nil, fmt.Errorf("read %s: %w", schema.Table, err)
 	}
 	r.started = true
 	if n < r.page {
@@ -115,10 +115,10 @@ func Span(ctx context.Context, conn *pgx.Conn, from, to time.Time) (n int64, fir
 		to = maxTime
 	}
 	var f, l *time.Time
-	err = conn.QueryRow(ctx, `SELECT count(*), min(observed_at), max(observed_at) FROM `+qsql.Table+`
+	err = conn.QueryRow(ctx, `SELECT count(*), min(observed_at), max(observed_at) FROM `+schema.Table+`
 		WHERE observed_at >= $1 AND observed_at < $2`, from, to).Scan(&n, &f, &l)
 	if err != nil {
-		return 0, time.Time{}, time.Time{}, fmt.Errorf("measure %s: %w", qsql.Table, err)
+		return 0, time.Time{}, time.Time{}, fmt.Errorf("measure %s: %w", schema.Table, err)
 	}
 	if f != nil {
 		first, last = *f, *l
@@ -136,10 +136,10 @@ func Count(ctx context.Context, conn *pgx.Conn, from, to time.Time) (all, comple
 	if to.IsZero() {
 		to = maxTime
 	}
-	err = conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE kind IN (0, 3)) FROM `+qsql.Table+`
+	err = conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE kind IN (0, 3)) FROM `+schema.Table+`
 		WHERE observed_at >= $1 AND observed_at < $2`, from, to).Scan(&all, &completed)
 	if err != nil {
-		return 0, 0, fmt.Errorf("count %s: %w", qsql.Table, err)
+		return 0, 0, fmt.Errorf("count %s: %w", schema.Table, err)
 	}
 	return all, completed, nil
 }

@@ -42,7 +42,7 @@ func (r *Row) Claim() float64 {
 func (r *Row) Key() model.IP { return model.IPOf(r.Addr()) }
 
 // Apply gives the row to m as the daemon did: a completed row is observed,
-// a feedback row penalises its IP, a pack-mode result goes through the
+// a penalty row penalises its IP, a pack-mode result goes through the
 // same mapping as in the pack loop (PackObservation). Rows of a kind this
 // binary does not know change nothing (decoding refuses them anyway).
 func (r *Row) Apply(m *model.IPSigner) {
@@ -105,7 +105,7 @@ type ReplayOptions struct {
 
 // Replay rebuilds the model from the rows in the range, in the order the
 // daemon applied them: Observe once per completed row (so learning happens
-// on the same batches), Penalize once per feedback row. Memory does not
+// on the same batches), Penalize once per penalty row. Memory does not
 // grow with the number of rows. It returns the rows read, of every kind.
 func Replay(ctx context.Context, conn *pgx.Conn, opt ReplayOptions) (*model.IPSigner, int64, error) {
 	if err := opt.Params.Validate(); err != nil {
@@ -158,12 +158,12 @@ func scan(ctx context.Context, conn *pgx.Conn, from, to time.Time, page int, tot
 	}
 }
 
-// DefaultBudgets are the shares of test transactions an evaluation admits.
-var DefaultBudgets = []float64{0.01, 0.05, 0.10, 0.25}
+// DefaultShares are the shares of test transactions a backtest admits.
+var DefaultShares = []float64{0.01, 0.05, 0.10, 0.25}
 
-// EvalOptions configure an evaluation: train on the first part of the
+// BacktestOptions configure a backtest: train on the first part of the
 // range, then rank the rest.
-type EvalOptions struct {
+type BacktestOptions struct {
 	From, To time.Time
 	// Grid lists the model parameter sets to evaluate side by side (one
 	// pass over the rows feeds them all). At least one.
@@ -171,8 +171,8 @@ type EvalOptions struct {
 	// TrainFraction is the share of rows (in time order) used only to
 	// train (default 0.7).
 	TrainFraction float64
-	// Budgets are the shares of test rows admitted (default DefaultBudgets).
-	Budgets []float64
+	// Shares are the shares of test rows admitted (default DefaultShares).
+	Shares []float64
 	// Frozen stops learning at the end of training. By default the models
 	// keep learning during the test part, scoring each row before
 	// observing it, as the daemon does.
@@ -181,9 +181,9 @@ type EvalOptions struct {
 	Progress func(Progress)
 }
 
-// BudgetResult is the value captured when admitting the top K test rows.
-type BudgetResult struct {
-	Budget  float64 `json:"budget"`   // share of test rows admitted
+// ShareResult is the value captured when admitting the top K test rows.
+type ShareResult struct {
+	Share   float64 `json:"budget"`   // share of test rows admitted
 	K       int     `json:"k"`        // rows admitted
 	Model   float64 `json:"model"`    // fee of scheduled rows among the top K by model × fee/CU
 	FeeOnly float64 `json:"fee_only"` // … by fee/CU alone
@@ -192,10 +192,10 @@ type BudgetResult struct {
 
 // ModelShare is the model's capture as a share of the oracle's (1 when the
 // oracle captured nothing).
-func (b BudgetResult) ModelShare() float64 { return share(b.Model, b.Oracle) }
+func (b ShareResult) ModelShare() float64 { return share(b.Model, b.Oracle) }
 
 // FeeShare is fee-only ranking's capture as a share of the oracle's.
-func (b BudgetResult) FeeShare() float64 { return share(b.FeeOnly, b.Oracle) }
+func (b ShareResult) FeeShare() float64 { return share(b.FeeOnly, b.Oracle) }
 
 func share(x, oracle float64) float64 {
 	if oracle == 0 {
@@ -204,15 +204,15 @@ func share(x, oracle float64) float64 {
 	return x / oracle
 }
 
-// EvalResult is one parameter set's evaluation.
-type EvalResult struct {
+// BacktestResult is one parameter set's backtest.
+type BacktestResult struct {
 	Params    model.Params `json:"params"`
 	TrainRows int64        `json:"train_rows"`
 	TestRows  int64        `json:"test_rows"`
-	// FeedbackRows counts the penalty rows read (applied in their place;
+	// PenaltyRows counts the penalty rows read (applied in their place;
 	// with Frozen, not after training).
-	FeedbackRows int64          `json:"feedback_rows"`
-	Budgets      []BudgetResult `json:"budgets"`
+	PenaltyRows int64         `json:"feedback_rows"`
+	Shares      []ShareResult `json:"budgets"`
 	// Model is the model after the whole range (or after training when
 	// Frozen).
 	Model *model.IPSigner `json:"-"`
@@ -220,26 +220,26 @@ type EvalResult struct {
 
 // Merit is the mean over budgets of the model's share of the oracle: what
 // a sweep maximises.
-func (e *EvalResult) Merit() float64 {
-	if len(e.Budgets) == 0 {
+func (e *BacktestResult) Merit() float64 {
+	if len(e.Shares) == 0 {
 		return 0
 	}
 	var s float64
-	for _, b := range e.Budgets {
+	for _, b := range e.Shares {
 		s += b.ModelShare()
 	}
-	return s / float64(len(e.Budgets))
+	return s / float64(len(e.Shares))
 }
 
-// Evaluate replays the range once, feeding every parameter set of the grid,
+// Backtest replays the range once, feeding every parameter set of the grid,
 // and measures how each ranks the test part. The split, the test rows and
 // the budgets count transactions only: completed rows and pack-mode results
 // (a result that blames nobody is ranked but teaches nothing, as in the
-// pack loop); feedback rows (penalties) update every model in their place,
+// pack loop); penalty rows update every model in their place,
 // and with Frozen not after training. Besides the constant model
 // state, it keeps three float64 per test row plus one per row and grid
 // entry.
-func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResult, error) {
+func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]BacktestResult, error) {
 	if len(opt.Grid) == 0 {
 		return nil, errors.New("evaluate: no model parameters")
 	}
@@ -250,9 +250,9 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	if !(frac > 0 && frac < 1) {
 		return nil, fmt.Errorf("evaluate: train fraction %v is not between 0 and 1", frac)
 	}
-	budgets := slices.Sorted(slices.Values(opt.Budgets))
+	budgets := slices.Sorted(slices.Values(opt.Shares))
 	if len(budgets) == 0 {
-		budgets = DefaultBudgets
+		budgets = DefaultShares
 	}
 	for _, b := range budgets {
 		if !(b > 0 && b <= 1) {
@@ -283,9 +283,9 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	for i := range scores {
 		scores[i] = make([]float64, 0, testN)
 	}
-	var seen, feedback int64 // completed rows, feedback rows
+	var seen, feedback int64 // completed rows, penalty rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
-		if r.Kind.Feedback() || !r.Kind.Valid() {
+		if r.Kind.Penalty() || !r.Kind.Valid() {
 			feedback++
 			if opt.Frozen && seen >= trainN {
 				return
@@ -302,7 +302,7 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 			o.IP, o.Signer = r.Key(), r.Signer // scored even when it teaches nothing
 		}
 		if seen > trainN && int64(len(value)) < testN {
-			feePerCU = append(feePerCU, score.Score(1, r.Fee, r.CUs))
+			feePerCU = append(feePerCU, score.Score(1 /*model: neutral*/, r.Fee, r.CUs))
 			v := 0.0
 			if r.Scheduled {
 				v = float64(r.Fee)
@@ -334,12 +334,12 @@ func Evaluate(ctx context.Context, conn *pgx.Conn, opt EvalOptions) ([]EvalResul
 	order := make([]int32, testN)
 	feeOnly := captured(order, feePerCU, value, ks)
 	oracle := captured(order, value, value, ks)
-	out := make([]EvalResult, len(models))
+	out := make([]BacktestResult, len(models))
 	for i, m := range models {
 		got := captured(order, scores[i], value, ks)
-		res := EvalResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, FeedbackRows: feedback, Model: m}
+		res := BacktestResult{Params: opt.Grid[i], TrainRows: trainN, TestRows: testN, PenaltyRows: feedback, Model: m}
 		for j, b := range budgets {
-			res.Budgets = append(res.Budgets, BudgetResult{Budget: b, K: ks[j], Model: got[j], FeeOnly: feeOnly[j], Oracle: oracle[j]})
+			res.Shares = append(res.Shares, ShareResult{Share: b, K: ks[j], Model: got[j], FeeOnly: feeOnly[j], Oracle: oracle[j]})
 		}
 		out[i] = res
 	}

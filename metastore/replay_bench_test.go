@@ -12,7 +12,7 @@ import (
 	"time"
 
 	"github.com/solqos/qos/model"
-	"github.com/solqos/qos/sql/sqltest"
+	"github.com/solqos/qos/schema/schematest"
 )
 
 // BenchmarkReplay writes 1 000 000 rows, one in seven a penalty (reporting
@@ -98,7 +98,7 @@ func TestReplayChild(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	conn := sqltest.Connect(t, cfg)
+	conn := schematest.Connect(t, cfg)
 	start := time.Now()
 	_, rows, err := Replay(context.Background(), conn, ReplayOptions{Params: model.DefaultParams(), To: time.Unix(0, to)})
 	if err != nil {

@@ -43,7 +43,7 @@ func trafficRow(base int64, i uint64) Row {
 
 // mixedRow is trafficRow with every 7th row a penalty instead (alternately
 // a failed sigverify and an unparsable packet), as a run with spammers
-// writes them: feedback rows carry only time, seq, kind, channel, IP, seed,
+// writes them: penalty rows carry only time, seq, kind, channel, IP, seed,
 // and a failed sigverify the fee and CUs its packet claimed.
 func mixedRow(base int64, i uint64) Row {
 	r := trafficRow(base, i)
@@ -51,9 +51,9 @@ func mixedRow(base int64, i uint64) Row {
 		return r
 	}
 	if i%14 == 10 {
-		return FeedbackRow(RowUnparsable, r.Seq, r.ObservedAt, r.Channel, r.IP, r.Seed)
+		return PenaltyRow(RowUnparsable, r.Seq, r.ObservedAt, r.Channel, r.IP, r.Seed)
 	}
-	fb := FeedbackRow(RowSigverifyFailed, r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
+	fb := PenaltyRow(RowSigverifyFailed, r.Seq, r.ObservedAt, SigverifyChannel, r.IP, r.Seed)
 	fb.Fee, fb.CUs = r.Fee, r.CUs
 	return fb
 }
@@ -136,13 +136,13 @@ func TestReplayDeterminism(t *testing.T) {
 	}
 }
 
-// TestReplayFeedbackRows: with penalties among the rows, replay applies
+// TestReplayPenaltyRows: with penalties among the rows, replay applies
 // every row in order (Observe or Penalize) and rebuilds the model the rows
 // were produced with; evaluation splits and ranks completed rows only.
-func TestReplayFeedbackRows(t *testing.T) {
+func TestReplayPenaltyRows(t *testing.T) {
 	d := newTestDB(t, "feedback")
 	base := time.Date(2024, 7, 2, 12, 0, 0, 0, time.UTC).UnixNano()
-	const n = 14_000 // 2000 feedback rows
+	const n = 14_000 // 2000 penalty rows
 	writeRows(t, d, base, n, mixedRow)
 	p := model.DefaultParams()
 	direct, completedOnly := model.New(p), model.New(p)
@@ -173,12 +173,12 @@ func TestReplayFeedbackRows(t *testing.T) {
 		t.Fatalf("Count = %d, %d (%v); want %d, %d", all, comp, err, n, completed)
 	}
 	for _, frozen := range []bool{false, true} {
-		res, err := Evaluate(context.Background(), d.conn, EvalOptions{Grid: []model.Params{p}, Frozen: frozen})
+		res, err := Backtest(context.Background(), d.conn, BacktestOptions{Grid: []model.Params{p}, Frozen: frozen})
 		if err != nil {
 			t.Fatal(err)
 		}
-		if r := res[0]; r.TrainRows != 8_400 || r.TestRows != 3_600 || r.Budgets[0].K != 36 {
-			t.Fatalf("frozen %v: split %d/%d, k %d; want 8400/3600 completed rows, k 36", frozen, r.TrainRows, r.TestRows, r.Budgets[0].K)
+		if r := res[0]; r.TrainRows != 8_400 || r.TestRows != 3_600 || r.Shares[0].K != 36 {
+			t.Fatalf("frozen %v: split %d/%d, k %d; want 8400/3600 completed rows, k 36", frozen, r.TrainRows, r.TestRows, r.Shares[0].K)
 		}
 		if !frozen && model.Diff(res[0].Model, replayed, 0) != nil {
 			t.Fatal("online evaluation's final model differs from a plain replay")
@@ -186,7 +186,7 @@ func TestReplayFeedbackRows(t *testing.T) {
 	}
 }
 
-func TestEvaluate(t *testing.T) {
+func TestBacktest(t *testing.T) {
 	d := newTestDB(t, "eval")
 	base := time.Now().UnixNano() / 1000 * 1000
 	const n = 20_000
@@ -194,7 +194,7 @@ func TestEvaluate(t *testing.T) {
 	grid := []model.Params{model.DefaultParams(), model.DefaultParams()}
 	grid[1].Window = 20
 	for _, frozen := range []bool{false, true} {
-		res, err := Evaluate(context.Background(), d.conn, EvalOptions{Grid: grid, Frozen: frozen})
+		res, err := Backtest(context.Background(), d.conn, BacktestOptions{Grid: grid, Frozen: frozen})
 		if err != nil {
 			t.Fatal(err)
 		}
@@ -202,26 +202,26 @@ func TestEvaluate(t *testing.T) {
 			t.Fatalf("%d results", len(res))
 		}
 		for _, r := range res {
-			if r.TrainRows != 14_000 || r.TestRows != 6_000 || len(r.Budgets) != 4 {
-				t.Fatalf("split %d/%d, %d budgets", r.TrainRows, r.TestRows, len(r.Budgets))
+			if r.TrainRows != 14_000 || r.TestRows != 6_000 || len(r.Shares) != 4 {
+				t.Fatalf("split %d/%d, %d budgets", r.TrainRows, r.TestRows, len(r.Shares))
 			}
 			prev := 0.0
-			for _, b := range r.Budgets {
-				if b.K != int(math.Ceil(b.Budget*6000)) || b.Oracle < b.Model || b.Oracle < b.FeeOnly || b.Oracle < prev {
+			for _, b := range r.Shares {
+				if b.K != int(math.Ceil(b.Share*6000)) || b.Oracle < b.Model || b.Oracle < b.FeeOnly || b.Oracle < prev {
 					t.Fatalf("budget %+v", b)
 				}
 				prev = b.Oracle
 			}
-			t.Logf("frozen=%v window=%v merit %.3f: %+v", frozen, r.Params.Window, r.Merit(), r.Budgets)
+			t.Logf("frozen=%v window=%v merit %.3f: %+v", frozen, r.Params.Window, r.Merit(), r.Shares)
 		}
 		// The traffic's value follows its source: the model must beat
 		// fee/CU alone at some budget.
 		better := false
-		for _, b := range res[0].Budgets {
+		for _, b := range res[0].Shares {
 			better = better || b.Model > b.FeeOnly
 		}
 		if !better {
-			t.Fatalf("model never beats fee-only: %+v", res[0].Budgets)
+			t.Fatalf("model never beats fee-only: %+v", res[0].Shares)
 		}
 	}
 	if !onlineEqualsReplay(t, d) {
@@ -234,7 +234,7 @@ func TestEvaluate(t *testing.T) {
 func onlineEqualsReplay(t *testing.T, d *testDB) bool {
 	t.Helper()
 	p := model.DefaultParams()
-	res, err := Evaluate(context.Background(), d.conn, EvalOptions{Grid: []model.Params{p}})
+	res, err := Backtest(context.Background(), d.conn, BacktestOptions{Grid: []model.Params{p}})
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -4,6 +4,8 @@ import (
 	"encoding/binary"
 	"math"
 	"net/netip"
+
+	"github.com/solqos/qos/admit"
 )
 
 // RowKind says which input of the model a row records.
@@ -58,9 +60,9 @@ func (k RowKind) String() string {
 // Valid reports whether k is a kind this binary knows.
 func (k RowKind) Valid() bool { return k < numRowKinds }
 
-// Feedback reports whether k is a penalty (a failed sigverify or an
+// Penalty reports whether k is a penalty (a failed sigverify or an
 // unparsable packet).
-func (k RowKind) Feedback() bool { return k == RowSigverifyFailed || k == RowUnparsable }
+func (k RowKind) Penalty() bool { return k == RowSigverifyFailed || k == RowUnparsable }
 
 // Row is one input of the model, as the database stores it and replay
 // reads it: a completed transaction (the partial meta joined with the
@@ -91,11 +93,13 @@ type Row struct {
 	FeePayerBalance uint64 // the fee payer's balance after execution
 }
 
-// Join builds the row for a partial that the scheduler reported on.
-func Join(p *Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos uint64, value float64) Row {
+// CompletedRow builds the row of an admitted packet the scheduler reported
+// on: its partial meta p and packet hash, completed with the report's
+// time and execution. The caller numbers it (Seq) and values it (Value)
+// when it hands the row on.
+func CompletedRow(p *admit.Partial, hash, seed uint64, observedAt int64, execNanos uint64) Row {
 	return Row{
 		ObservedAt: observedAt,
-		Seq:        seq,
 		Channel:    p.Channel,
 		IP:         p.IP,
 		Signer:     p.Signer,
@@ -104,19 +108,18 @@ func Join(p *Partial, hash, seed uint64, seq uint64, observedAt int64, execNanos
 		CUPrice:    p.CUPrice,
 		ExecNanos:  execNanos,
 		Scheduled:  execNanos != 0,
-		Value:      value,
 		Score:      p.Score,
 		Hash:       hash,
 		Seed:       seed,
 	}
 }
 
-// FeedbackRow builds the row of a penalty of the given kind on the source
+// PenaltyRow builds the row of a penalty of the given kind on the source
 // address ip (16-byte form, IPv4 as ::ffff:a.b.c.d).
 // Its Fee and CUs are zero; a caller that knows what the packet claimed
 // (a failed sigverify of a packet the daemon had parsed) sets them, and
 // replay penalises with that claim (Row.Claim).
-func FeedbackRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
+func PenaltyRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [16]byte, seed uint64) Row {
 	return Row{ObservedAt: observedAt, Seq: seq, Kind: kind, Channel: channel, IP: ip, Seed: seed}
 }
 

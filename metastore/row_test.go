@@ -6,6 +6,7 @@ import (
 	"testing"
 
 	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/admit"
 )
 
 func TestRowSpoolRoundTrip(t *testing.T) {
@@ -28,7 +29,7 @@ func TestRowSpoolRoundTrip(t *testing.T) {
 	max.Value = math.Inf(-1)
 	max.Kind = RowUnparsable
 	f(max)
-	f(FeedbackRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
+	f(PenaltyRow(RowSigverifyFailed, 9, 1000, SigverifyChannel, testRow(3).IP, 42))
 	pr := testRow(6)
 	pr.Kind, pr.Channel, pr.Reason, pr.Slot, pr.CostUnits, pr.FeePayerBalance = RowPackResult, PackChannel, 68, 1<<40, 1234, ^uint64(0)
 	f(pr)
@@ -62,7 +63,7 @@ func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
 		t.Fatalf("version 1 row read as kind %v", r.Kind)
 	}
 	for k := RowCompleted; k < numRowKinds; k++ {
-		if !k.Valid() || k.String() == "unknown" || k.Feedback() != (k == RowSigverifyFailed || k == RowUnparsable) {
+		if !k.Valid() || k.String() == "unknown" || k.Penalty() != (k == RowSigverifyFailed || k == RowUnparsable) {
 			t.Fatalf("kind %d: valid %v, name %s", k, k.Valid(), k)
 		}
 	}
@@ -71,19 +72,19 @@ func TestSpoolVersion1RowsAreCompleted(t *testing.T) {
 	}
 }
 
-func TestJoin(t *testing.T) {
-	p := Partial{ArrivedAt: 5, Channel: 2, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5}
+func TestCompletedRow(t *testing.T) {
+	p := admit.Partial{ArrivedAt: 5, Channel: 2, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5}
 	p.IP = netip.MustParseAddr("1.2.3.4").As16()
 	p.Signer[3] = 9
-	r := Join(&p, 77, 42, 3, 1000, 0, 0.25)
-	want := Row{ObservedAt: 1000, Seq: 3, Channel: 2, IP: p.IP, Signer: p.Signer, Fee: 10, CUs: 20, CUPrice: 30, Value: 0.25, Score: 1.5, Hash: 77, Seed: 42}
+	r := CompletedRow(&p, 77 /*hash*/, 42 /*seed*/, 1000 /*observedAt*/, 0 /*execNanos*/)
+	want := Row{ObservedAt: 1000, Channel: 2, IP: p.IP, Signer: p.Signer, Fee: 10, CUs: 20, CUPrice: 30, Score: 1.5, Hash: 77, Seed: 42}
 	if r != want {
-		t.Fatalf("Join = %+v", r)
+		t.Fatalf("CompletedRow = %+v", r)
 	}
 	if r.Addr() != netip.MustParseAddr("1.2.3.4") {
 		t.Fatalf("Addr = %v", r.Addr())
 	}
-	r = Join(&p, 77, 42, 3, 1000, 123, 0.25)
+	r = CompletedRow(&p, 77 /*hash*/, 42 /*seed*/, 1000 /*observedAt*/, 123 /*execNanos*/)
 	if !r.Scheduled || r.ExecNanos != 123 {
 		t.Fatal("executed row not scheduled")
 	}

@@ -11,7 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
 
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
 // SinkConfig configures the Postgres writer.
@@ -103,18 +103,25 @@ type SinkStats struct {
 // spool is written back before any newer batch once Postgres keeps up
 // again. Rows are dropped only when the spool is full (or disabled).
 type Sink struct {
+	// Set by NewSink, read-only afterwards.
 	cfg  SinkConfig
 	h    *Handoff
 	log  *slog.Logger
 	desc string
 
+	// Close and the writer goroutine: closeCh carries the deadline, done
+	// closes when the writer returns, after setting closeErr.
 	closeOnce sync.Once
 	closeCh   chan time.Time
 	done      chan struct{}
 	closeErr  error
 
-	mu    sync.Mutex
-	stats SinkStats
+	// mu guards the published counters: the writer updates them, Stats
+	// reads them from any goroutine.
+	mu struct {
+		sync.Mutex
+		stats SinkStats
+	}
 
 	// Writer goroutine only.
 	conn            *pgx.Conn
@@ -145,7 +152,7 @@ type Sink struct {
 
 // NewSink opens the spool (indexing what an earlier run left in it) and
 // starts the writer goroutine. Postgres need not be up: rows are spooled
-// until it is. REQUIRES: the schema is migrated (sql.Migrate).
+// until it is. REQUIRES: the schema is migrated (schema.Migrate).
 func NewSink(cfg SinkConfig, h *Handoff) (*Sink, error) {
 	if cfg.Conn == nil {
 		return nil, errors.New("metastore: sink needs a connection config")
@@ -169,7 +176,7 @@ func NewSink(cfg SinkConfig, h *Handoff) (*Sink, error) {
 			return nil, fmt.Errorf("metastore: %w", err)
 		}
 		s.spool = sp
-		s.stats.SpoolRows, s.stats.SpoolBytes, s.stats.SpoolCorrupt = sp.Rows(), sp.Bytes(), sp.corruptRecs
+		s.mu.stats.SpoolRows, s.mu.stats.SpoolBytes, s.mu.stats.SpoolCorrupt = sp.Rows(), sp.Bytes(), sp.corruptRecs
 		if sp.Rows() > 0 {
 			s.log.Info("metastore: spool from an earlier run will be written first",
 				"dir", cfg.SpoolDir, "rows", sp.Rows(), "bytes", sp.Bytes())
@@ -183,7 +190,7 @@ func NewSink(cfg SinkConfig, h *Handoff) (*Sink, error) {
 func (s *Sink) Stats() SinkStats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.stats
+	return s.mu.stats
 }
 
 // Close hands over the Handoff's partial batch, writes everything queued
@@ -217,7 +224,7 @@ func (s *Sink) run() {
 		}
 		s.publish()
 		if len(s.pending) > 0 {
-			s.accept(nil)
+			s.accept(nil /*b: nothing new*/)
 			continue
 		}
 		select {
@@ -226,7 +233,7 @@ func (s *Sink) run() {
 		case <-tick.C:
 			s.maybeConnect()
 			s.housekeep()
-			s.checkRecovered(false)
+			s.checkRecovered(false /*force*/)
 		case d := <-s.closeCh:
 			s.shutdown(d)
 			return
@@ -442,7 +449,7 @@ func (s *Sink) write(group []*batch) error {
 	if err := s.ensureDays(ctx, group); err != nil {
 		return err
 	}
-	written, dups, err := s.copyGroup(ctx, group, false)
+	written, dups, err := s.copyGroup(ctx, group, false /*staged*/)
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		switch pgErr.Code {
@@ -451,9 +458,9 @@ func (s *Sink) write(group []*batch) error {
 			if err := s.ensureDays(ctx, group); err != nil {
 				return err
 			}
-			written, dups, err = s.copyGroup(ctx, group, false)
+			written, dups, err = s.copyGroup(ctx, group, false /*staged*/)
 		case "23505": // rows already present without their marker
-			written, dups, err = s.copyGroup(ctx, group, true)
+			written, dups, err = s.copyGroup(ctx, group, true /*staged*/)
 		}
 	}
 	if err != nil {
@@ -466,13 +473,13 @@ func (s *Sink) write(group []*batch) error {
 	return nil
 }
 
-const copySQL = `COPY ` + qsql.Table + ` (` + columns + `) FROM STDIN (FORMAT binary)`
+const copySQL = `COPY ` + schema.Table + ` (` + columns + `) FROM STDIN (FORMAT binary)`
 
 const markSQL = `WITH m AS (
 	SELECT * FROM unnest($1::timestamptz[], $2::bigint[], $3::bigint[], $4::integer[])
 		WITH ORDINALITY AS m(observed_at, seq, seed, rows, ord)
 ), ins AS (
-	INSERT INTO ` + qsql.BatchTable + ` (observed_at, seq, seed, rows)
+	INSERT INTO ` + schema.BatchTable + ` (observed_at, seq, seed, rows)
 	SELECT observed_at, seq, seed, rows FROM m
 	ON CONFLICT DO NOTHING
 	RETURNING observed_at, seq, seed
@@ -560,13 +567,13 @@ func (s *Sink) copyGroup(ctx context.Context, group []*batch, staged bool) (writ
 }
 
 func (s *Sink) stagedCopy(ctx context.Context, tx pgx.Tx, cr *copyReader) error {
-	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS qos_staging (LIKE `+qsql.Table+`) ON COMMIT DELETE ROWS`); err != nil {
+	if _, err := tx.Exec(ctx, `CREATE TEMP TABLE IF NOT EXISTS qos_staging (LIKE `+schema.Table+`) ON COMMIT DELETE ROWS`); err != nil {
 		return fmt.Errorf("create staging table: %w", err)
 	}
 	if _, err := tx.Conn().PgConn().CopyFrom(ctx, cr, `COPY qos_staging (`+columns+`) FROM STDIN (FORMAT binary)`); err != nil {
 		return fmt.Errorf("copy to staging: %w", err)
 	}
-	if _, err := tx.Exec(ctx, `INSERT INTO `+qsql.Table+` (`+columns+`) SELECT `+columns+` FROM qos_staging ON CONFLICT DO NOTHING`); err != nil {
+	if _, err := tx.Exec(ctx, `INSERT INTO `+schema.Table+` (`+columns+`) SELECT `+columns+` FROM qos_staging ON CONFLICT DO NOTHING`); err != nil {
 		return fmt.Errorf("insert from staging: %w", err)
 	}
 	return nil
@@ -574,175 +581,13 @@ func (s *Sink) stagedCopy(ctx context.Context, tx pgx.Tx, cr *copyReader) error 
 
 const nsPerDay = int64(24 * time.Hour)
 
-// ensureDays creates the partitions for the UTC days of the group's rows
-// (and of its batch markers) that are not known to exist.
-func (s *Sink) ensureDays(ctx context.Context, group []*batch) error {
-	s.dayBuf = s.dayBuf[:0]
-	last := int64(-1 << 62)
-	for _, b := range group {
-		for i := range b.n {
-			d := floorDiv(b.rows[i].ObservedAt, nsPerDay)
-			if d == last {
-				continue
-			}
-			last = d
-			if _, ok := s.days[d]; ok {
-				continue
-			}
-			s.days[d] = struct{}{}
-			s.dayBuf = append(s.dayBuf, time.Unix(0, d*nsPerDay).UTC())
-		}
-	}
-	if len(s.dayBuf) == 0 {
-		return nil
-	}
-	if err := qsql.EnsurePartitions(ctx, s.conn, s.dayBuf...); err != nil {
-		for _, t := range s.dayBuf {
-			delete(s.days, floorDiv(t.UnixNano(), nsPerDay))
-		}
-		return err
-	}
-	return nil
-}
-
-func floorDiv(a, b int64) int64 {
-	q := a / b
-	if a%b < 0 {
-		q--
-	}
-	return q
-}
-
-// housekeep creates today's and tomorrow's partitions ahead of time.
-func (s *Sink) housekeep() {
-	if s.conn == nil {
-		return
-	}
-	if err := s.do(s.ensureAhead); err != nil {
-		s.failed(fmt.Errorf("create partitions ahead: %w", err))
-	}
-}
-
-// ensureAhead is housekeep's database part.
-func (s *Sink) ensureAhead() error {
-	today := floorDiv(s.cfg.Now().UnixNano(), nsPerDay)
-	_, ok1 := s.days[today]
-	_, ok2 := s.days[today+1]
-	if ok1 && ok2 {
-		return nil
-	}
-	ctx, cancel := s.opContext(s.cfg.WriteTimeout)
-	defer cancel()
-	days := []time.Time{time.Unix(0, today*nsPerDay).UTC(), time.Unix(0, (today+1)*nsPerDay).UTC()}
-	if err := qsql.EnsurePartitions(ctx, s.conn, days...); err != nil {
-		return err
-	}
-	s.days[today] = struct{}{}
-	s.days[today+1] = struct{}{}
-	return nil
-}
-
-// maybeConnect connects when disconnected and the backoff has passed.
-func (s *Sink) maybeConnect() {
-	if s.conn != nil || time.Now().Before(s.nextConnect) {
-		return
-	}
-	var conn *pgx.Conn
-	err := s.do(func() error {
-		ctx, cancel := s.opContext(s.cfg.ConnectTimeout)
-		defer cancel()
-		var err error
-		conn, err = pgx.ConnectConfig(ctx, s.cfg.Conn)
-		if err == nil {
-			err = qsql.CheckVersion(ctx, conn)
-			if err != nil {
-				conn.Close(ctx)
-			}
-		}
-		return err
-	})
-	if err != nil {
-		// pgx's ConnectError names the user; keep only what went wrong.
-		var ce *pgconn.ConnectError
-		if errors.As(err, &ce) && ce.Unwrap() != nil {
-			err = ce.Unwrap()
-		}
-		s.failed(fmt.Errorf("connect: %w", err))
-		return
-	}
-	s.conn = conn
-	if s.connected {
-		s.count(func(st *SinkStats) { st.Reconnects++ })
-	}
-	s.connected = true
-	s.count(func(st *SinkStats) { st.Connected = true })
-	s.housekeep()
-}
-
-// failed closes the connection after an error, schedules a reconnection
-// and logs the outage once.
-func (s *Sink) failed(err error) {
-	if s.conn != nil {
-		conn := s.conn
-		s.conn = nil
-		_ = s.do(func() error {
-			ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-			defer cancel()
-			return conn.Close(ctx)
-		})
-	}
-	s.lastErrAt = time.Now()
-	s.nextConnect = s.lastErrAt.Add(s.backoff)
-	s.backoff = min(2*s.backoff, s.cfg.BackoffMax)
-	st := s.Stats()
-	s.count(func(st *SinkStats) {
-		st.Errors++
-		st.Connected = false
-	})
-	if s.outage {
-		s.log.Debug("metastore: still unavailable", "db", s.desc, "err", err)
-		return
-	}
-	s.outage = true
-	s.outageAt = s.lastErrAt
-	s.outageStats = st
-	s.count(func(st *SinkStats) { st.Outages++ })
-	spool := "dropping rows (no spool)"
-	if s.spool != nil {
-		spool = "spooling rows to " + s.cfg.SpoolDir
-	}
-	s.log.Warn("metastore: database unavailable; "+spool, "db", s.desc, "err", err)
-}
-
-// checkRecovered ends an outage once connected with an empty spool and
-// without errors for StableAfter (or now, with force), logging what
-// happened during it.
-func (s *Sink) checkRecovered(force bool) {
-	if !s.outage || s.conn == nil || (s.spool != nil && !s.spool.Empty()) {
-		return
-	}
-	if !force && time.Since(s.lastErrAt) < s.cfg.StableAfter {
-		return
-	}
-	s.outage = false
-	st := s.Stats()
-	s.log.Info("metastore: database available again; spool written",
-		"db", s.desc,
-		"outage", time.Since(s.outageAt).Round(time.Millisecond),
-		"spooled", st.Spooled-s.outageStats.Spooled,
-		"backfilled", st.Backfilled-s.outageStats.Backfilled,
-		"dropped", st.Dropped-s.outageStats.Dropped,
-		"errors", st.Errors-s.outageStats.Errors,
-		"reconnects", st.Reconnects-s.outageStats.Reconnects)
-}
-
 // shutdown takes what is queued, writes the spool back until the deadline
 // and stops.
 func (s *Sink) shutdown(deadline time.Time) {
 	s.deadline = deadline
 	for {
 		if len(s.pending) > 0 {
-			s.accept(nil)
+			s.accept(nil /*b: nothing new*/)
 			continue
 		}
 		select {
@@ -767,7 +612,7 @@ func (s *Sink) shutdown(deadline time.Time) {
 		}
 		s.backfillStep()
 	}
-	s.checkRecovered(true)
+	s.checkRecovered(true /*force*/)
 	var errs []error
 	if s.spool != nil {
 		s.spool.rewind()
@@ -802,6 +647,6 @@ func (s *Sink) publish() {
 
 func (s *Sink) count(f func(*SinkStats)) {
 	s.mu.Lock()
-	f(&s.stats)
+	f(&s.mu.stats)
 	s.mu.Unlock()
 }

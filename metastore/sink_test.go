@@ -11,23 +11,23 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	qsql "github.com/solqos/qos/sql"
-	"github.com/solqos/qos/sql/sqltest"
+	"github.com/solqos/qos/schema"
+	"github.com/solqos/qos/schema/schematest"
 )
 
 // testDB is a migrated schema of its own and a connection config for sinks
 // whose application_name identifies their connections.
 type testDB struct {
-	*sqltest.DB
+	*schematest.DB
 	conn *pgx.Conn // for checks
 	app  string
 }
 
 func newTestDB(t testing.TB, prefix string) *testDB {
 	t.Helper()
-	db := sqltest.New(t, prefix)
+	db := schematest.New(t, prefix)
 	c := db.Connect(t)
-	if _, err := qsql.Migrate(context.Background(), c); err != nil {
+	if _, err := schema.Migrate(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 	return &testDB{DB: db, conn: c, app: "qos-sink-" + db.Schema}
@@ -143,7 +143,7 @@ func TestSinkWritesEveryRow(t *testing.T) {
 		t.Fatalf("stats %+v, hand-off dropped %d", st, h.Dropped())
 	}
 	checkRows(t, d, base, n)
-	daily, _, err := qsql.Partitions(context.Background(), d.conn)
+	daily, _, err := schema.Partitions(context.Background(), d.conn)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -151,7 +151,7 @@ func TestSinkWritesEveryRow(t *testing.T) {
 	for i, p := range daily {
 		names[i] = p.Name
 	}
-	for _, want := range []string{"completed_tx_p20240501", "completed_tx_p20240502", qsql.PartitionName(qsql.Table, time.Now().Add(24*time.Hour))} {
+	for _, want := range []string{"completed_tx_p20240501", "completed_tx_p20240502", schema.PartitionName(schema.Table, time.Now().Add(24*time.Hour))} {
 		if !strings.Contains(strings.Join(names, " "), want) {
 			t.Fatalf("partition %s missing from %v", want, names)
 		}

@@ -26,7 +26,7 @@ const (
 	// without a kind: completed transactions only) and version 2 ones
 	// (legacyRowSize rows, without pack mode's fields) are read too; a
 	// binary that knows only version 1 sets later segments aside rather
-	// than misread feedback rows as transactions, and one that knows
+	// than misread penalty rows as transactions, and one that knows
 	// version 2 sets version 3 aside (its row size differs).
 	spoolVersion    = 3
 	spoolMinVersion = 1

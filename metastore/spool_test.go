@@ -312,7 +312,7 @@ func TestSpoolReadsVersion1(t *testing.T) {
 	if s.Rows() != 100 || s.corruptRecs != 0 {
 		t.Fatalf("version 1 segment: %d rows, %d corrupt", s.Rows(), s.corruptRecs)
 	}
-	fb := &batch{rows: []Row{FeedbackRow(RowUnparsable, 100, 5, 2, testRow(1).IP, 42)}, n: 1}
+	fb := &batch{rows: []Row{PenaltyRow(RowUnparsable, 100, 5, 2, testRow(1).IP, 42)}, n: 1}
 	if err := s.append(fb); err != nil {
 		t.Fatal(err)
 	}

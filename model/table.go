@@ -292,6 +292,3 @@ func (t *table[K]) restore(es []node[K]) {
 		t.pushFront(s)
 	}
 }
-
-// entries returns the table's entries (any order).
-func (t *table[K]) entries() []node[K] { return slices.Clone(t.slots) }

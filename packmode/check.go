@@ -25,7 +25,6 @@ type checkFlight struct {
 	n      int
 	slots  [pack.MaxBatch]int32
 	inUse  bool
-	serial uint64
 }
 
 // pushCheck appends slot to the check lane (a full lane evicts the new

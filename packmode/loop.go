@@ -272,8 +272,8 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 				l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
 				l.st.Penalized++
 			}
-			if l.cfg.Rows != nil && l.cfg.Rows.Feedback() {
-				row := metastore.FeedbackRow(metastore.RowUnparsable, l.st.Rows+l.st.RowsDropped,
+			if l.cfg.Rows != nil && l.cfg.Rows.Penalties() {
+				row := metastore.PenaltyRow(metastore.RowUnparsable, l.st.Rows+l.st.RowsDropped,
 					l.wall0+l.now, metastore.PackChannel, m.SrcAddr, l.cfg.Seed)
 				l.offer(&row)
 			}

@@ -72,11 +72,6 @@ func (q *txQueue) push(nd node) (admitted bool, out int32) {
 	return true, out
 }
 
-// admits reports whether push would take a node with this order now.
-func (q *txQueue) admits(nd *node) bool {
-	return q.n < len(q.h) || (q.n > 0 && above(nd, &q.h[0]))
-}
-
 // popMax removes and returns the highest entry.
 func (q *txQueue) popMax() (node, bool) {
 	if q.n == 0 {

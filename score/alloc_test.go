@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/internal/invariants"
 )
 
 // The per-packet paths must not allocate. These tests prove it with
@@ -68,7 +69,7 @@ func TestZeroAllocs(t *testing.T) {
 }
 
 func TestZeroAllocsQueue(t *testing.T) {
-	if invariants {
+	if invariants.Enabled {
 		t.Skip("the invariants build verifies the whole queue, allocating, after every change")
 	}
 	const capacity = 1024

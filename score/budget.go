@@ -6,7 +6,7 @@ import (
 	"math/bits"
 )
 
-// Program ids the fee scan recognises (spec/solana-wire.md §4–5).
+// Program ids the fee scan recognises (docs/solana-wire.md §4–5).
 var (
 	// ComputeBudgetProgram is ComputeBudget111111111111111111111111111111.
 	ComputeBudgetProgram = [32]byte{

@@ -20,7 +20,7 @@ func secp(data ...byte) fixIx { return fixIx{prog: 4, data: data} }
 func withTail(b []byte, extra ...byte) []byte { return append(append([]byte{}, b...), extra...) }
 
 // TestBudget covers each compute-budget combination and the edge cases
-// 12–15 of spec/solana-wire.md §6, with current Agave's results: the
+// 12–15 of docs/solana-wire.md §6, with current Agave's results: the
 // default limit is SIMD-0170's (3 000 per builtin instruction, the
 // compute-budget, ed25519 and secp256k1 programs included; 200 000 per
 // other instruction; compute_budget_instruction_details.rs

@@ -12,7 +12,7 @@
 // pointer-free entries over a preallocated slab of records, and the Pacer
 // is a token bucket driven by the caller's clock.
 //
-// The transaction layout the View reads (spec/solana-wire.md §2):
+// The transaction layout the View reads (docs/solana-wire.md §2):
 //
 //	+------+---------------+-----+-----------+-------+------------------+-----------+--------------+------------------+
 //	| nsig | nsig × 64 sig | v0? | req ro ru | nkeys | nkeys × 32 keys  | blockhash | nix, instrs  | v0: nlut, lookups|

@@ -109,7 +109,7 @@ func TestEvaluateRecord(t *testing.T) {
 	}
 	f("ok", func(*channels.Packet) {}, OK)
 	// Case 11 of spec §6: size 1233, DISCARD, address tag. IPv6 is
-	// accepted (DESIGN.md), unlike the reference.
+	// accepted (docs/design.md), unlike the reference.
 	f("size 1233", func(p *channels.Packet) { p.SetSize(1233) }, RejectSize)
 	f("size huge", func(p *channels.Packet) { p.SetSize(math.MaxUint64) }, RejectSize)
 	f("discard", func(p *channels.Packet) { p.SetFlags(channels.FlagDiscard | channels.FlagForwarded) }, RejectDiscard)

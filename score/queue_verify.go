@@ -1,6 +1,21 @@
 package score
 
-import "fmt"
+import (
+	"fmt"
+
+	"github.com/solqos/qos/internal/invariants"
+)
+
+// check verifies the whole heap and slab after every change when built
+// with the invariants tag (internal/invariants); otherwise it compiles away.
+func (q *Queue) check() {
+	if !invariants.Enabled {
+		return
+	}
+	if err := q.verify(); err != nil {
+		panic("BUG: score: " + err.Error())
+	}
+}
 
 // verify checks the queue's consistency: counts, the min-max heap order
 // between every entry and each of its ancestors, and that used and free

@@ -88,7 +88,6 @@ func refDecodeV1(data []byte) (refTx, Reject) {
 		tx.keys = append(tx.keys, k)
 	}
 	tx.cfg = map[uint][]byte{}
-	var words [][]byte
 	for bit := range uint(32) {
 		if tx.mask&(1<<bit) == 0 {
 			continue
@@ -97,7 +96,6 @@ func refDecodeV1(data []byte) (refTx, Reject) {
 		if !ok {
 			return tx, RejectHeader
 		}
-		words = append(words, w)
 		tx.cfg[bit] = w
 	}
 	hdrs, ok := cut(4 * nix)

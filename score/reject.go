@@ -5,7 +5,7 @@ package score
 // stable snake_case name (String) to use as a counter label.
 //
 // The reasons come in groups, in the order Evaluate checks them: the
-// packet record; parsing (rules P1–P7 of spec/solana-wire.md §3, and the
+// packet record; parsing (rules P1–P7 of docs/solana-wire.md §3, and the
 // v1 layout); the v1 switch; sanitizing (S1–S9 and the newer limits);
 // the compute-budget instructions; the account locks; the compute-budget
 // limits. Only parse failures mean "not a transaction at all".

@@ -48,7 +48,7 @@ func seq(from, n int) []byte {
 }
 
 // TestParseRules has, for each rule P1–P7 and S1–S9 of
-// spec/solana-wire.md §3, at least one transaction that passes it and one
+// docs/solana-wire.md §3, at least one transaction that passes it and one
 // that breaks only it.
 func TestParseRules(t *testing.T) {
 	type tc struct {

@@ -85,7 +85,7 @@ func TestLoopAllocatesNothing(t *testing.T) {
 		c.Handoff = handoff
 	})
 	tr := newTraffic(t, 4096)
-	// Penalties too, so feedback rows reach the hand-off: an unparsable
+	// Penalties too, so penalty rows reach the hand-off: an unparsable
 	// packet on tpu and a failed-sigverify record per round.
 	garbage := tr.pkts[0]
 	garbage.SetData([]byte{0, 1, 2})
@@ -130,10 +130,10 @@ func TestLoopAllocatesNothing(t *testing.T) {
 	c := &h.s.snap
 	if c.TotalReceived() < uint64(packets) || c.Counters[Sent] < uint64(packets)*9/10 || c.Counters[ModelUpdates] < uint64(packets/1000) ||
 		c.Counters[RowsOffered]+c.Counters[RowsDropped] < uint64(packets)*9/10 ||
-		c.Counters[ParsePenalties] < uint64(packets/2048) || c.Counters[SigverifyFailed] < uint64(packets/2048) || c.Counters[FeedbackRows] == 0 {
-		t.Fatalf("the run did not exercise the loop: received %d, sent %d, model updates %d, rows %d, penalties %d+%d, feedback rows %d",
+		c.Counters[ParsePenalties] < uint64(packets/2048) || c.Counters[SigverifyFailed] < uint64(packets/2048) || c.Counters[PenaltyRows] == 0 {
+		t.Fatalf("the run did not exercise the loop: received %d, sent %d, model updates %d, rows %d, penalties %d+%d, penalty rows %d",
 			c.TotalReceived(), c.Counters[Sent], c.Counters[ModelUpdates], c.Counters[RowsOffered]+c.Counters[RowsDropped],
-			c.Counters[ParsePenalties], c.Counters[SigverifyFailed], c.Counters[FeedbackRows])
+			c.Counters[ParsePenalties], c.Counters[SigverifyFailed], c.Counters[PenaltyRows])
 	}
 	if d := after.Mallocs - before.Mallocs; d > 0 {
 		t.Fatalf("loop allocated %d objects (%d bytes) over %d packets", d, after.TotalAlloc-before.TotalAlloc, packets)

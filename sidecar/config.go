@@ -6,48 +6,25 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/score"
 )
 
-// Policy says how packets are ranked in the priority queue.
-type Policy uint8
+// Policy says how packets are ranked in the priority queue (admit.Policy).
+type Policy = admit.Policy
 
+// The policies; see admit.
 const (
-	// PolicyModel ranks by model(ip, signer) × fee / CUs and learns.
-	PolicyModel Policy = iota
-	// PolicyFeeOnly ranks by fee / CUs alone; the model is neither used nor
-	// trained. A baseline.
-	PolicyFeeOnly
-	// PolicyFIFO gives every packet the same score, so the queue sends in
-	// arrival order and drops newcomers when full. A baseline.
-	PolicyFIFO
+	PolicyModel   = admit.PolicyModel
+	PolicyFeeOnly = admit.PolicyFeeOnly
+	PolicyFIFO    = admit.PolicyFIFO
 )
 
-// String returns the policy's flag spelling.
-func (p Policy) String() string {
-	switch p {
-	case PolicyModel:
-		return "model"
-	case PolicyFeeOnly:
-		return "fee-only"
-	case PolicyFIFO:
-		return "fifo"
-	}
-	return fmt.Sprintf("policy(%d)", uint8(p))
-}
-
 // ParsePolicy reads a policy's flag spelling.
-func ParsePolicy(s string) (Policy, error) {
-	for _, p := range []Policy{PolicyModel, PolicyFeeOnly, PolicyFIFO} {
-		if p.String() == s {
-			return p, nil
-		}
-	}
-	return 0, fmt.Errorf("unknown policy %q (want model, fee-only or fifo)", s)
-}
+func ParsePolicy(s string) (Policy, error) { return admit.ParsePolicy(s) }
 
 // Config is everything the loop needs. Flags live in cmd/qos; this package
 // takes explicit values.

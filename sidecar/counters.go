@@ -1,70 +1,93 @@
 package sidecar
 
 import (
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/channels"
-	"github.com/solqos/qos/score"
 )
 
 // Counter names one of the loop's event counters.
 type Counter int
 
-// The loop's event counters. Their names (counterInfo) are the metric and
-// log names; keep them stable.
+// The loop's event counters, besides admission's (admit.Event). Their
+// names (counterNames) are the metric's event label and the log keys; keep
+// them stable (some predate today's Go names: joined, join_misses,
+// feedback_rows).
 const (
-	Duplicates Counter = iota
-	RecentlyConfirmed
-	RecentlyConfirmedAtSend
-	Admitted
-	Evicted
-	RejectedLow
-	Gated
+	// RecentlyConfirmedAtSend: queued packets dropped at send time because
+	// their first signature was confirmed meanwhile.
+	RecentlyConfirmedAtSend Counter = iota
+	// Expired: queued packets dropped because they were older than the queue TTL.
 	Expired
+	// Sent: packets written to qos_to_sig.
 	Sent
+	// OutputOverwrite: packets sent while the sigverify consumer was a full
+	// window (3/4 of qos_to_sig) behind, per its published head: it skips as
+	// many.
 	OutputOverwrite
+	// HeldBack: sends deferred because the sigverify consumer was a full
+	// window behind (--output-backpressure).
 	HeldBack
+	// ParsePenalties: model penalties for unparsable packets.
 	ParsePenalties
+	// SigverifyFailed: failed-sigverify records received.
 	SigverifyFailed
+	// SigverifyBadAddr: failed-sigverify records without a valid address
+	// (ignored).
 	SigverifyBadAddr
+	// Results: scheduler result records received.
 	Results
-	Joined
-	JoinMisses
+	// Matched: scheduler results matched with the partial metadata of an
+	// admitted packet.
+	Matched
+	// Unmatched: scheduler results whose partial metadata was gone (evicted,
+	// unknown or already matched).
+	Unmatched
+	// ModelUpdates: scheduler results the model learned from (each updates
+	// it at once).
 	ModelUpdates
+	// RowsOffered: rows (completed transactions and penalties) handed to the
+	// metastore.
 	RowsOffered
-	FeedbackRows
+	// PenaltyRows: of the rows handed to the metastore, penalties (failed
+	// sigverify, unparsable packets).
+	PenaltyRows
+	// RowsDropped: rows dropped because the metastore hand-off was full.
 	RowsDropped
+	// StatusSignatures: confirmed signatures received from tx_status_cache.
 	StatusSignatures
+	// Rejoins: channels rejoined after the validator recreated them, or
+	// after a fault once their file was valid again.
 	Rejoins
+	// ChannelFaults: memory faults on a channel file that another process
+	// shrank under the mapping; the channel is dropped until its file is
+	// valid again (per channel: qos_channel_faults_total).
 	ChannelFaults
+	// Rescored: packets queued again at send time because their sender's
+	// score fell below --rescore-below of their admission score.
 	Rescored
 	numCounters
 )
 
-var counterInfo = [numCounters]struct{ name, help string }{
-	Duplicates:              {"duplicates", "Packets the queue would take, dropped because a packet with the same hash was queued recently."},
-	RecentlyConfirmed:       {"recently_confirmed", "Packets the queue would take, dropped on arrival because their first signature was recently confirmed."},
-	RecentlyConfirmedAtSend: {"recently_confirmed_at_send", "Queued packets dropped at send time because their first signature was confirmed meanwhile."},
-	Admitted:                {"admitted", "Packets pushed into the priority queue."},
-	Evicted:                 {"evicted", "Queued packets evicted by a higher-scoring newcomer."},
-	RejectedLow:             {"rejected_low", "Packets not queued because the queue was full of higher scores (decided before the dedup and recently-confirmed lookups)."},
-	Gated:                   {"gated", "Packets refused before parsing: their sender IP's score, times the best signer score and the highest fee per CU a transaction can declare, could not beat the full queue's lowest entry (no parse, no penalty)."},
-	Expired:                 {"expired", "Queued packets dropped because they were older than the queue TTL."},
-	Sent:                    {"sent", "Packets written to qos_to_sig."},
-	OutputOverwrite:         {"output_overwrite", "Packets sent while the sigverify consumer was a full window (3/4 of qos_to_sig) behind, per its published head: it skips as many."},
-	HeldBack:                {"held_back", "Sends deferred because the sigverify consumer was a full window behind (--output-backpressure)."},
-	ParsePenalties:          {"parse_penalties", "Model penalties for unparsable packets."},
-	SigverifyFailed:         {"sigverify_failed", "Failed-sigverify records received."},
-	SigverifyBadAddr:        {"sigverify_bad_addr", "Failed-sigverify records without a valid address (ignored)."},
-	Results:                 {"scheduler_results", "Scheduler result records received."},
-	Joined:                  {"joined", "Scheduler results joined with their partial metadata."},
-	JoinMisses:              {"join_misses", "Scheduler results whose partial metadata was gone (evicted, unknown or already joined)."},
-	ModelUpdates:            {"model_updates", "Scheduler results the model learned from (each updates it at once)."},
-	RowsOffered:             {"rows_offered", "Rows (completed transactions and feedback) handed to the metastore."},
-	FeedbackRows:            {"feedback_rows", "Of the rows handed to the metastore, penalties (failed sigverify, unparsable packets)."},
-	RowsDropped:             {"rows_dropped", "Rows dropped because the metastore hand-off was full."},
-	StatusSignatures:        {"status_signatures", "Confirmed signatures received from tx_status_cache."},
-	Rejoins:                 {"rejoins", "Channels rejoined after the validator recreated them, or after a fault once their file was valid again."},
-	ChannelFaults:           {"channel_faults", "Memory faults on a channel file that another process shrank under the mapping; the channel is dropped until its file is valid again (per channel: qos_channel_faults_total)."},
-	Rescored:                {"rescored", "Packets queued again at send time because their sender's score fell below --rescore-below of their admission score."},
+var counterNames = [numCounters]string{
+	RecentlyConfirmedAtSend: "recently_confirmed_at_send",
+	Expired:                 "expired",
+	Sent:                    "sent",
+	OutputOverwrite:         "output_overwrite",
+	HeldBack:                "held_back",
+	ParsePenalties:          "parse_penalties",
+	SigverifyFailed:         "sigverify_failed",
+	SigverifyBadAddr:        "sigverify_bad_addr",
+	Results:                 "scheduler_results",
+	Matched:                 "joined",
+	Unmatched:               "join_misses",
+	ModelUpdates:            "model_updates",
+	RowsOffered:             "rows_offered",
+	PenaltyRows:             "feedback_rows",
+	RowsDropped:             "rows_dropped",
+	StatusSignatures:        "status_signatures",
+	Rejoins:                 "rejoins",
+	ChannelFaults:           "channel_faults",
+	Rescored:                "rescored",
 }
 
 // Name returns the counter's stable name.
@@ -72,7 +95,7 @@ func (c Counter) Name() string {
 	if c < 0 || c >= numCounters {
 		return "unknown"
 	}
-	return counterInfo[c].name
+	return counterNames[c]
 }
 
 // The packet channels, in visiting order; their index is the source
@@ -82,7 +105,7 @@ var packetChannels = [...]string{channels.TPU, channels.FWD, channels.RE1, chann
 const numPacketChannels = len(packetChannels)
 
 // The channels the loop consumes besides the packet channels, indexed after
-// them in Snapshot.Skipped and Snapshot.ProducerAlive.
+// them in Stats.Skipped and Stats.ProducerAlive.
 const (
 	chanSig = numPacketChannels + iota
 	chanSch
@@ -95,14 +118,14 @@ var inputNames = [numInputs]string{
 	channels.SigToQoS, channels.SchToQoS, channels.TxStatusCache,
 }
 
-// Snapshot is a copy of the loop's counters and gauges, published a few
+// Stats is a copy of the loop's counters and gauges, published a few
 // times a second. It is a plain value: publishing it allocates nothing.
-type Snapshot struct {
+type Stats struct {
 	At int64 // unix ns when taken
 
-	Counters [numCounters]uint64
-	Received [numPacketChannels]uint64
-	Rejects  [score.NumRejects]uint64
+	Counters  [numCounters]uint64
+	Received  [numPacketChannels]uint64
+	Admission admit.Counters // admission's events and rejects, by reason
 
 	// Per input channel (packet channels, then sig_to_qos, sch_to_qos,
 	// tx_status_cache): records lost to overrun, whether it is joined, and
@@ -132,10 +155,10 @@ type Snapshot struct {
 }
 
 // Counter returns one counter's value.
-func (s *Snapshot) Counter(c Counter) uint64 { return s.Counters[c] }
+func (s *Stats) Counter(c Counter) uint64 { return s.Counters[c] }
 
 // TotalReceived sums packets received over the packet channels.
-func (s *Snapshot) TotalReceived() uint64 {
+func (s *Stats) TotalReceived() uint64 {
 	var n uint64
 	for _, v := range s.Received {
 		n += v
@@ -143,11 +166,8 @@ func (s *Snapshot) TotalReceived() uint64 {
 	return n
 }
 
-// TotalRejected sums packets rejected for any reason.
-func (s *Snapshot) TotalRejected() uint64 {
-	var n uint64
-	for _, v := range s.Rejects {
-		n += v
-	}
-	return n
-}
+// TotalRejected sums packets rejected by inspection, for any reason.
+func (s *Stats) TotalRejected() uint64 { return s.Admission.TotalRejected() }
+
+// Event returns one admission event's count.
+func (s *Stats) Event(e admit.Event) uint64 { return s.Admission.Events[e] }

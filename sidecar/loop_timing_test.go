@@ -3,12 +3,12 @@ package sidecar
 import (
 	"encoding/binary"
 	"fmt"
+	"github.com/solqos/qos/admit"
 	"sync"
 	"testing"
 	"time"
 
 	"github.com/solqos/qos/channels"
-	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/sim"
 )
 
@@ -80,7 +80,7 @@ func benchAdmit(b *testing.B, rising bool, edit func(*Config)) {
 		done += n
 	}
 	b.ReportMetric(float64(b.N)/b.Elapsed().Seconds(), "packets/s")
-	b.ReportMetric(float64(h.s.snap.Counters[Admitted])/float64(h.s.snap.Received[0]), "admitted")
+	b.ReportMetric(float64(h.s.snap.Admission.Events[admit.EventAdmitted])/float64(h.s.snap.Received[0]), "admitted")
 }
 
 // BenchmarkLoopEndToEnd runs whole loop iterations (every input, the
@@ -104,7 +104,7 @@ func BenchmarkLoopEndToEnd(b *testing.B) {
 func benchEndToEnd(b *testing.B, target uint64) {
 	h := newHarness(b, func(c *Config) {
 		c.QueueCapacity = 16384
-		c.PartialCapacity = metastore.DefaultPartialCapacity
+		c.PartialCapacity = admit.DefaultPartialCapacity
 		c.RecentCapacity = DefaultConfig().RecentCapacity
 		c.TargetPPS = target
 		c.PacerBurst = 0 // the daemon's default: 10 ms of the target
@@ -123,7 +123,7 @@ func benchEndToEnd(b *testing.B, target uint64) {
 // busy: the share of the time spent in steps that handled records (below
 // 1, feed set the pace, not the loop). It returns the counters as they
 // were when the timer started.
-func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Snapshot {
+func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Stats {
 	b.Helper()
 	capacity := h.tpu.Capacity()
 	stop, done := make(chan struct{}), make(chan struct{})
@@ -164,7 +164,7 @@ func driveLoop(b *testing.B, h *harness, warm uint64, feed func()) Snapshot {
 	secs := b.Elapsed().Seconds()
 	got := float64(h.s.snap.TotalReceived() - before.TotalReceived())
 	b.ReportMetric(got/secs, "packets/s")
-	b.ReportMetric(float64(h.s.snap.Counters[Admitted]-before.Counters[Admitted])/got, "admitted")
+	b.ReportMetric(float64(h.s.snap.Admission.Events[admit.EventAdmitted]-before.Admission.Events[admit.EventAdmitted])/got, "admitted")
 	b.ReportMetric(float64(h.s.snap.Counters[Sent]-before.Counters[Sent])/secs, "sent/s")
 	b.ReportMetric(float64(busy)/1e9/secs, "busy")
 	return before
@@ -221,7 +221,7 @@ func benchStory(b *testing.B, target uint64, queue int) {
 	pool, chans := storyPool()
 	h := newHarness(b, func(c *Config) {
 		c.QueueCapacity = queue
-		c.PartialCapacity = metastore.DefaultPartialCapacity
+		c.PartialCapacity = admit.DefaultPartialCapacity
 		c.RecentCapacity = DefaultConfig().RecentCapacity
 		c.TargetPPS = target
 		c.PacerBurst = 0
@@ -247,8 +247,8 @@ func benchStory(b *testing.B, target uint64, queue int) {
 	now := &h.s.snap
 	got := float64(now.TotalReceived() - before.TotalReceived())
 	b.ReportMetric(float64(now.TotalRejected()-before.TotalRejected())/got, "rejected")
-	b.ReportMetric(float64(now.Counters[Duplicates]-before.Counters[Duplicates])/got, "duplicates")
-	b.ReportMetric(float64(now.Counters[Gated]-before.Counters[Gated])/got, "gated")
+	b.ReportMetric(float64(now.Admission.Events[admit.EventDuplicates]-before.Admission.Events[admit.EventDuplicates])/got, "duplicates")
+	b.ReportMetric(float64(now.Admission.Events[admit.EventGated]-before.Admission.Events[admit.EventGated])/got, "gated")
 }
 
 // storyWarm is how many packets of the story the loop takes before

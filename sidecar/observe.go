@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/score"
 )
 
@@ -12,7 +14,7 @@ import (
 // the metrics collector, and logs a summary every LogInterval.
 func (s *Sidecar) observe(done <-chan struct{}) {
 	var (
-		last = Snapshot{At: time.Now().UnixNano()} // summaries cover everything from the start
+		last = Stats{At: time.Now().UnixNano()} // summaries cover everything from the start
 		tick <-chan time.Time
 	)
 	if s.cfg.LogInterval > 0 {
@@ -21,16 +23,16 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 		tick = t.C
 	}
 	var maxStall, maxLearn int64
-	take := func(sn Snapshot) {
+	take := func(sn Stats) {
 		maxStall = max(maxStall, sn.MaxStallNanos)
 		maxLearn = max(maxLearn, sn.MaxLearnNanos)
 		s.mu.Lock()
-		s.latest = sn
+		s.mu.latest = sn
 		s.mu.Unlock()
 	}
 	for {
 		select {
-		case sn := <-s.snaps:
+		case sn := <-s.pub.snaps:
 			take(sn)
 		case <-tick:
 			cur := s.Latest()
@@ -39,7 +41,7 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 			maxStall, maxLearn = 0, 0
 		case <-done:
 			select {
-			case sn := <-s.snaps:
+			case sn := <-s.pub.snaps:
 				take(sn)
 			default:
 			}
@@ -52,7 +54,7 @@ func (s *Sidecar) observe(done <-chan struct{}) {
 	}
 }
 
-func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
+func (s *Sidecar) logSummary(prev, cur *Stats, maxStall, maxLearn int64) {
 	secs := float64(cur.At-prev.At) / 1e9
 	if secs <= 0 {
 		return
@@ -63,6 +65,11 @@ func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
 		"out_pps", int64(rate(prev.Counters[Sent], cur.Counters[Sent])),
 		"rejected", cur.TotalRejected() - prev.TotalRejected(),
 		"busy", fmt.Sprintf("%.1f%%", 100*float64(cur.BusyNanos-prev.BusyNanos)/float64(cur.At-prev.At)),
+	}
+	for e := admit.Event(0); e < admit.NumEvents; e++ {
+		if d := cur.Admission.Events[e] - prev.Admission.Events[e]; d > 0 {
+			attrs = append(attrs, e.Name(), d)
+		}
 	}
 	for c := Counter(0); c < numCounters; c++ {
 		if d := cur.Counters[c] - prev.Counters[c]; d > 0 {
@@ -80,7 +87,7 @@ func (s *Sidecar) logSummary(prev, cur *Snapshot, maxStall, maxLearn int64) {
 		"max_stall", time.Duration(maxStall), "max_learn", time.Duration(maxLearn))
 	s.log.Info("qos", attrs...)
 	for r := score.Reject(1); int(r) < score.NumRejects; r++ {
-		if d := cur.Rejects[r] - prev.Rejects[r]; d > 0 {
+		if d := cur.Admission.Rejects[r] - prev.Admission.Rejects[r]; d > 0 {
 			s.log.Debug("rejected", "reason", r.String(), "count", d)
 		}
 	}
@@ -117,6 +124,9 @@ func (c collector) Describe(ch chan<- *prometheus.Desc) {
 
 func (c collector) Collect(ch chan<- prometheus.Metric) {
 	sn := c.s.Latest()
+	for e := admit.Event(0); e < admit.NumEvents; e++ {
+		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(sn.Admission.Events[e]), e.Name())
+	}
 	for k := Counter(0); k < numCounters; k++ {
 		ch <- prometheus.MustNewConstMetric(descCounter, prometheus.CounterValue, float64(sn.Counters[k]), k.Name())
 	}
@@ -124,7 +134,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 		ch <- prometheus.MustNewConstMetric(descReceived, prometheus.CounterValue, float64(sn.Received[i]), name)
 	}
 	for r := score.Reject(1); int(r) < score.NumRejects; r++ {
-		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(sn.Rejects[r]), r.String())
+		ch <- prometheus.MustNewConstMetric(descRejected, prometheus.CounterValue, float64(sn.Admission.Rejects[r]), r.String())
 	}
 	for i, name := range inputNames {
 		ch <- prometheus.MustNewConstMetric(descSkipped, prometheus.CounterValue, float64(sn.Skipped[i]), name)
@@ -155,6 +165,9 @@ func b2f(b bool) float64 {
 func (s *Sidecar) logTotals() {
 	t := &s.snap
 	attrs := []any{"received", t.TotalReceived(), "rejected", t.TotalRejected()}
+	for e := admit.Event(0); e < admit.NumEvents; e++ {
+		attrs = append(attrs, e.Name(), t.Admission.Events[e])
+	}
 	for c := Counter(0); c < numCounters; c++ {
 		attrs = append(attrs, c.Name(), t.Counters[c])
 	}

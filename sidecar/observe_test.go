@@ -1,6 +1,7 @@
 package sidecar
 
 import (
+	"github.com/solqos/qos/admit"
 	"testing"
 	"time"
 
@@ -18,7 +19,7 @@ func TestCollector(t *testing.T) {
 	tr.push(h.tpu, 50)
 	h.s.step(0, time.Now().UnixNano())
 	h.s.snap.BusyNanos = int64(1500 * time.Millisecond)
-	h.s.latest = h.s.snap
+	h.s.mu.latest = h.s.snap
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.s.Collector())
@@ -49,7 +50,7 @@ func TestCollector(t *testing.T) {
 		want   float64
 	}{
 		{"qos_received_packets_total", map[string]string{"channel": "tpu_to_qos"}, 50},
-		{"qos_events_total", map[string]string{"event": "admitted"}, float64(h.s.snap.Counters[Admitted])},
+		{"qos_events_total", map[string]string{"event": "admitted"}, float64(h.s.snap.Admission.Events[admit.EventAdmitted])},
 		{"qos_events_total", map[string]string{"event": "sent"}, float64(h.s.snap.Counters[Sent])},
 		{"qos_loop_busy_seconds_total", nil, 1.5},
 		{"qos_queue_length", nil, float64(h.s.snap.QueueLen)},
@@ -59,7 +60,7 @@ func TestCollector(t *testing.T) {
 			t.Errorf("%s%v = %v (present %v), want %v", tc.name, tc.labels, got, ok, tc.want)
 		}
 	}
-	if h.s.snap.Counters[Admitted] == 0 {
+	if h.s.snap.Admission.Events[admit.EventAdmitted] == 0 {
 		t.Fatal("no packet admitted: the test traffic is wrong")
 	}
 	// Names, units and help follow Prometheus' conventions.

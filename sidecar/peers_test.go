@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"bytes"
+	"github.com/solqos/qos/admit"
 	"log/slog"
 	"strings"
 	"testing"
@@ -63,13 +64,13 @@ func TestRejoinRecreatedChannel(t *testing.T) {
 	if err := channels.Remove(h.opts, s); err != nil {
 		t.Fatal(err)
 	}
-	h.s.files <- h.s.statFiles()
+	h.s.pub.files <- h.s.statFiles()
 	h.s.checkPeers()
 	if h.s.in[0] != old {
 		t.Fatal("consumer dropped while its file is absent; it should keep the old mapping")
 	}
 	tpu := openProducer[channels.Packet](t, h.opts, channels.TPU) // the new file
-	h.s.files <- h.s.statFiles()
+	h.s.pub.files <- h.s.statFiles()
 	h.s.checkPeers()
 	if h.s.in[0] == old {
 		t.Fatal("recreated tpu_to_qos not rejoined")
@@ -82,7 +83,7 @@ func TestRejoinRecreatedChannel(t *testing.T) {
 	tpu.Push(&p)
 	tpu.Sync()
 	h.s.step(0, 0)
-	if h.s.snap.Received[0] != 1 || h.s.snap.Counters[Admitted] != 1 {
-		t.Fatalf("after rejoin received %d, admitted %d; want 1, 1", h.s.snap.Received[0], h.s.snap.Counters[Admitted])
+	if h.s.snap.Received[0] != 1 || h.s.snap.Admission.Events[admit.EventAdmitted] != 1 {
+		t.Fatalf("after rejoin received %d, admitted %d; want 1, 1", h.s.snap.Received[0], h.s.snap.Admission.Events[admit.EventAdmitted])
 	}
 }

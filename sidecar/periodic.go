@@ -70,14 +70,14 @@ func (s *Sidecar) publish(wall int64) {
 	s.snap.ModelIPs, s.snap.ModelSigners = ms.IPs, ms.Signers
 
 	select {
-	case s.snaps <- s.snap:
+	case s.pub.snaps <- s.snap:
 	default:
 		select {
-		case <-s.snaps:
+		case <-s.pub.snaps:
 		default:
 		}
 		select {
-		case s.snaps <- s.snap:
+		case s.pub.snaps <- s.snap:
 		default:
 		}
 	}
@@ -104,7 +104,7 @@ func (s *Sidecar) watch(done <-chan struct{}) {
 		case <-t.C:
 		}
 		select {
-		case s.files <- s.statFiles():
+		case s.pub.files <- s.statFiles():
 		default: // the loop has not taken the previous one; it is as good
 		}
 	}
@@ -127,7 +127,7 @@ func (s *Sidecar) checkPeers() {
 	var files [numInputs]fileState
 	fresh := false
 	select {
-	case files = <-s.files:
+	case files = <-s.pub.files:
 		fresh = true
 	default:
 	}
@@ -211,19 +211,19 @@ func (s *Sidecar) queueSave() {
 		return
 	}
 	select {
-	case s.saves <- b:
+	case s.pub.saves <- b:
 	default:
 		s.log.Warn("previous model save still in progress; skipping this one")
 	}
 }
 
 func (s *Sidecar) saver() {
-	for b := range s.saves {
+	for b := range s.pub.saves {
 		start := time.Now()
 		if err := model.WriteFileAtomic(s.cfg.ModelFile, b); err != nil {
 			s.log.Error("periodic model save failed", "file", s.cfg.ModelFile, "err", err)
 			select {
-			case s.saveErrs <- fmt.Errorf("periodic save: %w", err):
+			case s.pub.saveErrs <- fmt.Errorf("periodic save: %w", err):
 			default:
 			}
 			continue

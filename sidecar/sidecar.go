@@ -11,6 +11,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
@@ -21,34 +22,40 @@ import (
 
 // Sidecar owns the channels, the scoring state and the model of one daemon
 // run. Open it, Run it on one goroutine, then it closes itself.
+//
+// Four goroutines share it, each with its own fields: the loop (Run's
+// goroutine) owns everything not listed under another; observe, watch and
+// saver own nothing and talk to the loop only through the channels in pub
+// and the snapshot under mu.
 type Sidecar struct {
-	cfg Config
-	log *slog.Logger
+	// Set by Open, read-only afterwards.
+	cfg   Config
+	log   *slog.Logger
+	learn bool // the policy uses and trains the model
+	// penaltyRows: penalties become rows too (learning, a hand-off that
+	// takes them).
+	penaltyRows bool
 
+	// Loop goroutine: the channels it drains and feeds.
 	in     [numPacketChannels]*channels.Consumer[channels.Packet]
 	sig    *channels.Consumer[channels.Packet]
 	sch    *channels.Consumer[channels.RemainingMeta]
 	status *channels.Consumer[channels.Signature]
 	out    *channels.Producer[channels.Packet]
 
-	eval    score.Evaluator
+	// Loop goroutine: the admission and the tables it decides with.
+	adm     *admit.Admitter
 	queue   *score.Queue
 	pacer   *score.Pacer
-	partial *metastore.PartialStore
+	partial *admit.PartialStore
 	recent  *sigcache.Set
 	model   *model.IPSigner
-	learn   bool // the policy uses and trains the model
-	// gateOff disables the sender gate (tests compare the loop with and
-	// without it).
-	gateOff bool
-	// feedbackRows: penalties become rows too (learning, a hand-off that
-	// takes them).
-	feedbackRows bool
 
-	// Scratch records the loop pops into; they live here so that nothing
-	// escapes per packet.
+	// Loop goroutine: scratch records the loop pops into; they live here
+	// so that nothing escapes per packet.
 	batch   [admitBatch]channels.Packet
-	evals   [admitBatch]evaluated
+	txs     [admitBatch]admit.Tx
+	decs    [admitBatch]admit.Decision
 	touched uint64 // sum of the early loads, kept so they are not optimised away
 	pkt     channels.Packet
 	// The records send popped (pointers into the queue's slab, valid until
@@ -58,7 +65,8 @@ type Sidecar struct {
 	meta     channels.RemainingMeta
 	sigRec   channels.Signature
 
-	snap       Snapshot // the loop's live counters
+	// Loop goroutine: counters, clocks and peer bookkeeping.
+	snap       Stats // the loop's live counters
 	start      time.Time
 	rowSeq     uint64          // one sequence over every row kind
 	wall       int64           // the current step's row time (unix ns, never steps back)
@@ -72,14 +80,24 @@ type Sidecar struct {
 	nextPublish, nextPeer, nextSave int64
 	faults                          faultState // channels detached after a memory fault (fault.go)
 
-	// Published state, read by other goroutines.
-	snaps    chan Snapshot // one slot, latest wins
-	saves    chan []byte   // serialised models for the saver goroutine
-	files    chan [numInputs]fileState
-	mu       sync.Mutex
-	latest   Snapshot
-	saveErrs chan error
+	// Between goroutines: the loop sends, the helpers receive (saveErrs:
+	// the saver sends, Run receives).
+	pub struct {
+		snaps    chan Stats                // one slot, latest wins; to observe
+		saves    chan []byte               // serialised models; to saver
+		files    chan [numInputs]fileState // from watch
+		saveErrs chan error
+	}
+	// mu guards the latest snapshot: observe writes, Latest reads.
+	mu struct {
+		sync.Mutex
+		latest Stats
+	}
 }
+
+// senderGate is on in production; tests switch it off to compare the
+// loop with and without the gate.
+var senderGate = true
 
 // Open joins the validator-fed channels, creates or joins qos_to_sig,
 // publishes the hash seed, loads the model and allocates every fixed-size
@@ -93,21 +111,20 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		log = slog.Default()
 	}
 	s := &Sidecar{
-		cfg:      cfg,
-		log:      log,
-		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees, Limits: cfg.Limits},
-		queue:    score.NewQueue(cfg.QueueCapacity, cfg.QueueTTL),
-		pacer:    score.NewPacer(cfg.TargetPPS, cfg.PacerTick, pacerBurst(cfg)),
-		partial:  metastore.NewPartialStore(cfg.PartialCapacity),
-		recent:   sigcache.New(cfg.RecentCapacity, cfg.Seed),
-		learn:    cfg.Policy == PolicyModel,
-		snaps:    make(chan Snapshot, 1),
-		saves:    make(chan []byte, 1),
-		files:    make(chan [numInputs]fileState, 1),
-		stopped:  make([]string, 0, numInputs),
-		resumed:  make([]string, 0, numInputs),
-		saveErrs: make(chan error, 1),
+		cfg:     cfg,
+		log:     log,
+		queue:   score.NewQueue(cfg.QueueCapacity, cfg.QueueTTL),
+		pacer:   score.NewPacer(cfg.TargetPPS, cfg.PacerTick, pacerBurst(cfg)),
+		partial: admit.NewPartialStore(cfg.PartialCapacity),
+		recent:  sigcache.New(cfg.RecentCapacity, cfg.Seed),
+		learn:   cfg.Policy.Learns(),
+		stopped: make([]string, 0, numInputs),
+		resumed: make([]string, 0, numInputs),
 	}
+	s.pub.snaps = make(chan Stats, 1)
+	s.pub.saves = make(chan []byte, 1)
+	s.pub.files = make(chan [numInputs]fileState, 1)
+	s.pub.saveErrs = make(chan error, 1)
 	defer func() {
 		if err != nil {
 			s.closeChannels()
@@ -139,7 +156,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		return nil, err
 	}
 	s.outWindow = s.out.Window()
-	s.feedbackRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Feedback()
+	s.penaltyRows = s.learn && cfg.Handoff != nil && cfg.Handoff.Penalties()
 
 	s.model = model.New(cfg.Model)
 	if cfg.ModelFile != "" {
@@ -158,6 +175,7 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 			return nil, fmt.Errorf("load model (move the file away to start fresh): %w", err)
 		}
 	}
+	s.adm = admit.New(admit.Params{Seed: cfg.Seed, Fees: cfg.Fees, Limits: cfg.Limits, Policy: cfg.Policy}, s.queue, s.partial, s.recent, s.model)
 	return s, nil
 }
 
@@ -194,10 +212,10 @@ func (s *Sidecar) Model() *model.IPSigner { return s.model }
 
 // Latest returns the most recent counter snapshot. Safe from any goroutine
 // while Run is going.
-func (s *Sidecar) Latest() Snapshot {
+func (s *Sidecar) Latest() Stats {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.latest
+	return s.mu.latest
 }
 
 // Run drives the loop on the calling goroutine, locked to its OS thread,
@@ -229,13 +247,13 @@ func (s *Sidecar) Run(ctx context.Context) error {
 		s.cfg.Handoff.Flush()
 	}
 	s.publish(time.Now().UnixNano())
-	close(s.saves)
+	close(s.pub.saves)
 	close(observeDone)
 	wg.Wait()
 	s.logTotals()
 	var errs []error
 	select {
-	case err := <-s.saveErrs:
+	case err := <-s.pub.saveErrs:
 		errs = append(errs, err)
 	default:
 	}
@@ -341,46 +359,29 @@ func (s *Sidecar) drainStatus() int {
 	return n
 }
 
-// admitBatch is how many packets drainPackets evaluates before it admits
+// admitBatch is how many packets drainPackets judges before it admits
 // them: their lookups in the million-entry dedup and recently-confirmed
 // tables are each a likely cache miss, and loading them together lets
 // the misses overlap.
 const admitBatch = 16
 
-// evaluated is one packet of a batch between evaluation and admission.
-type evaluated struct {
-	info  score.Info
-	rej   score.Reject
-	gated bool // refused by the sender gate; info and rej are not set
-	// ipFactor is the sender's model.IPFactor when judge read it (gated
-	// packets keep it for admitGated).
-	ipFactor float64
-	score    float64
-	// sigKey is the recently-confirmed key of signature 0 (never 0) and
-	// info.Hash the packet hash, both computed once the queue would take
-	// the packet; until then 0.
-	sigKey uint64
-}
-
 // drainPackets takes up to PacketBatch packets from one channel, in
-// batches of admitBatch, each in four passes:
+// batches of admitBatch, each in four passes (see package admit):
 //
 //  1. pop each packet;
-//  2. judge each in arrival order: the sender gate, or inspection (check,
-//     parse, price), counting rejections and penalising the sources of
-//     unparsable packets, and scoring the rest (the only model changes
-//     here are those penalties, so every score sees the model exactly as
-//     a packet-by-packet loop would);
-//  3. load the dedup and recently-confirmed entries of the packets the
+//  2. judge each in arrival order, applying its penalty (an unparsable
+//     packet's source IP) before the next, so every score sees the model
+//     exactly as a packet-by-packet loop would;
+//  3. peek the dedup and recently-confirmed entries of the packets the
 //     queue would take, so their cache misses overlap;
-//  4. admit each in order: queue check, recently-confirmed check, dedup
-//     insert, queue push (a gated packet: the gate's check again).
+//  4. admit each in order, pushing those admission queues.
 //
 // A packet the full queue would refuse is counted as rejected_low before
 // the dedup and recently-confirmed lookups: it is never queued, so it can
 // neither reach sigverify twice nor be joined, and under a flood most
-// packets end there at the cost of evaluation alone.
+// packets end there at the cost of inspection alone.
 func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet], mono int64) int {
+	ac := &s.snap.Admission
 	n := 0
 	for n < s.cfg.PacketBatch {
 		k := 0
@@ -390,26 +391,27 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 		if k == 0 {
 			break
 		}
-		gate := s.gateOpen(mono)
+		gate := senderGate && s.adm.GateOpen(mono)
 		live := 0
 		for j := range k {
-			if s.judge(src, &s.batch[j], &s.evals[j], mono, gate) {
+			s.txs[j] = txOf(src, &s.batch[j])
+			if s.adm.Judge(&s.txs[j], &s.decs[j], mono, gate, ac) {
 				live++
 			}
+			s.penalize(&s.txs[j], s.decs[j].Penalty)
 		}
-		touched := s.partial.PeekEvictions(live)
+		touched := s.adm.PeekEvictions(live)
 		for j := range k {
-			if e := &s.evals[j]; e.sigKey != 0 {
-				touched += s.recent.Peek(e.sigKey) + s.partial.Peek(e.info.Hash)
-			}
+			touched += s.adm.Peek(&s.decs[j])
 		}
 		s.touched += touched
 		for j := range k {
-			switch e := &s.evals[j]; {
-			case e.gated:
-				s.admitGated(src, &s.batch[j], e, mono)
-			case e.rej == score.OK:
-				s.admitEvaluated(src, &s.batch[j], e, mono)
+			d := &s.decs[j]
+			switch s.adm.Admit(&s.txs[j], d, mono, ac) {
+			case admit.Queue:
+				ac.Pushed(s.queue.Push(&s.batch[j], d.Score, d.Info.Hash, d.SigKey, mono))
+			case admit.Rejected:
+				s.penalize(&s.txs[j], d.Penalty)
 			}
 		}
 		n += k
@@ -418,163 +420,28 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 	return n
 }
 
-// judge takes one packet in arrival order: the sender gate may refuse it
-// unparsed (gated, its IP factor kept for admitGated); otherwise it is
-// inspected, a rejected one counted (and its source penalised when it did
-// not parse), an accepted one scored. It reports whether the queue would
-// take the packet as it stands now.
-func (s *Sidecar) judge(src uint8, p *channels.Packet, e *evaluated, mono int64, gate bool) bool {
-	e.sigKey, e.gated = 0, false
-	ipf := -1.0 // the sender's model.IPFactor, once read
-	if gate {
-		if addr, ok := p.Addr(); ok {
-			ipf = s.model.IPFactor(model.IPOf(addr))
-			if !s.queue.Admits(s.bound(ipf), mono) {
-				e.gated, e.ipFactor = true, ipf
-				return false
-			}
-		}
+// txOf is what admission reads of a packet record: its data, source
+// address and flags, pointing into the record (no copy).
+func txOf(src uint8, p *channels.Packet) admit.Tx {
+	n := p.Size()
+	if n > channels.PacketDataSize {
+		// Longer than any transaction, so admission rejects it by size
+		// (the record holds PacketSize > PacketDataSize+1 bytes).
+		n = channels.PacketDataSize + 1
 	}
-	if !s.inspect(src, p, e, ipf) || !s.queue.Admits(e.score, mono) {
-		return false
-	}
-	s.keys(p, e)
-	return true
+	addr, _ := p.Addr() // not valid for a bad tag: admission rejects it
+	return admit.Tx{Data: p[:n:n], Addr: addr, Flags: admit.Flags(p.Flags()), Channel: src}
 }
 
-// inspect checks, parses and prices p into e and scores it under the
-// policy, with ipf the sender's model.IPFactor when already read (else
-// -1). A rejected packet goes to reject. It reports whether p was
-// accepted.
-func (s *Sidecar) inspect(src uint8, p *channels.Packet, e *evaluated, ipf float64) bool {
-	e.info, e.rej = s.eval.Inspect(p)
-	if e.rej != score.OK {
-		s.reject(src, p, e.rej)
-		return false
-	}
-	b := e.info.Budget
-	switch s.cfg.Policy {
-	case PolicyModel:
-		if ipf < 0 {
-			addr, _ := p.Addr() // Inspect checked the tag
-			ipf = s.model.IPFactor(model.IPOf(addr))
-		}
-		// IPFactor × SignerFactor is Forward, bit for bit.
-		e.score = score.Score(ipf*s.model.SignerFactor(model.Signer(e.info.Payer)), b.Fee, b.CUs)
-	case PolicyFeeOnly:
-		e.score = score.Score(1, b.Fee, b.CUs)
-	default: // FIFO: equal scores, the queue keeps arrival order
-		e.score = 0
-	}
-	return true
-}
-
-// reject counts a packet Inspect rejected and, when it did not parse and
-// the policy learns, penalises its source IP and offers the penalty's row.
-func (s *Sidecar) reject(src uint8, p *channels.Packet, rej score.Reject) {
-	s.snap.Rejects[rej]++
-	if rej.Parse() && s.learn {
-		if addr, ok := p.Addr(); ok {
-			s.model.Penalize(model.IPOf(addr), 0) // what it claimed is unknown
-			s.snap.Counters[ParsePenalties]++
-			s.offerFeedback(metastore.RowUnparsable, src, addr.As16(), 0, 0)
-		}
-	}
-}
-
-// The sender gate. Under the model policy a packet scores
-// IPFactor(ip) × SignerFactor(payer) × fee / max(cus, score.MinScoreCUs), at most
-// bound(IPFactor(ip)) whatever its signer and fee (float rounding is
-// monotone). When the full queue would refuse even that, the packet would
-// end as rejected_low after parsing; judge refuses it first and spares
-// the parse, most of what a packet from a sunk spammer costs. The
-// decision is taken in arrival order with the model as a packet-by-packet
-// loop would see it, and confirmed at admission, where the queue may have
-// become easier to enter (an expired entry surfacing): see admitGated. An
-// unparsable gated packet is not parsed, so it does not penalise its
-// already sunk IP again.
-
-// bound is the highest score a packet from an IP with factor ipf can
-// reach.
-func (s *Sidecar) bound(ipf float64) float64 {
-	return ipf * s.model.MaxSignerFactor() * score.MaxFeePerCU
-}
-
-// gateOpen reports whether the gate can refuse anything in the batch: the
-// queue refuses the bound of the lowest IP factor there is. Otherwise the
-// gate's lookups are skipped.
-func (s *Sidecar) gateOpen(mono int64) bool {
-	return s.cfg.Policy == PolicyModel && !s.gateOff &&
-		!s.queue.Admits(s.bound(s.model.MinIPFactor()), mono)
-}
-
-// admitGated confirms a gate refusal at the packet's turn in admission.
-// If the queue would now take the packet's bound, the packet is inspected
-// and scored with the IP factor of its turn in judge (the signer factors
-// do not change within a batch), exactly as judge would have, and
-// admitted as any other.
-func (s *Sidecar) admitGated(src uint8, p *channels.Packet, e *evaluated, mono int64) {
-	if !s.queue.Admits(s.bound(e.ipFactor), mono) {
-		s.snap.Counters[Gated]++
+// penalize applies an admission penalty: the model sinks the source IP of
+// an unparsable packet, and the penalty's row is offered.
+func (s *Sidecar) penalize(tx *admit.Tx, p admit.Penalty) {
+	if p != admit.PenalizeUnparsable {
 		return
 	}
-	e.gated = false
-	if s.inspect(src, p, e, e.ipFactor) {
-		s.admitEvaluated(src, p, e, mono) // computes the keys (sigKey is 0)
-	}
-}
-
-// keys computes the packet hash and the recently-confirmed key of an
-// accepted packet, which only the lookups after the queue check need.
-func (s *Sidecar) keys(p *channels.Packet, e *evaluated) {
-	e.info.Hash = score.PacketHash(s.cfg.Seed, p)
-	// An accepted packet has at least one signature, at SigOff (1, or
-	// after the message for v1).
-	o := int(e.info.SigOff)
-	e.sigKey = s.recent.Key(p[o : o+64])
-}
-
-// admitEvaluated takes one accepted, scored packet through the queue
-// check, the recently-confirmed check, dedup and the queue. The
-// per-packet path: no allocation, no system call.
-func (s *Sidecar) admitEvaluated(src uint8, p *channels.Packet, e *evaluated, mono int64) {
-	sc := e.score
-	if !s.queue.Admits(sc, mono) {
-		s.snap.Counters[RejectedLow]++
-		return
-	}
-	if e.sigKey == 0 { // the queue's bar moved down since evaluation
-		s.keys(p, e)
-	}
-	if s.recent.ContainsKey(e.sigKey) {
-		s.snap.Counters[RecentlyConfirmed]++
-		return
-	}
-	addr, _ := p.Addr() // Inspect checked the tag
-	b := e.info.Budget
-	if s.partial.Insert(e.info.Hash, metastore.Partial{
-		ArrivedAt: mono,
-		Channel:   src,
-		IP:        addr.As16(),
-		Signer:    e.info.Payer,
-		Fee:       b.Fee,
-		CUs:       b.CUs,
-		CUPrice:   b.CUPrice,
-		Score:     sc,
-	}) {
-		s.snap.Counters[Duplicates]++
-		return
-	}
-	admitted, evicted := s.queue.Push(p, sc, e.info.Hash, e.sigKey, mono)
-	switch {
-	case !admitted: // not reached: Admits said yes and nothing changed since
-		s.snap.Counters[RejectedLow]++
-	case evicted:
-		s.snap.Counters[Admitted]++
-		s.snap.Counters[Evicted]++
-	default:
-		s.snap.Counters[Admitted]++
-	}
+	s.model.Penalize(model.IPOf(tx.Addr), 0) // what it claimed is unknown
+	s.snap.Counters[ParsePenalties]++
+	s.offerPenalty(metastore.RowUnparsable, tx.Channel, tx.Addr.As16(), 0, 0)
 }
 
 func (s *Sidecar) drainSigFailures() int {
@@ -598,9 +465,9 @@ func (s *Sidecar) drainSigFailures() int {
 				claim = score.Score(1, fee, cus)
 			}
 			s.model.Penalize(ip, claim)
-			if s.feedbackRows {
+			if s.penaltyRows {
 				addr, _ := s.pkt.Addr() // Source checked the tag
-				s.offerFeedback(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
+				s.offerPenalty(metastore.RowSigverifyFailed, metastore.SigverifyChannel, addr.As16(), fee, cus)
 			}
 		}
 	}
@@ -608,19 +475,19 @@ func (s *Sidecar) drainSigFailures() int {
 	return n
 }
 
-// offerFeedback hands the row of a penalty just applied to the metastore,
+// offerPenalty hands the row of a penalty just applied to the metastore,
 // numbered in the sequence of completed rows so that replay applies every
 // input in the loop's order. A small value, no allocation.
-func (s *Sidecar) offerFeedback(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
-	if !s.feedbackRows {
+func (s *Sidecar) offerPenalty(kind metastore.RowKind, ch uint8, ip [16]byte, fee, cus uint64) {
+	if !s.penaltyRows {
 		return
 	}
 	s.rowSeq++
-	row := metastore.FeedbackRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
+	row := metastore.PenaltyRow(kind, s.rowSeq, s.wall, ch, ip, s.cfg.Seed)
 	row.Fee, row.CUs = fee, cus
 	if s.cfg.Handoff.Offer(&row) {
 		s.snap.Counters[RowsOffered]++
-		s.snap.Counters[FeedbackRows]++
+		s.snap.Counters[PenaltyRows]++
 	} else {
 		s.snap.Counters[RowsDropped]++
 	}
@@ -633,13 +500,13 @@ func (s *Sidecar) drainResults() int {
 		hash, exec := s.meta.Hash(), s.meta.ExecNanos()
 		p, ok := s.partial.Complete(hash)
 		if !ok {
-			s.snap.Counters[JoinMisses]++
+			s.snap.Counters[Unmatched]++
 			continue
 		}
-		s.snap.Counters[Joined]++
+		s.snap.Counters[Matched]++
 		// The row's Observation is what replay feeds the model: build the
 		// loop's from the same row so the two cannot drift apart.
-		row := metastore.Join(&p, hash, s.cfg.Seed, 0, s.wall, exec, 0)
+		row := metastore.CompletedRow(&p, hash, s.cfg.Seed, s.wall, exec)
 		obs := row.Observation()
 		if s.learn {
 			t0 := time.Now()

@@ -12,6 +12,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
@@ -145,12 +146,12 @@ func TestAdmissionOutcomes(t *testing.T) {
 	}{
 		{"received tpu", c.Received[0], 6},
 		{"received fwd", c.Received[1], 1},
-		{"duplicates", c.Counters[Duplicates], 1},
-		{"size rejects", c.Rejects[score.RejectSize], 1},
-		{"discard rejects", c.Rejects[score.RejectDiscard], 1},
+		{"duplicates", c.Admission.Events[admit.EventDuplicates], 1},
+		{"size rejects", c.Admission.Rejects[score.RejectSize], 1},
+		{"discard rejects", c.Admission.Rejects[score.RejectDiscard], 1},
 		{"parse penalties", c.Counters[ParsePenalties], 1},
-		{"recently confirmed", c.Counters[RecentlyConfirmed], 1},
-		{"admitted (one IPv4, one IPv6)", c.Counters[Admitted], 2},
+		{"recently confirmed", c.Admission.Events[admit.EventRecentlyConfirmed], 1},
+		{"admitted (one IPv4, one IPv6)", c.Admission.Events[admit.EventAdmitted], 2},
 		{"status signatures", c.Counters[StatusSignatures], 1},
 	}
 	for _, ck := range checks {
@@ -183,16 +184,16 @@ func TestFullQueueRefusesBeforeDedup(t *testing.T) {
 		h.s.drainPackets(0, h.s.in[0], 0)
 	}
 	push(&hp, &lp, &lp)
-	c := &h.s.snap.Counters
-	if c[Admitted] != 1 || c[RejectedLow] != 2 || c[Duplicates] != 0 {
-		t.Fatalf("admitted %d, rejected_low %d, duplicates %d; want 1, 2, 0", c[Admitted], c[RejectedLow], c[Duplicates])
+	c := &h.s.snap.Admission.Events
+	if c[admit.EventAdmitted] != 1 || c[admit.EventRejectedLow] != 2 || c[admit.EventDuplicates] != 0 {
+		t.Fatalf("admitted %d, rejected_low %d, duplicates %d; want 1, 2, 0", c[admit.EventAdmitted], c[admit.EventRejectedLow], c[admit.EventDuplicates])
 	}
 	var mono int64
 	out := h.sendAll(&mono)
 	push(&lp, &hp)
 	out = append(out, h.sendAll(&mono)...)
-	if c[Admitted] != 2 || c[Duplicates] != 1 {
-		t.Fatalf("admitted %d, duplicates %d; want 2, 1", c[Admitted], c[Duplicates])
+	if c[admit.EventAdmitted] != 2 || c[admit.EventDuplicates] != 1 {
+		t.Fatalf("admitted %d, duplicates %d; want 2, 1", c[admit.EventAdmitted], c[admit.EventDuplicates])
 	}
 	if len(out) != 2 || out[0] != hp || out[1] != lp {
 		t.Fatalf("sent %d packets, want the high then the low one, once each", len(out))
@@ -219,9 +220,9 @@ func TestBatchScoresSeePenaltiesInOrder(t *testing.T) {
 	if n := h.s.drainPackets(0, h.s.in[0], 0); n != 3 {
 		t.Fatalf("drained %d packets, want 3", n)
 	}
-	c := &h.s.snap.Counters
-	if c[ParsePenalties] != 1 || c[Admitted] != 2 || c[Evicted] != 1 {
-		t.Fatalf("penalties %d, admitted %d, evicted %d; want 1, 2, 1", c[ParsePenalties], c[Admitted], c[Evicted])
+	c, ev := &h.s.snap.Counters, &h.s.snap.Admission.Events
+	if c[ParsePenalties] != 1 || ev[admit.EventAdmitted] != 2 || ev[admit.EventEvicted] != 1 {
+		t.Fatalf("penalties %d, admitted %d, evicted %d; want 1, 2, 1", c[ParsePenalties], ev[admit.EventAdmitted], ev[admit.EventEvicted])
 	}
 	var mono int64
 	if out := h.sendAll(&mono); len(out) != 1 || out[0] != bp {
@@ -366,8 +367,8 @@ func TestResultsJoinLearnAndRow(t *testing.T) {
 	h.s.drainResults()
 
 	c := &h.s.snap
-	if c.Counters[Joined] != n || c.Counters[JoinMisses] != 1 || c.Counters[ModelUpdates] != n {
-		t.Fatalf("joined %d, misses %d, updates %d; want %d, 1, %d", c.Counters[Joined], c.Counters[JoinMisses], c.Counters[ModelUpdates], n, n)
+	if c.Counters[Matched] != n || c.Counters[Unmatched] != 1 || c.Counters[ModelUpdates] != n {
+		t.Fatalf("matched %d, unmatched %d, updates %d; want %d, 1, %d", c.Counters[Matched], c.Counters[Unmatched], c.Counters[ModelUpdates], n, n)
 	}
 	if c.Counters[RowsOffered] != n || handoff.Offered() != n {
 		t.Fatalf("rows offered %d (handoff %d), want %d", c.Counters[RowsOffered], handoff.Offered(), n)
@@ -505,7 +506,7 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 		t.Fatal("absent relayer channels reported joined")
 	}
 	re1 := openProducer[channels.Packet](t, o, channels.RE1)
-	s.files <- s.statFiles()
+	s.pub.files <- s.statFiles()
 	s.checkPeers()
 	if s.in[2] == nil {
 		t.Fatal("re1_to_qos not joined after it appeared")
@@ -525,7 +526,7 @@ func TestOptionalChannelJoinedLater(t *testing.T) {
 // after scoring (rejected_low); what reaches sigverify is the same, packet
 // for packet, as without the gate.
 func TestSenderGateChangesNothingSent(t *testing.T) {
-	run := func(gateOff bool) (out []channels.Packet, c [numCounters]uint64) {
+	run := func(gateOff bool) (out []channels.Packet, c Stats) {
 		h := newHarness(t, func(c *Config) {
 			c.QueueCapacity, c.TargetPPS, c.PacerBurst = 32, 1000, 1
 			// The gate refuses an IP whose factor × the highest possible
@@ -538,7 +539,7 @@ func TestSenderGateChangesNothingSent(t *testing.T) {
 			// honest IPs' prior.
 			c.Model.PriorWeight, c.Model.MinObservations = 1e-20, 0
 		})
-		h.s.gateOff = gateOff
+		setSenderGate(t, !gateOff)
 		spamIP := netip.MustParseAddr("66.66.66.66")
 		var mono int64
 		nonce := uint64(0)
@@ -566,13 +567,13 @@ func TestSenderGateChangesNothingSent(t *testing.T) {
 			h.s.send(mono)
 			out = append(out, h.drain()...)
 		}
-		return out, h.s.snap.Counters
+		return out, h.s.snap
 	}
 	withGate, cg := run(false)
 	without, cn := run(true)
-	t.Logf("with gate: gated %d rejected_low %d penalties %d; without: rejected_low %d penalties %d; sent %d", cg[Gated], cg[RejectedLow], cg[ParsePenalties], cn[RejectedLow], cn[ParsePenalties], len(withGate))
-	if cg[Gated] == 0 || cn[Gated] != 0 {
-		t.Fatalf("gated %d with the gate, %d without; want > 0 and 0", cg[Gated], cn[Gated])
+	t.Logf("with gate: gated %d rejected_low %d penalties %d; without: rejected_low %d penalties %d; sent %d", cg.Event(admit.EventGated), cg.Event(admit.EventRejectedLow), cg.Counters[ParsePenalties], cn.Event(admit.EventRejectedLow), cn.Counters[ParsePenalties], len(withGate))
+	if cg.Event(admit.EventGated) == 0 || cn.Event(admit.EventGated) != 0 {
+		t.Fatalf("gated %d with the gate, %d without; want > 0 and 0", cg.Event(admit.EventGated), cn.Event(admit.EventGated))
 	}
 	if len(withGate) == 0 || len(withGate) != len(without) {
 		t.Fatalf("sent %d packets with the gate, %d without", len(withGate), len(without))
@@ -582,11 +583,11 @@ func TestSenderGateChangesNothingSent(t *testing.T) {
 			t.Fatalf("packet %d sent differs with the gate", i)
 		}
 	}
-	if cg[Admitted] != cn[Admitted] {
-		t.Errorf("admitted %d with the gate, %d without", cg[Admitted], cn[Admitted])
+	if cg.Event(admit.EventAdmitted) != cn.Event(admit.EventAdmitted) {
+		t.Errorf("admitted %d with the gate, %d without", cg.Event(admit.EventAdmitted), cn.Event(admit.EventAdmitted))
 	}
-	if cg[ParsePenalties] >= cn[ParsePenalties] {
-		t.Errorf("parse penalties %d with the gate, %d without: gated packets are not parsed", cg[ParsePenalties], cn[ParsePenalties])
+	if cg.Counters[ParsePenalties] >= cn.Counters[ParsePenalties] {
+		t.Errorf("parse penalties %d with the gate, %d without: gated packets are not parsed", cg.Counters[ParsePenalties], cn.Counters[ParsePenalties])
 	}
 }
 
@@ -660,9 +661,9 @@ func TestSenderGateEdgeCases(t *testing.T) {
 			var queued [2][]uint64
 			for i, gateOff := range []bool{false, true} {
 				h := newHarness(t, tc.edit)
-				h.s.gateOff = gateOff
+				setSenderGate(t, !gateOff)
 				tc.play(t, h)
-				admitted[i] = h.s.snap.Counters[Admitted]
+				admitted[i] = h.s.snap.Admission.Events[admit.EventAdmitted]
 				for h.s.queue.Len() > 0 {
 					_, e, _ := h.s.queue.PopMax(0)
 					queued[i] = append(queued[i], e.Hash)

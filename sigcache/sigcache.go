@@ -2,6 +2,9 @@ package sigcache
 
 import (
 	"github.com/cespare/xxhash/v2"
+
+	"github.com/solqos/qos/internal/hashindex"
+	"github.com/solqos/qos/internal/invariants"
 )
 
 // DefaultCapacity is the status cache channel's capacity: the signatures of
@@ -22,15 +25,14 @@ const SignatureSize = 64
 // the seed cannot aim for a collision.
 //
 // Memory is two pointer-free arrays allocated once: a ring of keys in
-// insertion order and an open-addressing index (linear probing, load ≤ 1/2,
-// deletion by backward shift, no tombstones). Add and Contains do not
-// allocate. Not safe for concurrent use.
+// insertion order and an open-addressing index of the keys themselves
+// (hashindex: linear probing, load ≤ 1/2, backward-shift deletion). Add and
+// Contains do not allocate. Not safe for concurrent use.
 type Set struct {
 	ring  []uint64 // keys in insertion order; ring[head] is the oldest when full
 	head  int      // next position to write
 	n     int      // keys held
-	index []uint64 // open addressing; 0 = empty slot
-	mask  uint64
+	index hashindex.Index
 	seed  uint64
 	d     xxhash.Digest
 }
@@ -39,14 +41,9 @@ type Set struct {
 // with seed. capacity is clamped to [1, MaxCapacity].
 func New(capacity int, seed uint64) *Set {
 	capacity = min(max(capacity, 1), MaxCapacity)
-	size := uint64(2)
-	for size < 2*uint64(capacity) {
-		size <<= 1
-	}
 	return &Set{
 		ring:  make([]uint64, capacity),
-		index: make([]uint64, size),
-		mask:  size - 1,
+		index: hashindex.New(capacity, 0 /* home bits: the key itself */),
 		seed:  seed,
 	}
 }
@@ -68,18 +65,15 @@ func (s *Set) key(sig []byte) uint64 {
 	return k
 }
 
-// find returns the index slot holding k, or the empty slot where it would
-// go, and whether it was found.
+// find returns the index slot holding k and whether it was found.
 func (s *Set) find(k uint64) (uint64, bool) {
-	i := k & s.mask
-	for {
-		switch s.index[i] {
+	for i := s.index.Home(k); ; i = s.index.Next(i) {
+		switch s.index.At(i) {
 		case k:
 			return i, true
 		case 0:
 			return i, false
 		}
-		i = (i + 1) & s.mask
 	}
 }
 
@@ -88,22 +82,27 @@ func (s *Set) find(k uint64) (uint64, bool) {
 // signature is evicted first.
 func (s *Set) Add(sig *[SignatureSize]byte) {
 	k := s.key(sig[:])
-	i, ok := s.find(k)
-	if ok {
+	if _, ok := s.find(k); ok {
 		return
 	}
 	if s.n == len(s.ring) {
-		s.remove(s.ring[s.head])
+		if i, ok := s.find(s.ring[s.head]); ok {
+			s.index.Delete(i)
+		}
 		s.n--
-		i, _ = s.find(k) // the removal may have shifted the run
 	}
-	s.index[i] = k
+	s.index.Insert(k)
 	s.ring[s.head] = k
 	s.head++
 	if s.head == len(s.ring) {
 		s.head = 0
 	}
 	s.n++
+	if invariants.Enabled {
+		if _, ok := s.find(k); !ok || s.n > len(s.ring) {
+			panic("BUG: sigcache: key missing after Add, or the set over capacity")
+		}
+	}
 }
 
 // Contains reports whether sig (64 bytes) was added and not yet evicted.
@@ -114,35 +113,6 @@ func (s *Set) Contains(sig []byte) bool {
 	}
 	_, ok := s.find(s.key(sig))
 	return ok
-}
-
-// remove deletes k from the index by backward-shift deletion: later
-// entries of the probe run move back so that no lookup meets a hole before
-// its key.
-func (s *Set) remove(k uint64) {
-	i, ok := s.find(k)
-	if !ok {
-		return
-	}
-	for {
-		s.index[i] = 0
-		j := i
-		for {
-			j = (j + 1) & s.mask
-			kj := s.index[j]
-			if kj == 0 {
-				return
-			}
-			// kj may move into the hole at i unless its home slot lies
-			// cyclically in (i, j].
-			home := kj & s.mask
-			if (j-home)&s.mask >= (j-i)&s.mask {
-				s.index[i] = kj
-				i = j
-				break
-			}
-		}
-	}
 }
 
 // Key returns the set's key of a 64-byte signature, for ContainsKey and
@@ -166,4 +136,4 @@ func (s *Set) ContainsKey(k uint64) bool {
 // Peek loads the index word where a lookup of k starts and returns it. It
 // changes nothing; a caller about to look up many keys peeks them all first
 // so their cache misses overlap instead of following one another.
-func (s *Set) Peek(k uint64) uint64 { return s.index[k&s.mask] }
+func (s *Set) Peek(k uint64) uint64 { return s.index.Peek(k) }

@@ -127,31 +127,6 @@ func TestAgainstOracle(t *testing.T) {
 	}
 }
 
-// TestBackwardShiftDirect checks deletion inside colliding runs that wrap
-// around the end of the index, using hand-placed keys.
-func TestBackwardShiftDirect(t *testing.T) {
-	s := New(4, 0) // index of 8 slots
-	mask := s.mask
-	// Keys whose home is slot 6, 6, 7, 0 (wrapping), then remove each.
-	keys := []uint64{6 | 8, 6 | 16, 7 | 8, 0 | 8}
-	for order := 0; order < len(keys); order++ {
-		for i := range s.index {
-			s.index[i] = 0
-		}
-		for _, k := range keys {
-			i, _ := s.find(k)
-			s.index[i] = k
-		}
-		s.remove(keys[order])
-		for j, k := range keys {
-			_, ok := s.find(k)
-			if ok != (j != order) {
-				t.Fatalf("after removing key %d (home %d): find(key %d, home %d) = %v", order, keys[order]&mask, j, k&mask, ok)
-			}
-		}
-	}
-}
-
 func TestAllocs(t *testing.T) {
 	s := New(1024, 3)
 	x := sig(5)

@@ -20,7 +20,7 @@ var (
 	}
 )
 
-// Fee constants (agave 2.1, spec/solana-wire.md §4–5).
+// Fee constants (agave 2.1, docs/solana-wire.md §4–5).
 const (
 	lamportsPerSignature = 5000
 	maxComputeUnitLimit  = 1_400_000

@@ -55,7 +55,7 @@
 // agave-scheduler-bindings@v5.0.0 (9a295034) scheduler-bindings/src/lib.rs for
 // ABI41; agave-sdk 711c4dfc (scheduler-bindings 6.0.0) for ABI44. The
 // offsets were checked with offset_of! on those structs (see
-// ../shared/research/agave-external-scheduler.md §4).
+// docs/agave-external-scheduler.md §4).
 //
 // # Ownership (from the bindings' documentation)
 //

@@ -16,7 +16,7 @@ type field struct {
 }
 
 // goldenCase writes msg with encode and checks size and every offset from
-// ../shared/research/agave-external-scheduler.md §4, then decodes it back.
+// docs/agave-external-scheduler.md §4, then decodes it back.
 type goldenCase struct {
 	name   string
 	abi    ABI

@@ -60,15 +60,15 @@ type worker struct {
 	alloc blockAllocator
 	mem   []byte // the whole allocator mapping
 
-	bank       *Bank
-	audit      *Audit
-	stats      *counters
-	nsPerCU    uint64 // execution time held under account locks
-	visit      func(off uint64)
-	txs        [bindings.MaxTransactionsPerMessage]txn
-	res        [bindings.MaxTransactionsPerMessage]result
-	wc         workerCounts
-	msgs, bads uint64
+	bank    *Bank
+	audit   *Audit
+	stats   *counters
+	nsPerCU uint64 // execution time held under account locks
+	visit   func(off uint64)
+	txs     [bindings.MaxTransactionsPerMessage]txn
+	res     [bindings.MaxTransactionsPerMessage]result
+	wc      workerCounts
+	msgs    uint64
 	// drain: an EXECUTE timed out waiting for a bank; until the input
 	// queue is seen empty, later EXECUTEs get BANK_NOT_AVAILABLE at once
 	// (consume_worker.rs should_drain_executes).

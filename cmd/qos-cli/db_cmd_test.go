@@ -10,8 +10,8 @@ import (
 
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
-	qsql "github.com/solqos/qos/sql"
-	"github.com/solqos/qos/sql/sqltest"
+	"github.com/solqos/qos/schema"
+	"github.com/solqos/qos/schema/schematest"
 )
 
 // runDBCLI runs qos-cli (main.go lists the database commands).
@@ -21,7 +21,7 @@ func runDBCLI(t *testing.T, args ...string) (int, string, string) {
 }
 
 func TestMigrateCommand(t *testing.T) {
-	db := sqltest.New(t, "climig")
+	db := schematest.New(t, "climig")
 	code, out, errOut := runDBCLI(t, "migrate", "--db-url", db.URL)
 	if code != 0 || !strings.Contains(out, "applied 0001_") || !strings.Contains(out, "version 0 → ") {
 		t.Fatalf("first migrate: %d %q %q", code, out, errOut)
@@ -31,7 +31,7 @@ func TestMigrateCommand(t *testing.T) {
 		t.Fatalf("second migrate: %d %q", code, out)
 	}
 	c := db.Connect(t)
-	if _, err := c.Exec(context.Background(), "INSERT INTO "+qsql.VersionTable+" (version, name) VALUES (999, 'future.sql')"); err != nil {
+	if _, err := c.Exec(context.Background(), "INSERT INTO "+schema.VersionTable+" (version, name) VALUES (999, 'future.sql')"); err != nil {
 		t.Fatal(err)
 	}
 	code, _, errOut = runDBCLI(t, "migrate", "--db-url", db.URL)
@@ -45,7 +45,7 @@ func TestMigrateCommand(t *testing.T) {
 }
 
 func TestMigrateCommandFromPGEnvironment(t *testing.T) {
-	db := sqltest.New(t, "clienv")
+	db := schematest.New(t, "clienv")
 	cfg := db.Config(t)
 	t.Setenv("PGHOST", cfg.Host)
 	t.Setenv("PGPORT", "5432")
@@ -62,15 +62,15 @@ func TestMigrateCommandFromPGEnvironment(t *testing.T) {
 }
 
 func TestDBPruneCommand(t *testing.T) {
-	db := sqltest.New(t, "cliprune")
+	db := schematest.New(t, "cliprune")
 	c := db.Connect(t)
 	ctx := context.Background()
-	if _, err := qsql.Migrate(ctx, c); err != nil {
+	if _, err := schema.Migrate(ctx, c); err != nil {
 		t.Fatal(err)
 	}
 	now := time.Now()
 	days := []time.Time{now.Add(-10 * 24 * time.Hour), now.Add(-5 * 24 * time.Hour), now}
-	if err := qsql.EnsurePartitions(ctx, c, days...); err != nil {
+	if err := schema.EnsurePartitions(ctx, c, days...); err != nil {
 		t.Fatal(err)
 	}
 	code, out, _ := runDBCLI(t, "db", "prune", "--db-url", db.URL, "--older-than", "7d", "--dry-run")
@@ -81,7 +81,7 @@ func TestDBPruneCommand(t *testing.T) {
 	if code != 0 || strings.Count(out, "dropped completed_tx") != 4 {
 		t.Fatalf("prune: %d %q", code, out)
 	}
-	daily, _, err := qsql.Partitions(ctx, c)
+	daily, _, err := schema.Partitions(ctx, c)
 	if err != nil || len(daily) != 2 {
 		t.Fatalf("left %v (%v)", daily, err)
 	}
@@ -107,10 +107,10 @@ func replayRow(base int64, i uint64) metastore.Row {
 	return r
 }
 
-func writeReplayRows(t *testing.T, db *sqltest.DB, base int64, n uint64) {
+func writeReplayRows(t *testing.T, db *schematest.DB, base int64, n uint64) {
 	t.Helper()
 	c := db.Connect(t)
-	if _, err := qsql.Migrate(context.Background(), c); err != nil {
+	if _, err := schema.Migrate(context.Background(), c); err != nil {
 		t.Fatal(err)
 	}
 	h := metastore.NewHandoff(metastore.HandoffConfig{BatchRows: 2048, Batches: 32})
@@ -130,7 +130,7 @@ func writeReplayRows(t *testing.T, db *sqltest.DB, base int64, n uint64) {
 }
 
 func TestReplayCommand(t *testing.T) {
-	db := sqltest.New(t, "clireplay")
+	db := schematest.New(t, "clireplay")
 	base := time.Date(2024, 9, 1, 0, 0, 0, 0, time.UTC).UnixNano()
 	const n = 12_000
 	writeReplayRows(t, db, base, n)
@@ -175,7 +175,7 @@ func TestReplayCommand(t *testing.T) {
 }
 
 func TestReplayEvaluateAndSweep(t *testing.T) {
-	db := sqltest.New(t, "clieval")
+	db := schematest.New(t, "clieval")
 	base := time.Now().Add(-time.Hour).UnixNano() / 1000 * 1000
 	writeReplayRows(t, db, base, 10_000)
 	code, stdout, stderr := runDBCLI(t, "replay", "--db-url", db.URL, "--evaluate")
@@ -199,7 +199,7 @@ func TestReplayEvaluateAndSweep(t *testing.T) {
 		t.Fatalf("json: %v\n%s", err, stdout)
 	}
 	// The flags' set, then the grid minus the flags' own combination.
-	if rep.Rows != 10_000 || len(rep.Results) != 4 || rep.Best == nil || len(rep.Results[0].Budgets) != 4 {
+	if rep.Rows != 10_000 || len(rep.Results) != 4 || rep.Best == nil || len(rep.Results[0].Shares) != 4 {
 		t.Fatalf("report: rows %d, %d results, best %v", rep.Rows, len(rep.Results), rep.Best)
 	}
 	code, stdout, _ = runDBCLI(t, "replay", "--db-url", db.URL, "--sweep", "--sweep-window", "20,200", "--sweep-min-observations", "5")

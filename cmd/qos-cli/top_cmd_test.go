@@ -7,7 +7,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync/atomic"
+	"sync"
 	"testing"
 	"time"
 )
@@ -16,9 +16,15 @@ import (
 // request, as a running daemon's do.
 func metricsServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	var n atomic.Int64
+	var (
+		mu sync.Mutex // the server's handlers run on their own goroutines
+		n  int64
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k := n.Add(1)
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# TYPE qos_events_total counter\nqos_events_total{event=\"sent\"} %d\n", 1000*k)
 	}))

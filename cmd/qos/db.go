@@ -12,31 +12,48 @@ import (
 
 	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/metastore"
-	qsql "github.com/solqos/qos/sql"
+	"github.com/solqos/qos/schema"
 )
 
-func dbFlags() []cli.Flag {
+// dbFlags are the database flags; see daemonFlags.
+type dbFlags struct {
+	dbUrl           *cli.StringFlag
+	db              *cli.BoolFlag
+	spoolDir        *cli.StringFlag
+	spoolMaxBytes   *cli.Int64Flag
+	dbBatchRows     *cli.IntFlag
+	dbBatches       *cli.IntFlag
+	dbFlushInterval *cli.DurationFlag
+	dbFeedback      *cli.BoolFlag
+	dbCloseTimeout  *cli.DurationFlag
+}
+
+func newDBFlags() dbFlags {
 	cat := cliflags.CatDatabase
-	return []cli.Flag{
-		&cli.StringFlag{Name: "db-url", Category: cat, EnvVars: cliflags.Env("db-url"),
+	return dbFlags{
+		dbUrl: &cli.StringFlag{Name: "db-url", Category: cat,
 			Usage: "write a row per completed transaction (and per penalty, see --db-feedback) to this Postgres (postgres:// URL or key=value; PG* variables fill the gaps); off when empty"},
-		&cli.BoolFlag{Name: "db", Category: cat, EnvVars: cliflags.Env("db"),
+		db: &cli.BoolFlag{Name: "db", Category: cat,
 			Usage: "write rows to the Postgres named by the PG* environment variables alone (no --db-url)"},
-		&cli.StringFlag{Name: "spool-dir", Category: cat, EnvVars: cliflags.Env("spool-dir"),
+		spoolDir: &cli.StringFlag{Name: "spool-dir", Category: cat,
 			Usage: "keep rows here while Postgres is slow or down, and write them back in order when it returns (off when empty: such rows are dropped)"},
-		&cli.Int64Flag{Name: "spool-max-bytes", Category: cat, Value: 1 << 30, EnvVars: cliflags.Env("spool-max-bytes"),
+		spoolMaxBytes: &cli.Int64Flag{Name: "spool-max-bytes", Category: cat, Value: 1 << 30,
 			Usage: "size bound of the spool; past it rows are dropped and counted"},
-		&cli.IntFlag{Name: "db-batch-rows", Category: cat, Value: 4096, EnvVars: cliflags.Env("db-batch-rows"),
+		dbBatchRows: &cli.IntFlag{Name: "db-batch-rows", Category: cat, Value: 4096,
 			Usage: "rows per batch handed from the loop to the writer"},
-		&cli.IntFlag{Name: "db-batches", Category: cat, Value: 64, EnvVars: cliflags.Env("db-batches"),
+		dbBatches: &cli.IntFlag{Name: "db-batches", Category: cat, Value: 64,
 			Usage: "preallocated batches between loop and writer; when all are in use rows are dropped and counted"},
-		&cli.DurationFlag{Name: "db-flush-interval", Category: cat, Value: time.Second, EnvVars: cliflags.Env("db-flush-interval"),
+		dbFlushInterval: &cli.DurationFlag{Name: "db-flush-interval", Category: cat, Value: time.Second,
 			Usage: "hand a partly filled batch to the writer at least this often"},
-		&cli.BoolFlag{Name: "db-feedback", Category: cat, Value: true, EnvVars: cliflags.Env("db-feedback"),
+		dbFeedback: &cli.BoolFlag{Name: "db-feedback", Category: cat, Value: true,
 			Usage: "also write a row per penalty (failed sigverify, unparsable packet), so that qos-cli replay rebuilds the model exactly; --db-feedback=false writes completed transactions only (less volume under spam, but replay is then exact only for runs without penalties)"},
-		&cli.DurationFlag{Name: "db-close-timeout", Category: cat, Value: 10 * time.Second, EnvVars: cliflags.Env("db-close-timeout"),
+		dbCloseTimeout: &cli.DurationFlag{Name: "db-close-timeout", Category: cat, Value: 10 * time.Second,
 			Usage: "at shutdown, how long to keep writing queued and spooled rows"},
 	}
+}
+
+func (f *dbFlags) list() []cli.Flag {
+	return []cli.Flag{f.dbUrl, f.db, f.spoolDir, f.spoolMaxBytes, f.dbBatchRows, f.dbBatches, f.dbFlushInterval, f.dbFeedback, f.dbCloseTimeout}
 }
 
 // database is the daemon's optional Postgres output: the loop's hand-off
@@ -50,9 +67,9 @@ type database struct {
 // startDatabase migrates the schema (a database that cannot be reached is
 // no reason not to start: rows are spooled until it can be) and starts the
 // writer. It returns nil when no database is configured.
-func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*database, error) {
-	url := c.String("db-url")
-	if url == "" && !c.Bool("db") {
+func startDatabase(ctx context.Context, c *cli.Context, f *dbFlags, log *slog.Logger) (*database, error) {
+	url := f.dbUrl.Get(c)
+	if url == "" && !f.db.Get(c) {
 		return nil, nil
 	}
 	conn, err := metastore.ParseConnConfig(url, "qos")
@@ -61,37 +78,37 @@ func startDatabase(ctx context.Context, c *cli.Context, log *slog.Logger) (*data
 	}
 	desc := metastore.Describe(conn)
 	if err := migrate(ctx, conn, log); err != nil {
-		if errors.Is(err, qsql.ErrSchemaTooNew) {
+		if errors.Is(err, schema.ErrSchemaTooNew) {
 			return nil, err
 		}
 		log.Warn("database not migrated at start; rows are spooled until it can be reached and migrated",
 			"db", desc, "err", err)
 	}
-	if c.String("spool-dir") == "" {
+	if f.spoolDir.Get(c) == "" {
 		log.Warn("no --spool-dir: rows completed while Postgres is unavailable will be dropped")
 	}
 	h := metastore.NewHandoff(metastore.HandoffConfig{
-		BatchRows:     c.Int("db-batch-rows"),
-		Batches:       c.Int("db-batches"),
-		FlushInterval: c.Duration("db-flush-interval"),
-		CompletedOnly: !c.Bool("db-feedback"),
+		BatchRows:     f.dbBatchRows.Get(c),
+		Batches:       f.dbBatches.Get(c),
+		FlushInterval: f.dbFlushInterval.Get(c),
+		CompletedOnly: !f.dbFeedback.Get(c),
 	})
 	sink, err := metastore.NewSink(metastore.SinkConfig{
 		Conn:          conn,
-		SpoolDir:      c.String("spool-dir"),
-		SpoolMaxBytes: c.Int64("spool-max-bytes"),
+		SpoolDir:      f.spoolDir.Get(c),
+		SpoolMaxBytes: f.spoolMaxBytes.Get(c),
 		Logger:        log,
 	}, h)
 	if err != nil {
 		return nil, err
 	}
-	if c.Bool("db-feedback") {
-		log.Info("writing completed transactions and penalties to Postgres", "db", desc, "spool", c.String("spool-dir"))
+	if f.dbFeedback.Get(c) {
+		log.Info("writing completed transactions and penalties to Postgres", "db", desc, "spool", f.spoolDir.Get(c))
 	} else {
 		log.Info("writing completed transactions to Postgres (no penalties: --db-feedback=false; replay is exact only for runs without penalties)",
-			"db", desc, "spool", c.String("spool-dir"))
+			"db", desc, "spool", f.spoolDir.Get(c))
 	}
-	return &database{h: h, sink: sink, timeout: c.Duration("db-close-timeout")}, nil
+	return &database{h: h, sink: sink, timeout: f.dbCloseTimeout.Get(c)}, nil
 }
 
 func migrate(ctx context.Context, conn *pgx.ConnConfig, log *slog.Logger) error {
@@ -102,7 +119,7 @@ func migrate(ctx context.Context, conn *pgx.ConnConfig, log *slog.Logger) error 
 		return err
 	}
 	defer pc.Close(context.Background())
-	res, err := qsql.Migrate(ctx, pc)
+	res, err := schema.Migrate(ctx, pc)
 	if err != nil {
 		return err
 	}

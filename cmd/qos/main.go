@@ -32,64 +32,100 @@ func main() {
 	}
 }
 
-func app() *cli.App {
+// daemonFlags are the daemon's own flags. Each is read through its
+// field, so its name is written once; cliflags.WithEnv derives its
+// QOS_ environment variable.
+type daemonFlags struct {
+	xxhashSeed         *cli.Uint64Flag
+	policy             *cli.StringFlag
+	targetPps          *cli.Uint64Flag
+	pacerTick          *cli.DurationFlag
+	pacerBurst         *cli.Uint64Flag
+	queueCapacity      *cli.IntFlag
+	queueTtl           *cli.DurationFlag
+	rescoreBelow       *cli.Float64Flag
+	partialCapacity    *cli.IntFlag
+	recentCapacity     *cli.IntFlag
+	outputBackpressure *cli.BoolFlag
+	packetBatch        *cli.IntFlag
+	modelFile          *cli.StringFlag
+	saveInterval       *cli.DurationFlag
+	metricsAddr        *cli.StringFlag
+	joinTimeout        *cli.DurationFlag
+	user               *cli.StringFlag
+	idleSleep          *cli.DurationFlag
+	db                 dbFlags
+}
+
+func newDaemonFlags() *daemonFlags {
 	d := sidecar.DefaultConfig()
-	flags := []cli.Flag{
-		&cli.Uint64Flag{Name: "xxhash-seed", EnvVars: cliflags.Env("xxhash-seed"),
+	return &daemonFlags{
+		xxhashSeed: &cli.Uint64Flag{Name: "xxhash-seed",
 			Usage: "seed of the packet hash; published to the validator in sch_to_qos metadata (required in sidecar mode)"},
-		&cli.StringFlag{Name: "policy", Value: d.Policy.String(), EnvVars: cliflags.Env("policy"),
+		policy: &cli.StringFlag{Name: "policy", Value: d.Policy.String(),
 			Usage: "ranking: model (reputation × fee/CU, learning), fee-only or fifo (baselines)"},
-		&cli.Uint64Flag{Name: "target-pps", Category: cliflags.CatQueue, Value: d.TargetPPS, EnvVars: cliflags.Env("target-pps"),
+		targetPps: &cli.Uint64Flag{Name: "target-pps", Category: cliflags.CatQueue, Value: d.TargetPPS,
 			Usage: "packets per second handed to sigverify"},
-		&cli.DurationFlag{Name: "pacer-tick", Category: cliflags.CatQueue, Value: d.PacerTick, EnvVars: cliflags.Env("pacer-tick"),
+		pacerTick: &cli.DurationFlag{Name: "pacer-tick", Category: cliflags.CatQueue, Value: d.PacerTick,
 			Usage: "pacer refill period"},
-		&cli.Uint64Flag{Name: "pacer-burst", Category: cliflags.CatQueue, EnvVars: cliflags.Env("pacer-burst"),
+		pacerBurst: &cli.Uint64Flag{Name: "pacer-burst", Category: cliflags.CatQueue,
 			Usage: "unused sending budget carried over, in packets (0: 10 ms of --target-pps)"},
-		&cli.IntFlag{Name: "queue-capacity", Category: cliflags.CatQueue, Value: d.QueueCapacity, EnvVars: cliflags.Env("queue-capacity"),
+		queueCapacity: &cli.IntFlag{Name: "queue-capacity", Category: cliflags.CatQueue, Value: d.QueueCapacity,
 			Usage: "packets held in the priority queue; when full the lowest score is evicted"},
-		&cli.DurationFlag{Name: "queue-ttl", Category: cliflags.CatQueue, Value: d.QueueTTL, EnvVars: cliflags.Env("queue-ttl"),
+		queueTtl: &cli.DurationFlag{Name: "queue-ttl", Category: cliflags.CatQueue, Value: d.QueueTTL,
 			Usage: "queued packets older than this are dropped, never sent"},
-		&cli.Float64Flag{Name: "rescore-below", Category: cliflags.CatQueue, Value: d.RescoreBelow, EnvVars: cliflags.Env("rescore-below"),
+		rescoreBelow: &cli.Float64Flag{Name: "rescore-below", Category: cliflags.CatQueue, Value: d.RescoreBelow,
 			Usage: "model policy: a packet whose score, recomputed at send, fell below this share of its admission score is queued again at the new score (0: off)"},
-		&cli.IntFlag{Name: "partial-capacity", Category: cliflags.CatQueue, Value: d.PartialCapacity, EnvVars: cliflags.Env("partial-capacity"),
+		partialCapacity: &cli.IntFlag{Name: "partial-capacity", Category: cliflags.CatQueue, Value: d.PartialCapacity,
 			Usage: "packet hashes remembered for dedup and for joining scheduler results"},
-		&cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity, EnvVars: cliflags.Env("recent-capacity"),
+		recentCapacity: &cli.IntFlag{Name: "recent-capacity", Category: cliflags.CatQueue, Value: d.RecentCapacity,
 			Usage: "recently confirmed signatures remembered"},
-		&cli.BoolFlag{Name: "output-backpressure", Category: cliflags.CatQueue, EnvVars: cliflags.Env("output-backpressure"),
+		outputBackpressure: &cli.BoolFlag{Name: "output-backpressure", Category: cliflags.CatQueue,
 			Usage: "keep packets queued instead of sending more than sigverify can read without skipping (3/4 of qos_to_sig unread; only for a consumer that publishes its read index; such sends are always counted as output_overwrite)"},
-		&cli.IntFlag{Name: "packet-batch", Category: cliflags.CatQueue, Value: d.PacketBatch, EnvVars: cliflags.Env("packet-batch"),
+		packetBatch: &cli.IntFlag{Name: "packet-batch", Category: cliflags.CatQueue, Value: d.PacketBatch,
 			Usage: "packets taken from one channel per loop visit"},
-		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
+		modelFile: &cli.StringFlag{Name: "model-file", Category: cliflags.CatModel,
 			Usage: "model file: loaded at start if present, saved on shutdown and every --save-interval"},
-		&cli.DurationFlag{Name: "save-interval", Category: cliflags.CatModel, Value: d.SaveInterval, EnvVars: cliflags.Env("save-interval"),
+		saveInterval: &cli.DurationFlag{Name: "save-interval", Category: cliflags.CatModel, Value: d.SaveInterval,
 			Usage: "periodic model save (0: only on shutdown)"},
-		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
+		metricsAddr: &cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps,
 			Usage: "serve Prometheus metrics on this address (e.g. 127.0.0.1:9464); off when empty"},
-		&cli.DurationFlag{Name: "join-timeout", Category: cliflags.CatChannels, Value: 30 * time.Second, EnvVars: cliflags.Env("join-timeout"),
+		joinTimeout: &cli.DurationFlag{Name: "join-timeout", Category: cliflags.CatChannels, Value: 30 * time.Second,
 			Usage: "at start, keep retrying channels that do not exist or are not initialised yet for this long (0: fail at once)"},
-		&cli.StringFlag{Name: "user", Category: cliflags.CatOps, EnvVars: cliflags.Env("user"),
+		user: &cli.StringFlag{Name: "user", Category: cliflags.CatOps,
 			Usage: "drop privileges to this user after joining the channels (default: the invoking user under sudo)"},
-		&cli.DurationFlag{Name: "idle-sleep", Category: cliflags.CatOps, EnvVars: cliflags.Env("idle-sleep"),
+		idleSleep: &cli.DurationFlag{Name: "idle-sleep", Category: cliflags.CatOps,
 			Usage: "sleep this long when idle for over 1 ms (0: spin; the production setting)"},
+		db: newDBFlags(),
 	}
+}
+
+// list returns every flag of the daemon, for the app.
+func (f *daemonFlags) list() []cli.Flag {
+	flags := []cli.Flag{f.xxhashSeed, f.policy, f.targetPps, f.pacerTick, f.pacerBurst, f.queueCapacity, f.queueTtl, f.rescoreBelow, f.partialCapacity, f.recentCapacity, f.outputBackpressure, f.packetBatch, f.modelFile, f.saveInterval, f.metricsAddr, f.joinTimeout, f.user, f.idleSleep}
 	flags = append(flags, cliflags.ChannelFlags()...)
 	flags = append(flags, cliflags.ModelFlags()...)
 	flags = append(flags, cliflags.AdmissionFlags()...)
-	flags = append(flags, dbFlags()...)
+	flags = append(flags, f.db.list()...)
 	flags = append(flags, cliflags.LogFlags()...)
+	return cliflags.WithEnv(flags)
+}
+
+func app() *cli.App {
+	f := newDaemonFlags()
 	return &cli.App{
 		Name:  "qos",
 		Usage: "QoS sidecar for a Solana validator",
 		Description: "qos joins the validator's shared-memory channels (create them first with `qos-cli init`),\n" +
 			"scores every packet by IP/signer reputation × fee per compute unit, keeps the best in a\n" +
 			"priority queue and hands them to sigverify at --target-pps. SIGINT/SIGTERM stop it cleanly.",
-		Flags:    flags,
-		Action:   run,
+		Flags:    f.list(),
+		Action:   func(c *cli.Context) error { return run(c, f) },
 		Commands: []*cli.Command{packCommand()},
 	}
 }
 
-func run(c *cli.Context) error {
+func run(c *cli.Context, f *daemonFlags) error {
 	log, err := cliflags.Logger(c)
 	if err != nil {
 		return err
@@ -98,26 +134,27 @@ func run(c *cli.Context) error {
 	cfg := sidecar.DefaultConfig()
 	cfg.Logger = log
 	cfg.Channels = cliflags.ChannelOptions(c)
-	if !c.IsSet("xxhash-seed") {
+	if !c.IsSet(f.xxhashSeed.Name) {
+		//lint:ignore ST1005 worded as urfave/cli's own message for a missing required flag
 		return errors.New("Required flag \"xxhash-seed\" not set (sidecar mode; `qos pack` does not need it)")
 	}
-	cfg.Seed = c.Uint64("xxhash-seed")
-	if cfg.Policy, err = sidecar.ParsePolicy(c.String("policy")); err != nil {
+	cfg.Seed = f.xxhashSeed.Get(c)
+	if cfg.Policy, err = sidecar.ParsePolicy(f.policy.Get(c)); err != nil {
 		return err
 	}
-	cfg.TargetPPS = c.Uint64("target-pps")
-	cfg.PacerTick = c.Duration("pacer-tick")
-	cfg.PacerBurst = c.Uint64("pacer-burst")
-	cfg.QueueCapacity = c.Int("queue-capacity")
-	cfg.QueueTTL = c.Duration("queue-ttl")
-	cfg.RescoreBelow = c.Float64("rescore-below")
-	cfg.PartialCapacity = c.Int("partial-capacity")
-	cfg.RecentCapacity = c.Int("recent-capacity")
-	cfg.PacketBatch = c.Int("packet-batch")
-	cfg.OutputBackpressure = c.Bool("output-backpressure")
-	cfg.ModelFile = c.String("model-file")
-	cfg.SaveInterval = c.Duration("save-interval")
-	cfg.IdleSleep = c.Duration("idle-sleep")
+	cfg.TargetPPS = f.targetPps.Get(c)
+	cfg.PacerTick = f.pacerTick.Get(c)
+	cfg.PacerBurst = f.pacerBurst.Get(c)
+	cfg.QueueCapacity = f.queueCapacity.Get(c)
+	cfg.QueueTTL = f.queueTtl.Get(c)
+	cfg.RescoreBelow = f.rescoreBelow.Get(c)
+	cfg.PartialCapacity = f.partialCapacity.Get(c)
+	cfg.RecentCapacity = f.recentCapacity.Get(c)
+	cfg.PacketBatch = f.packetBatch.Get(c)
+	cfg.OutputBackpressure = f.outputBackpressure.Get(c)
+	cfg.ModelFile = f.modelFile.Get(c)
+	cfg.SaveInterval = f.saveInterval.Get(c)
+	cfg.IdleSleep = f.idleSleep.Get(c)
 	if cfg.Model, err = cliflags.ModelParams(c); err != nil {
 		return err
 	}
@@ -128,23 +165,23 @@ func run(c *cli.Context) error {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 
-	db, err := startDatabase(ctx, c, log)
+	db, err := startDatabase(ctx, c, &f.db, log)
 	if err != nil {
 		return err
 	}
 	cfg.Handoff = db.handoff()
 
-	s, err := openWhenReady(ctx, cfg, c.Duration("join-timeout"), log)
+	s, err := openWhenReady(ctx, cfg, f.joinTimeout.Get(c), log)
 	if err != nil {
 		db.close(log)
 		return err
 	}
-	if err := dropPrivileges(c.String("user"), log); err != nil {
+	if err := dropPrivileges(f.user.Get(c), log); err != nil {
 		db.close(log)
 		return err
 	}
 	var srv *http.Server
-	if addr := c.String("metrics-addr"); addr != "" {
+	if addr := f.metricsAddr.Get(c); addr != "" {
 		if srv, _, err = serveMetrics(addr, s, db, log, newConfigCollector(cfg)); err != nil {
 			db.close(log)
 			return err

@@ -7,11 +7,15 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/urfave/cli/v2"
+
 	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/sidecar"
 )
 
@@ -142,5 +146,20 @@ func TestServeMetrics(t *testing.T) {
 
 	if _, _, err := serveMetrics(addr.String(), s, nil, quiet()); err == nil || !strings.Contains(err.Error(), "--metrics-addr") {
 		t.Fatalf("second server on %s: %v, want an error naming --metrics-addr", addr, err)
+	}
+}
+
+// TestFlagsReadEnv: every daemon flag reads QOS_ and its name (derived
+// by cliflags.WithEnv, as each flag spelled it out before).
+func TestFlagsReadEnv(t *testing.T) {
+	flags := newDaemonFlags().list()
+	if len(flags) < 30 {
+		t.Fatalf("only %d flags", len(flags))
+	}
+	for _, f := range flags {
+		name := f.Names()[0]
+		if got := f.(cli.DocGenerationFlag).GetEnvVars(); !slices.Equal(got, cliflags.Env(name)) {
+			t.Errorf("--%s: env %v, want %v", name, got, cliflags.Env(name))
+		}
 	}
 }

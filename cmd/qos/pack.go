@@ -80,8 +80,10 @@ func packCommand() *cli.Command {
 		&cli.BoolFlag{Name: "once", Category: cliflags.CatOps, Hidden: true,
 			Usage: "exit when the first session ends instead of reconnecting (tests)"},
 	}
+	// The database flags are the sidecar's (declared once in db.go).
+	db := newDBFlags()
 	flags = append(flags, cliflags.ModelFlags()...)
-	flags = append(flags, dbFlags()...)
+	flags = append(flags, cliflags.WithEnv(db.list())...)
 	flags = append(flags, cliflags.LogFlags()...)
 	return &cli.Command{
 		Name:  "pack",
@@ -92,11 +94,11 @@ func packCommand() *cli.Command {
 			"workers during its leader slots. While qos is not logged on the validator uses its own\n" +
 			"scheduler. SIGINT/SIGTERM stop it cleanly (the model is saved).",
 		Flags:  flags,
-		Action: runPack,
+		Action: func(c *cli.Context) error { return runPack(c, &db) },
 	}
 }
 
-func runPack(c *cli.Context) error {
+func runPack(c *cli.Context, dbf *dbFlags) error {
 	log, err := cliflags.Logger(c)
 	if err != nil {
 		return err
@@ -163,7 +165,7 @@ func runPack(c *cli.Context) error {
 	defer stop()
 	// Rows of execution results (the model's inputs) go to Postgres as in
 	// sidecar mode; the seed column tells this run's rows from another's.
-	db, err := startDatabase(ctx, c, log)
+	db, err := startDatabase(ctx, c, dbf, log)
 	if err != nil {
 		return err
 	}

@@ -10,7 +10,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"testing"
 	"time"
 
@@ -221,9 +220,15 @@ func TestTopFormat(t *testing.T) {
 // request, as a running daemon's do.
 func metricsServer(t *testing.T) *httptest.Server {
 	t.Helper()
-	var n atomic.Int64
+	var (
+		mu sync.Mutex // the server's handlers run on their own goroutines
+		n  int64
+	)
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		k := n.Add(1)
+		mu.Lock()
+		n++
+		k := n
+		mu.Unlock()
 		w.Header().Set("Content-Type", "text/plain; version=0.0.4")
 		fmt.Fprintf(w, "# TYPE qos_events_total counter\nqos_events_total{event=\"sent\"} %d\n", 1000*k)
 		fmt.Fprintf(w, "# TYPE qos_received_packets_total counter\nqos_received_packets_total{channel=\"tpu_to_qos\"} %d\n", 7000*k)

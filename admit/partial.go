@@ -1,4 +1,11 @@
-package metastore
+package admit
+
+import (
+	"fmt"
+
+	"github.com/solqos/qos/internal/hashindex"
+	"github.com/solqos/qos/internal/invariants"
+)
 
 // DefaultPartialCapacity is the daemon's default number of packets whose
 // partial meta is kept while waiting for the scheduler's result.
@@ -35,19 +42,18 @@ type pslot struct {
 // deduplicates packets for as long as it remembers them.
 //
 // Layout: a slab of slots linked into a recency list by int32 indexes, and an
-// open-addressing index (linear probing, backward-shift deletion, load ≤ ½)
-// whose entries pack the upper 32 bits of the hash (the tag) above slot+1 (0
-// = empty). The home position of an entry is tag & mask, so deletion never
-// has to read the slab to move entries.
+// open-addressing index (hashindex: linear probing, backward-shift deletion,
+// load ≤ ½) whose words pack the upper 32 bits of the hash (the tag) above
+// slot+1 (0 = empty). A word's home is its tag, so deletion never has to
+// read the slab to move words.
 //
 // Not safe for concurrent use; no method allocates.
 type PartialStore struct {
 	slots []pslot
-	index []uint64
-	mask  uint64
-	head  int32 // most recently used, -1 when empty
-	tail  int32 // least recently used, -1 when empty
-	n     int32 // slots in use
+	index hashindex.Index // home bits: the tag, above 32 bits of slot+1
+	head  int32           // most recently used, -1 when empty
+	tail  int32           // least recently used, -1 when empty
+	n     int32           // slots in use
 
 	evicted uint64
 }
@@ -61,14 +67,9 @@ func NewPartialStore(capacity int) *PartialStore {
 	if capacity > maxPartialCapacity {
 		capacity = maxPartialCapacity
 	}
-	size := 2
-	for size < 2*capacity {
-		size <<= 1
-	}
 	return &PartialStore{
 		slots: make([]pslot, capacity),
-		index: make([]uint64, size),
-		mask:  uint64(size - 1),
+		index: hashindex.New(capacity, 32),
 		head:  -1,
 		tail:  -1,
 	}
@@ -86,9 +87,8 @@ func (s *PartialStore) Evicted() uint64 { return s.evicted }
 // find returns the index position and slot of hash, or (-1, -1).
 func (s *PartialStore) find(hash uint64) (int, int32) {
 	tag := hash >> 32
-	i := tag & s.mask
-	for {
-		e := s.index[i]
+	for i := s.index.Home(tag); ; i = s.index.Next(i) {
+		e := s.index.At(i)
 		if e == 0 {
 			return -1, -1
 		}
@@ -98,7 +98,6 @@ func (s *PartialStore) find(hash uint64) (int, int32) {
 				return int(i), slot
 			}
 		}
-		i = (i + 1) & s.mask
 	}
 }
 
@@ -122,12 +121,8 @@ func (s *PartialStore) Insert(hash uint64, p Partial) (duplicate bool) {
 	}
 	s.slots[slot] = pslot{hash: hash, p: p, prev: -1, next: -1}
 	s.pushFront(slot)
-	tag := hash >> 32
-	i := tag & s.mask
-	for s.index[i] != 0 {
-		i = (i + 1) & s.mask
-	}
-	s.index[i] = tag<<32 | uint64(slot+1)
+	s.index.Insert(hash>>32<<32 | uint64(slot+1))
+	s.check(hash)
 	return false
 }
 
@@ -163,31 +158,12 @@ func (s *PartialStore) Contains(hash uint64) bool {
 	return slot >= 0
 }
 
-// unlinkIndex removes hash from the index, shifting later entries of its
-// cluster back so that probing never needs tombstones.
+// unlinkIndex removes hash from the index.
 // REQUIRES: hash is present.
 func (s *PartialStore) unlinkIndex(hash uint64) {
-	i, _ := s.find(hash)
-	if i < 0 {
-		return
+	if i, _ := s.find(hash); i >= 0 {
+		s.index.Delete(uint64(i))
 	}
-	hole := uint64(i)
-	j := hole
-	for {
-		j = (j + 1) & s.mask
-		e := s.index[j]
-		if e == 0 {
-			break
-		}
-		home := (e >> 32) & s.mask
-		// The entry at j may fill the hole unless its home lies cyclically
-		// in (hole, j].
-		if (j-home)&s.mask >= (j-hole)&s.mask {
-			s.index[hole] = e
-			hole = j
-		}
-	}
-	s.index[hole] = 0
 }
 
 func (s *PartialStore) unlinkList(slot int32) {
@@ -229,7 +205,7 @@ func (s *PartialStore) touch(slot int32) {
 // Peek loads the index word where a lookup of hash starts and returns it.
 // It changes nothing; a caller about to insert many hashes peeks them all
 // first so their cache misses overlap instead of following one another.
-func (s *PartialStore) Peek(hash uint64) uint64 { return s.index[(hash>>32)&s.mask] }
+func (s *PartialStore) Peek(hash uint64) uint64 { return s.index.Peek(hash >> 32) }
 
 // PeekEvictions loads, for the next k entries that inserts into a full
 // store would evict, the index words where their removal starts, and
@@ -241,8 +217,66 @@ func (s *PartialStore) PeekEvictions(k int) uint64 {
 	var sum uint64
 	for slot := s.tail; slot >= 0 && k > 0; k-- {
 		e := &s.slots[slot]
-		sum += s.index[(e.hash>>32)&s.mask]
+		sum += s.index.Peek(e.hash >> 32)
 		slot = e.prev
 	}
 	return sum
 }
+
+// verify checks the store's invariants: the recency list and the index
+// agree, and every listed slot is reachable through the index. O(n): for
+// tests and the invariants build, never the hot path.
+func (s *PartialStore) verify() error {
+	seen := 0
+	prev := int32(-1)
+	for i := s.head; i >= 0; i = s.slots[i].next {
+		if s.slots[i].prev != prev {
+			return fmt.Errorf("slot %d: prev %d, want %d", i, s.slots[i].prev, prev)
+		}
+		prev = i
+		seen++
+		if seen > int(s.n) {
+			return fmt.Errorf("recency list longer than %d", s.n)
+		}
+		if _, slot := s.find(s.slots[i].hash); slot != i {
+			return fmt.Errorf("slot %d: hash %#x found at slot %d", i, s.slots[i].hash, slot)
+		}
+	}
+	if prev != s.tail {
+		return fmt.Errorf("tail %d, list ends at %d", s.tail, prev)
+	}
+	if seen != int(s.n) {
+		return fmt.Errorf("list has %d entries, n = %d", seen, s.n)
+	}
+	used := 0
+	for i := range s.index.Size() {
+		if s.index.At(uint64(i)) != 0 {
+			used++
+		}
+	}
+	if used != int(s.n) {
+		return fmt.Errorf("index has %d entries, n = %d", used, s.n)
+	}
+	return nil
+}
+
+// check runs verify after a change when built with the invariants tag
+// (on stores of up to invariantsFullCheck entries; larger ones only check
+// the entry just changed), and compiles away otherwise.
+func (s *PartialStore) check(hash uint64) {
+	if !invariants.Enabled {
+		return
+	}
+	if _, slot := s.find(hash); slot < 0 || s.head < 0 || s.tail < 0 {
+		panic(fmt.Sprintf("BUG: admit: partial %#x not found after insert (head %d, tail %d)", hash, s.head, s.tail))
+	}
+	if s.n <= invariantsFullCheck {
+		if err := s.verify(); err != nil {
+			panic("BUG: admit: " + err.Error())
+		}
+	}
+}
+
+// invariantsFullCheck bounds the stores the invariants build verifies whole
+// after every insert.
+const invariantsFullCheck = 1 << 10

@@ -11,18 +11,18 @@ import (
 	"github.com/solqos/qos/score"
 )
 
-// TestFeedbackRows: penalties become rows numbered in the one sequence of
+// TestPenaltyRows: penalties become rows numbered in the one sequence of
 // completed rows, in the loop's order, so applying the rows to a fresh
 // model rebuilds the loop's model exactly; a CompletedOnly hand-off, or a
 // policy that does not learn, gets completed rows only.
-func TestFeedbackRows(t *testing.T) {
+func TestPenaltyRows(t *testing.T) {
 	cases := []struct {
 		name          string
 		completedOnly bool
 		policy        Policy
 		wantKinds     []metastore.RowKind
 	}{
-		{"feedback on", false, PolicyModel, []metastore.RowKind{metastore.RowUnparsable, metastore.RowSigverifyFailed, metastore.RowCompleted}},
+		{"penalties on", false, PolicyModel, []metastore.RowKind{metastore.RowUnparsable, metastore.RowSigverifyFailed, metastore.RowCompleted}},
 		{"completed only", true, PolicyModel, []metastore.RowKind{metastore.RowCompleted}},
 		{"fee-only policy", false, PolicyFeeOnly, []metastore.RowKind{metastore.RowCompleted}},
 	}
@@ -74,9 +74,9 @@ func TestFeedbackRows(t *testing.T) {
 				}
 			}
 			c := &h.s.snap
-			wantFeedback := uint64(len(tc.wantKinds) - 1)
-			if c.Counters[RowsOffered] != uint64(len(rows)) || c.Counters[FeedbackRows] != wantFeedback {
-				t.Fatalf("rows offered %d, feedback rows %d; want %d, %d", c.Counters[RowsOffered], c.Counters[FeedbackRows], len(rows), wantFeedback)
+			wantPenalties := uint64(len(tc.wantKinds) - 1)
+			if c.Counters[RowsOffered] != uint64(len(rows)) || c.Counters[PenaltyRows] != wantPenalties {
+				t.Fatalf("rows offered %d, penalty rows %d; want %d, %d", c.Counters[RowsOffered], c.Counters[PenaltyRows], len(rows), wantPenalties)
 			}
 			if tc.policy != PolicyModel {
 				return

@@ -1,4 +1,4 @@
-package metastore
+package admit
 
 import (
 	"container/list"
@@ -6,42 +6,6 @@ import (
 	"math/rand/v2"
 	"testing"
 )
-
-// check verifies the store's invariants: the recency list and the index
-// agree, and every listed slot is reachable through the index.
-func (s *PartialStore) check() error {
-	seen := 0
-	prev := int32(-1)
-	for i := s.head; i >= 0; i = s.slots[i].next {
-		if s.slots[i].prev != prev {
-			return fmt.Errorf("slot %d: prev %d, want %d", i, s.slots[i].prev, prev)
-		}
-		prev = i
-		seen++
-		if seen > int(s.n) {
-			return fmt.Errorf("recency list longer than %d", s.n)
-		}
-		if _, slot := s.find(s.slots[i].hash); slot != i {
-			return fmt.Errorf("slot %d: hash %#x found at slot %d", i, s.slots[i].hash, slot)
-		}
-	}
-	if prev != s.tail {
-		return fmt.Errorf("tail %d, list ends at %d", s.tail, prev)
-	}
-	if seen != int(s.n) {
-		return fmt.Errorf("list has %d entries, n = %d", seen, s.n)
-	}
-	used := 0
-	for _, e := range s.index {
-		if e != 0 {
-			used++
-		}
-	}
-	if used != int(s.n) {
-		return fmt.Errorf("index has %d entries, n = %d", used, s.n)
-	}
-	return nil
-}
 
 func partialFor(h uint64) Partial {
 	var p Partial
@@ -59,7 +23,7 @@ func TestPartialStoreBasics(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			s := NewPartialStore(capacity)
 			steps(t, s)
-			if err := s.check(); err != nil {
+			if err := s.verify(); err != nil {
 				t.Fatal(err)
 			}
 		})
@@ -189,7 +153,7 @@ func TestPartialStoreModel(t *testing.T) {
 					}
 				}
 				if step%97 == 0 {
-					if err := s.check(); err != nil {
+					if err := s.verify(); err != nil {
 						t.Fatalf("step %d: %v", step, err)
 					}
 				}

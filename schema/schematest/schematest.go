@@ -1,7 +1,7 @@
-// Package sqltest gives each test its own empty schema in the test
+// Package schematest gives each test its own empty schema in the test
 // Postgres, so tests of several packages can run side by side and leave
 // nothing behind.
-package sqltest
+package schematest
 
 import (
 	"context"

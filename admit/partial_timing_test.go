@@ -1,4 +1,4 @@
-package metastore
+package admit
 
 import "testing"
 
