@@ -5,8 +5,8 @@ import (
 	"net/netip"
 	"testing"
 
-	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/admit"
+	"github.com/solqos/qos/model"
 )
 
 func TestRowSpoolRoundTrip(t *testing.T) {
