@@ -13,6 +13,14 @@ type Observation struct {
 	Fee       uint64 // total fee in lamports
 	CUs       uint64 // compute units requested
 	ExecNanos uint64 // execution time; 0 = not executed (never included, never paid)
+	// SenderFault marks an unpaid outcome that no ranking could have
+	// turned into a paid one: the transaction could never pay (its fee
+	// payer cannot pay the fee, it is stale, a replay or malformed; pack
+	// mode's sender-caused refusals). Such an outcome that its payer
+	// already explains charges the payer only (Observe). An outcome
+	// unpaid because it ranked too low (the sidecar's verified but never
+	// included) is not one.
+	SenderFault bool
 }
 
 // claim is the fee per compute unit o claimed (fee / max(CUs, 1)).
@@ -183,9 +191,10 @@ func (m *IPSigner) SignerScore(s Signer) (float64, bool) {
 // reports true (the model changed). An observation without a fee (Fee
 // 0) weighs the IP's usual claim, as an unparsable packet does.
 //
-// An unpaid outcome whose fee payer already explains it (payerExplains:
-// a payer known to go unpaid from an IP whose outcomes are mostly paid,
-// such as an empty account) updates the signer's record only: the payer's factor already
+// An unpaid outcome of the sender's fault (SenderFault) whose fee payer
+// already explains it (payerExplains: a payer known to go unpaid from an
+// IP whose outcomes are mostly paid, such as an empty account) updates
+// the signer's record only: the payer's factor already
 // sinks its transactions, and charging its IP again would lower every
 // other payer's transactions from that IP (an honest sender with one
 // empty account of eight would rank 1/8 below its peers for good).
@@ -201,7 +210,7 @@ func (m *IPSigner) Observe(o Observation) (updated bool) {
 		m.paid++
 	}
 	pred := float64(m.ipRate(ip) * c)
-	if paid != 0 || !m.payerExplains(ip, o.Signer) {
+	if paid != 0 || !o.SenderFault || !m.payerExplains(ip, o.Signer) {
 		m.outcome(ip, c, paid, 0)
 	}
 	m.signers.touch(o.Signer, m.events).add(c, paid, 0, pred, float64(m.p.Window))

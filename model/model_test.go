@@ -432,20 +432,23 @@ func TestUnpaidFloor(t *testing.T) {
 }
 
 // TestPayerExplainsUnpaid: an honest sender whose one payer of eight has
-// an empty account keeps its IPs' factor near 1 (the empty payer alone
+// an empty account (unpaid outcomes of the sender's fault) keeps its IPs' factor near 1 (the empty payer alone
 // sinks), as a sender without such a payer does; a sender rotating a
 // fresh unpaid payer per transaction still sinks its IP, and so does a
 // sender whose only payer is never paid.
 func TestPayerExplainsUnpaid(t *testing.T) {
 	p := DefaultParams()
 	m := New(p)
+	ranked := New(p)
 	mixed, clean, sybil, lone := ip4(10, 1, 0, 1), ip4(10, 3, 0, 1), ip4(100, 64, 0, 1), ip4(10, 2, 0, 1)
 	for i := range 4 * p.Window {
 		s := uint32(i % 8)
-		m.Observe(tx(mixed, signer(s), 10, s != 0)) // payer 0 is empty
+		fault := func(o Observation) Observation { o.SenderFault = !(o.ExecNanos > 0); return o }
+		m.Observe(fault(tx(mixed, signer(s), 10, s != 0))) // payer 0 is empty
 		m.Observe(tx(clean, signer(100+s), 10, true))
-		m.Observe(tx(sybil, signer(1000+uint32(i)), 10, false)) // a fresh payer each time
-		m.Observe(tx(lone, signer(99), 10, false))
+		m.Observe(fault(tx(sybil, signer(1000+uint32(i)), 10, false))) // a fresh payer each time
+		m.Observe(fault(tx(lone, signer(99), 10, false)))
+		ranked.Observe(tx(mixed, signer(s), 10, s != 0)) // unpaid for ranking too low: not explained away
 	}
 	fm, fc := m.IPFactor(mixed), m.IPFactor(clean)
 	if fm < 0.97 || fc < 0.99 {
@@ -462,5 +465,10 @@ func TestPayerExplainsUnpaid(t *testing.T) {
 	}
 	if f := m.IPFactor(lone); f != p.UnpaidFloor {
 		t.Fatalf("the never-paid lone payer's IP factor %v, want the floor %v", f, p.UnpaidFloor)
+	}
+	// The sidecar's unpaid outcomes (verified, ranked too low) depend on
+	// the ranking itself: they still charge the IP.
+	if f := ranked.IPFactor(mixed); f > 0.9 {
+		t.Fatalf("IP factor with unpaid outcomes of ranking %v, want about 7/8", f)
 	}
 }
