@@ -80,8 +80,11 @@ func TestTopView(t *testing.T) {
 	f("output", "sent /s", 0, "5450") // 18500 - 13050
 	f("output", "target /s", 0, "5000")
 	f("output", "sent / target", 0, "109.0%")
-	f("queue", "lowest queued score", 0, missing) // not exported by this daemon
-	f("model", "median IP score", 0, missing)
+	f("queue", "lowest queued score", 0, "0.000412")
+	f("model", "/24 prefixes", 0, "9")
+	f("model", "/16 prefixes", 0, "3")
+	f("model", "newcomer factor", 0, "0.94")
+	f("model", "evicted (tables full)", 1, "0")
 	f("database rows", "written", 0, missing) // no --db-url
 	f("peers", "tpu_to_qos", 0, "yes")
 	f("peers", "tx_status_cache", 1, "yes")
