@@ -82,6 +82,15 @@ func buildView(prev, cur *sample, o viewOpts) []viewGroup {
 		return viewRow{label, []string{rt(mEvents, "event", event), tot(mEvents, "event", event)}}
 	}
 	var groups []viewGroup
+	if isPackOnly(cur) {
+		// qos pack: its own figures, then every qos_pack_ series; the
+		// sidecar's groups would show nothing but dashes.
+		groups = packGroups(prev, cur)
+		if g := genericGroup("pack mode: all series", prev, cur, func(n string) bool { return strings.HasPrefix(n, packPrefix) }, packPrefix); len(g.rows) > 0 {
+			groups = append(groups, g)
+		}
+		return groups
+	}
 
 	// Ingress: packets read per packet channel.
 	in := viewGroup{title: "packets in", cols: []string{"/s", "total"}}
