@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -111,7 +112,7 @@ var (
 	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table: ip, prefix24 (IPv4 /24, IPv6 /48), prefix16 (IPv4 /16, IPv6 /32), signer.", []string{"table"}, nil)
 	descEvicted  = prometheus.NewDesc("qos_model_evicted_total", "Model entries evicted from a full table (least recently updated first), by table: ip, prefix (both prefix levels), signer.", []string{"table"}, nil)
 	descNewcomer = prometheus.NewDesc("qos_model_newcomer_factor", "IP factor of a sender in a neighbourhood the model has no record of: what newcomers have paid lately (1 = as claimed).", nil, nil)
-	descQueueLow = prometheus.NewDesc("qos_queue_lowest_score", "Lowest score in the priority queue: what a newcomer must beat when it is full (absent while the queue is empty).", nil, nil)
+	descQueueLow = prometheus.NewDesc("qos_queue_lowest_score", "Lowest score in the priority queue: what a newcomer must beat when it is full (NaN while the queue is empty).", nil, nil)
 	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
 	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
 	descFaults   = prometheus.NewDesc("qos_channel_faults_total", "Memory faults on the channel's file, shrunk by another process under the mapping.", []string{"channel"}, nil)
@@ -158,9 +159,11 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedPrefixes), "prefix")
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedSigners), "signer")
 	ch <- prometheus.MustNewConstMetric(descNewcomer, prometheus.GaugeValue, sn.ModelNewcomer)
+	low := math.NaN() // no queued packet, no bar
 	if sn.QueueLen > 0 {
-		ch <- prometheus.MustNewConstMetric(descQueueLow, prometheus.GaugeValue, sn.QueueLowest)
+		low = sn.QueueLowest
 	}
+	ch <- prometheus.MustNewConstMetric(descQueueLow, prometheus.GaugeValue, low)
 	ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, float64(sn.MaxStallNanos)/1e9)
 	ch <- prometheus.MustNewConstMetric(descLearn, prometheus.GaugeValue, float64(sn.MaxLearnNanos)/1e9)
 	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(sn.BusyNanos)/1e9)
