@@ -217,7 +217,7 @@ func loadModel(path string, p model.Params, log *slog.Logger) (*model.IPSigner, 
 func servePackMetrics(addr string, r *packmode.Runner, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(packmode.NewCollector(r))
+	reg.MustRegister(packmode.NewCollector(r), packExtraCollector{r})
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)
