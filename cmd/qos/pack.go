@@ -242,7 +242,7 @@ func runSeed() uint64 {
 func servePackMetrics(addr string, r *packmode.Runner, db *database, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(packmode.NewCollector(r))
+	reg.MustRegister(packmode.NewCollector(r), packExtraCollector{r})
 	db.register(reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
