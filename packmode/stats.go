@@ -114,6 +114,8 @@ type Stats struct {
 	CheckFailed  uint64 // transactions the CHECK stage ended (reason in Reasons)
 	CheckSkipped uint64 // transactions queued unchecked (CHECK could not be sent or answered)
 	Penalized    uint64 // unparsable transactions charged to their IP
+	Rows         uint64 // metastore rows handed over (Config.Rows)
+	RowsDropped  uint64 // metastore rows dropped: no free batch in the hand-off
 	Progress     uint64 // progress messages read
 	Slots        uint64 // slot changes seen
 	Held         int64  // payloads held now (queued, in the vote lane or in flight)
