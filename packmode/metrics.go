@@ -51,7 +51,7 @@ func NewCollector(r *Runner) *Collector {
 		inflight:      d("batches_in_flight", "batches sent and not answered"),
 		queue:         d("queue_length", "transactions queued"),
 		costUsed:      d("slot_cost_in_flight", "block cost units reserved by batches in flight this slot"),
-		liveOwn:       d("leaked_blocks", "own batch arrays not freed (in flight now; must return to 0)"),
+		liveOwn:       d("leaked_blocks", "blocks our allocator slot handed out and has not seen freed (batch and check arrays), as the allocator counts them: minus qos_pack_batches_in_flight, a leak"),
 		dispatchP99:   d("arrival_to_dispatch_p99_seconds", "p99 of arrival → sent to a worker (bucket bound)"),
 		execP99:       d("arrival_to_execution_p99_seconds", "p99 of arrival → execution result (bucket bound)"),
 	}

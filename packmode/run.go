@@ -233,7 +233,9 @@ func (l *Loop) snapshot() {
 	l.st.LocksHeld = l.sched.Locks().Len()
 	inflight := l.batchesOut()
 	l.st.InFlight = inflight
-	l.st.LiveOwnBlocks = inflight
+	// The allocator's own count, not the loop's bookkeeping: a batch or
+	// check array the loop forgot to free shows here and not in InFlight.
+	l.st.LiveOwnBlocks = l.alloc.LiveBlocks()
 	b := l.sched.Budget()
 	l.st.CostUsed = b.InFlight()
 	l.st.SlotLimit = l.cfg.Budget.BlockLimit

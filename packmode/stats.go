@@ -129,8 +129,10 @@ type Stats struct {
 	SlotLimit uint64
 	// WorkerBatches counts batches sent per worker (utilisation).
 	WorkerBatches [pack.MaxWorkers]uint64
-	// LiveOwnBlocks is the number of batch arrays allocated and not yet
-	// freed (0 when idle; a leak otherwise).
+	// LiveOwnBlocks is the number of blocks (batch and check arrays) our
+	// allocator slot has handed out and not seen freed, as the allocator
+	// counts them: at most InFlight while batches are out, 0 when idle;
+	// anything above InFlight is a leak.
 	LiveOwnBlocks int
 	// ToDispatch is arrival → sent to a worker; ToExecution arrival →
 	// execution result read.
