@@ -15,12 +15,15 @@
 //	segment  = header record*
 //	header   = "QOSSPOOL" | version u32 | row size u32            (16 bytes)
 //	record   = magic u32 "QSR1" | rows u32 | crc32c u32 | rows × row   (12+n bytes)
-//	row      = the fixed 138-byte little-endian encoding of Row (row.go)
+//	row      = the fixed little-endian encoding of Row (row.go): 160 bytes
+//	           in version 3, 138 in versions 1 and 2
 //
 // Version 2 stores the row's kind in a byte that version 1 reserved (and
 // wrote as zero), so version 1 segments left by an older binary are read as
-// completed transactions, which is all they held. An older binary sets
-// version 2 segments aside (*.corrupt) instead of misreading them.
+// completed transactions, which is all they held. Version 3 adds pack
+// mode's result (reason, slot, cost units, fee-payer balance) after it;
+// versions 1 and 2 are read with those fields zero. An older binary sets
+// newer segments aside (*.corrupt) instead of misreading them.
 //
 // The checksum (Castagnoli) covers the rows field and the row bytes. A torn
 // or corrupt record ends the segment: the rest of it is counted and skipped.

@@ -15,9 +15,10 @@ import (
 // zero allocations per row and replay's decoding symmetrical.
 
 // columns is the column list of completed_tx in the order rows are encoded.
-const columns = "observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind"
+// (slot, reason, cost_units and fee_payer_balance: migration 0003.)
+const columns = "observed_at, seq, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind, slot, reason, cost_units, fee_payer_balance"
 
-const numColumns = 15
+const numColumns = 19
 
 // pgEpochMicros is 2000-01-01T00:00:00Z in unix microseconds, the zero of
 // Postgres timestamps.
@@ -35,8 +36,8 @@ var copyHeader = []byte("PGCOPY\n\xff\r\n\x00\x00\x00\x00\x00\x00\x00\x00\x00")
 // copyTrailer ends it: a field count of -1.
 var copyTrailer = []byte{0xff, 0xff}
 
-// maxCopyRowSize bounds one encoded tuple: field count, 15 lengths, data.
-const maxCopyRowSize = 2 + numColumns*4 + 8 + 8 + 8 + 2 + 20 + 32 + 8*4 + 1 + 8 + 8 + 8 + 2
+// maxCopyRowSize bounds one encoded tuple: field count, 19 lengths, data.
+const maxCopyRowSize = 2 + numColumns*4 + 8 + 8 + 8 + 2 + 20 + 32 + 8*4 + 1 + 8 + 8 + 8 + 2 + 8 + 2 + 8 + 8
 
 // pgMicros converts unix ns to Postgres µs, rounding towards minus infinity.
 func pgMicros(ns int64) int64 {
@@ -92,7 +93,13 @@ func putCopyRow(b []byte, r *Row) int {
 	n = putField64(b, n, r.Hash)
 	be.PutUint32(b[n:], 2)
 	be.PutUint16(b[n+4:], uint16(r.Kind))
-	return n + 6
+	n += 6
+	n = putField64(b, n, r.Slot)
+	be.PutUint32(b[n:], 2)
+	be.PutUint16(b[n+4:], uint16(r.Reason))
+	n += 6
+	n = putField64(b, n, r.CostUnits)
+	return putField64(b, n, r.FeePayerBalance)
 }
 
 // putField64 writes an 8-byte field (length, then v big-endian) at b[n:].
@@ -164,13 +171,21 @@ func decodeRow(vals [][]byte, r *Row) error {
 	} else {
 		d.fail(14, len(v))
 	}
+	r.Slot = d.u64(vals, 15)
+	if v := vals[16]; len(v) == 2 {
+		r.Reason = uint8(binary.BigEndian.Uint16(v))
+	} else {
+		d.fail(16, len(v))
+	}
+	r.CostUnits = d.u64(vals, 17)
+	r.FeePayerBalance = d.u64(vals, 18)
 	if d.col >= 0 {
 		return fmt.Errorf("%w: column %s has %d bytes (or a wrong format)", errColumns, columnNames[d.col], d.got)
 	}
 	return nil
 }
 
-var columnNames = [numColumns]string{"observed_at", "seq", "seed", "channel", "ip", "signer", "fee", "cus", "cu_price", "exec_ns", "scheduled", "value", "score", "packet_hash", "kind"}
+var columnNames = [numColumns]string{"observed_at", "seq", "seed", "channel", "ip", "signer", "fee", "cus", "cu_price", "exec_ns", "scheduled", "value", "score", "packet_hash", "kind", "slot", "reason", "cost_units", "fee_payer_balance"}
 
 // decoder remembers the first malformed column (col -1: none yet).
 type decoder struct{ col, got int }

@@ -79,7 +79,9 @@ func TestDecodeRowErrors(t *testing.T) {
 	f("wide channel", func(v [][]byte) [][]byte { v[3] = make([]byte, 4); return v })
 	f("bool", func(v [][]byte) [][]byte { v[10] = nil; return v })
 	f("null kind", func(v [][]byte) [][]byte { v[14] = nil; return v })
-	f("unknown kind", func(v [][]byte) [][]byte { v[14] = []byte{0, 3}; return v })
+	f("unknown kind", func(v [][]byte) [][]byte { v[14] = []byte{0, byte(numRowKinds)}; return v })
+	f("wide reason", func(v [][]byte) [][]byte { v[16] = make([]byte, 4); return v })
+	f("null balance", func(v [][]byte) [][]byte { v[18] = nil; return v })
 }
 
 func TestCopyReader(t *testing.T) {

@@ -127,7 +127,8 @@ func Span(ctx context.Context, conn *pgx.Conn, from, to time.Time) (n int64, fir
 }
 
 // Count returns the number of rows with from ≤ observed_at < to (zero times
-// open), of every kind, and the completed transactions among them.
+// open), of every kind, and the transactions among them (completed ones
+// and pack-mode results: every kind but the penalties).
 func Count(ctx context.Context, conn *pgx.Conn, from, to time.Time) (all, completed int64, err error) {
 	if from.IsZero() {
 		from = minTime
@@ -135,7 +136,7 @@ func Count(ctx context.Context, conn *pgx.Conn, from, to time.Time) (all, comple
 	if to.IsZero() {
 		to = maxTime
 	}
-	err = conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE kind = 0) FROM `+schema.Table+`
+	err = conn.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE kind IN (0, 3)) FROM `+schema.Table+`
 		WHERE observed_at >= $1 AND observed_at < $2`, from, to).Scan(&all, &completed)
 	if err != nil {
 		return 0, 0, fmt.Errorf("count %s: %w", schema.Table, err)

@@ -11,6 +11,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/solqos/qos/model"
+	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
 
@@ -41,15 +42,30 @@ func (r *Row) Claim() float64 {
 func (r *Row) Key() model.IP { return model.IPOf(r.Addr()) }
 
 // Apply gives the row to m as the daemon did: a completed row is observed,
-// a penalty row penalises its IP. Rows of a kind this binary does not know
-// change nothing (decoding refuses them anyway).
+// a penalty row penalises its IP, a pack-mode result goes through the
+// same mapping as in the pack loop (PackObservation). Rows of a kind this
+// binary does not know change nothing (decoding refuses them anyway).
 func (r *Row) Apply(m *model.IPSigner) {
 	switch r.Kind {
 	case RowCompleted:
 		m.Observe(r.Observation())
 	case RowSigverifyFailed, RowUnparsable:
 		m.Penalize(r.Key(), r.Claim())
+	case RowPackResult:
+		if obs, learn := r.PackObservation(); learn {
+			m.Observe(obs)
+		}
 	}
+}
+
+// PackObservation is what the pack loop's model learnt from a
+// RowPackResult: pack.Judge of the reported result against the fee and
+// estimated cost (CUs), mapped by pack.ModelObservation; learn is false
+// for a reason that blames nobody.
+func (r *Row) PackObservation() (model.Observation, bool) {
+	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: r.Reason, CostUnits: r.CostUnits,
+		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
+	return pack.ModelObservation(r.Key(), r.Signer, r.Fee, v)
 }
 
 // Progress reports how far a replay got.
@@ -217,8 +233,10 @@ func (e *BacktestResult) Merit() float64 {
 
 // Backtest replays the range once, feeding every parameter set of the grid,
 // and measures how each ranks the test part. The split, the test rows and
-// the budgets count completed transactions only; penalty rows
-// update every model in their place, and with Frozen not after training. Besides the constant model
+// the budgets count transactions only: completed rows and pack-mode results
+// (a result that blames nobody is ranked but teaches nothing, as in the
+// pack loop); penalty rows update every model in their place,
+// and with Frozen not after training. Besides the constant model
 // state, it keeps three float64 per test row plus one per row and grid
 // entry.
 func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]BacktestResult, error) {
@@ -267,7 +285,7 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 	}
 	var seen, feedback int64 // completed rows, penalty rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
-		if r.Kind != RowCompleted {
+		if r.Kind.Penalty() || !r.Kind.Valid() {
 			feedback++
 			if opt.Frozen && seen >= trainN {
 				return
@@ -278,7 +296,11 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 			return
 		}
 		seen++
-		o := r.Observation()
+		o, learn := r.Observation(), true
+		if r.Kind == RowPackResult {
+			o, learn = r.PackObservation()
+			o.IP, o.Signer = r.Key(), r.Signer // scored even when it teaches nothing
+		}
 		if seen > trainN && int64(len(value)) < testN {
 			feePerCU = append(feePerCU, score.Score(1 /*model: neutral*/, r.Fee, r.CUs))
 			v := 0.0
@@ -292,6 +314,9 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 			if opt.Frozen {
 				return
 			}
+		}
+		if !learn {
+			return
 		}
 		for _, m := range models {
 			m.Observe(o)

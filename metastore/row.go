@@ -24,12 +24,23 @@ const (
 	// RowUnparsable is a packet that failed to parse: the model penalises
 	// its source IP. Channel is the packet's source channel.
 	RowUnparsable
+	// RowPackResult is one ExecutionResponse of pack mode joined with what
+	// admission recorded: Slot, Reason (0 = included), CostUnits and
+	// FeePayerBalance as the validator reported them, CUs the estimated
+	// cost units, Scheduled whether it was included. The model learns
+	// from it through pack.Judge and pack.ModelObservation (Apply);
+	// reasons that blame nobody change nothing. Channel is PackChannel.
+	RowPackResult
 	numRowKinds
 )
 
 // SigverifyChannel is the Channel of RowSigverifyFailed rows: sig_to_qos
 // does not say which channel the packet came in on.
 const SigverifyChannel uint8 = 255
+
+// PackChannel is the Channel of pack mode's rows (tpu_to_pack: pack mode
+// has one source of transactions).
+const PackChannel uint8 = 254
 
 // String returns the kind's stable name.
 func (k RowKind) String() string {
@@ -40,6 +51,8 @@ func (k RowKind) String() string {
 		return "sigverify_failed"
 	case RowUnparsable:
 		return "unparsable"
+	case RowPackResult:
+		return "pack_result"
 	}
 	return "unknown"
 }
@@ -47,8 +60,9 @@ func (k RowKind) String() string {
 // Valid reports whether k is a kind this binary knows.
 func (k RowKind) Valid() bool { return k < numRowKinds }
 
-// Penalty reports whether k is a penalty (any kind but RowCompleted).
-func (k RowKind) Penalty() bool { return k != RowCompleted }
+// Penalty reports whether k is a penalty (a failed sigverify or an
+// unparsable packet).
+func (k RowKind) Penalty() bool { return k == RowSigverifyFailed || k == RowUnparsable }
 
 // Row is one input of the model, as the database stores it and replay
 // reads it: a completed transaction (the partial meta joined with the
@@ -71,6 +85,12 @@ type Row struct {
 	Score      float64 // admission score
 	Hash       uint64  // packet hash
 	Seed       uint64  // the xxhash seed the hash was computed with
+
+	// Pack mode's execution result (RowPackResult only; zero otherwise).
+	Slot            uint64 // execution_slot
+	Reason          uint8  // not_included_reason; 0 = included
+	CostUnits       uint64 // block cost charged, 0 when not included
+	FeePayerBalance uint64 // the fee payer's balance after execution
 }
 
 // CompletedRow builds the row of an admitted packet the scheduler reported
@@ -106,16 +126,23 @@ func PenaltyRow(kind RowKind, seq uint64, observedAt int64, channel uint8, ip [1
 // Addr returns the row's IP address, IPv4 unmapped.
 func (r *Row) Addr() netip.Addr { return netip.AddrFrom16(r.IP).Unmap() }
 
-// RowSize is the size of a row in the spool's fixed little-endian encoding:
+// RowSize is the size of a row in the spool's fixed little-endian encoding
+// (spool version 3):
 //
 //	0 observed_at i64 | 8 seq u64 | 16 channel u8 | 17 ip [16] | 33 signer [32] |
 //	65 fee u64 | 73 cus u64 | 81 cu_price u64 | 89 exec_ns u64 | 97 scheduled u8 |
 //	98 value f64 | 106 score f64 | 114 hash u64 | 122 seed u64 | 130 kind u8 |
-//	131 reserved [7]
+//	131 reason u8 | 132 slot u64 | 140 cost_units u64 | 148 fee_payer_balance u64 |
+//	156 reserved [4]
 //
-// The kind byte was reserved (zero) in spool version 1, so version 1 rows
-// read as RowCompleted, which is all they held.
-const RowSize = 138
+// Versions 1 and 2 wrote the first 131 bytes and 7 reserved ones
+// (legacyRowSize); their pack fields read as zero. The kind byte was
+// reserved (zero) in version 1, so version 1 rows read as RowCompleted,
+// which is all they held.
+const RowSize = 160
+
+// legacyRowSize is the row size of spool versions 1 and 2.
+const legacyRowSize = 138
 
 // putRow encodes r into b. REQUIRES: len(b) ≥ RowSize.
 func putRow(b []byte, r *Row) {
@@ -138,13 +165,18 @@ func putRow(b []byte, r *Row) {
 	le.PutUint64(b[106:], math.Float64bits(r.Score))
 	le.PutUint64(b[114:], r.Hash)
 	le.PutUint64(b[122:], r.Seed)
-	le.PutUint64(b[130:], 0)
 	b[130] = uint8(r.Kind)
+	b[131] = r.Reason
+	le.PutUint64(b[132:], r.Slot)
+	le.PutUint64(b[140:], r.CostUnits)
+	le.PutUint64(b[148:], r.FeePayerBalance)
+	le.PutUint32(b[156:], 0)
 }
 
-// getRow decodes a row encoded by putRow. REQUIRES: len(b) ≥ RowSize.
-func getRow(b []byte, r *Row) {
-	_ = b[RowSize-1]
+// getRow decodes a row of size rowSize (RowSize, or legacyRowSize for
+// spool versions 1 and 2). REQUIRES: len(b) ≥ rowSize.
+func getRow(b []byte, r *Row, rowSize int) {
+	_ = b[legacyRowSize-1]
 	le := binary.LittleEndian
 	r.ObservedAt = int64(le.Uint64(b[0:]))
 	r.Seq = le.Uint64(b[8:])
@@ -161,4 +193,12 @@ func getRow(b []byte, r *Row) {
 	r.Hash = le.Uint64(b[114:])
 	r.Seed = le.Uint64(b[122:])
 	r.Kind = RowKind(b[130])
+	r.Reason, r.Slot, r.CostUnits, r.FeePayerBalance = 0, 0, 0, 0
+	if rowSize >= RowSize {
+		_ = b[RowSize-1]
+		r.Reason = b[131]
+		r.Slot = le.Uint64(b[132:])
+		r.CostUnits = le.Uint64(b[140:])
+		r.FeePayerBalance = le.Uint64(b[148:])
+	}
 }

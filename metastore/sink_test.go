@@ -365,7 +365,8 @@ func TestSinkLostAcknowledgement(t *testing.T) {
 		t.Fatal("duplicate key accepted: the table lacks its primary key")
 	}
 	if _, err := d.conn.Exec(context.Background(), `INSERT INTO completed_tx (`+columns+`)
-		SELECT observed_at + interval '1 millisecond', 1000, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind
+		SELECT observed_at + interval '1 millisecond', 1000, seed, channel, ip, signer, fee, cus, cu_price, exec_ns, scheduled, value, score, packet_hash, kind,
+			slot, reason, cost_units, fee_payer_balance
 		FROM completed_tx WHERE seq = 0`); err != nil {
 		t.Fatal(err)
 	}

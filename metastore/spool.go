@@ -23,10 +23,12 @@ import (
 const (
 	spoolMagic = "QOSSPOOL"
 	// spoolVersion is the version written. Version 1 segments (rows
-	// without a kind: completed transactions only) are read too; a binary
-	// that knows only version 1 sets version 2 segments aside rather than
-	// misread penalty rows as transactions.
-	spoolVersion    = 2
+	// without a kind: completed transactions only) and version 2 ones
+	// (legacyRowSize rows, without pack mode's fields) are read too; a
+	// binary that knows only version 1 sets later segments aside rather
+	// than misread penalty rows as transactions, and one that knows
+	// version 2 sets version 3 aside (its row size differs).
+	spoolVersion    = 3
 	spoolMinVersion = 1
 	spoolHeaderSize = 16
 	recordMagic     = 0x31525351 // "QSR1" little-endian
@@ -44,9 +46,10 @@ var (
 )
 
 type segment struct {
-	seq  uint64
-	path string
-	size int64
+	seq     uint64
+	path    string
+	size    int64
+	rowSize int // RowSize, or legacyRowSize for versions 1 and 2
 }
 
 type spool struct {
@@ -109,7 +112,7 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 			continue
 		}
 		path := filepath.Join(dir, name)
-		size, rows, err := scanSegment(path)
+		size, rows, rowSize, err := scanSegment(path)
 		if err != nil {
 			s.corruptRecs++
 			if rerr := os.Rename(path, path+".corrupt"); rerr != nil {
@@ -117,7 +120,7 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 			}
 			continue
 		}
-		s.segs = append(s.segs, segment{seq: seq, path: path, size: size})
+		s.segs = append(s.segs, segment{seq: seq, path: path, size: size, rowSize: rowSize})
 		s.bytes += size
 		s.rows += rows
 		if seq >= s.next {
@@ -131,23 +134,24 @@ func openSpool(dir string, maxBytes int64) (*spool, error) {
 
 // scanSegment checks a segment's header and counts the rows announced by
 // its record headers (checksums are verified when records are read).
-func scanSegment(path string) (size int64, rows uint64, err error) {
+func scanSegment(path string) (size int64, rows uint64, rowSize int, err error) {
 	f, err := os.Open(path)
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	defer f.Close()
 	st, err := f.Stat()
 	if err != nil {
-		return 0, 0, err
+		return 0, 0, 0, err
 	}
 	size = st.Size()
 	var h [spoolHeaderSize]byte
 	if _, err := io.ReadFull(f, h[:]); err != nil {
-		return size, 0, fmt.Errorf("%s: short header: %w", path, err)
+		return size, 0, 0, fmt.Errorf("%s: short header: %w", path, err)
 	}
-	if err := checkSegmentHeader(h[:]); err != nil {
-		return size, 0, fmt.Errorf("%s: %w", path, err)
+	rowSize, err = checkSegmentHeader(h[:])
+	if err != nil {
+		return size, 0, 0, fmt.Errorf("%s: %w", path, err)
 	}
 	off := int64(spoolHeaderSize)
 	var rh [recordHeader]byte
@@ -159,27 +163,34 @@ func scanSegment(path string) (size int64, rows uint64, err error) {
 		if binary.LittleEndian.Uint32(rh[0:]) != recordMagic || n > maxRecordRows {
 			break
 		}
-		end := off + recordHeader + int64(n)*RowSize
+		end := off + recordHeader + int64(n)*int64(rowSize)
 		if end > size {
 			break
 		}
 		rows += uint64(n)
 		off = end
 	}
-	return size, rows, nil
+	return size, rows, rowSize, nil
 }
 
-func checkSegmentHeader(h []byte) error {
+// checkSegmentHeader checks a segment header and returns the size of its
+// rows: legacyRowSize for versions 1 and 2, RowSize for version 3.
+func checkSegmentHeader(h []byte) (int, error) {
 	if string(h[:8]) != spoolMagic {
-		return errors.New("not a spool segment (bad magic)")
+		return 0, errors.New("not a spool segment (bad magic)")
 	}
-	if v := binary.LittleEndian.Uint32(h[8:]); v < spoolMinVersion || v > spoolVersion {
-		return fmt.Errorf("spool version %d, this binary reads %d to %d", v, spoolMinVersion, spoolVersion)
+	v := binary.LittleEndian.Uint32(h[8:])
+	if v < spoolMinVersion || v > spoolVersion {
+		return 0, fmt.Errorf("spool version %d, this binary reads %d to %d", v, spoolMinVersion, spoolVersion)
 	}
-	if rs := binary.LittleEndian.Uint32(h[12:]); rs != RowSize {
-		return fmt.Errorf("row size %d, this binary uses %d", rs, RowSize)
+	want := RowSize
+	if v < 3 {
+		want = legacyRowSize
 	}
-	return nil
+	if rs := binary.LittleEndian.Uint32(h[12:]); rs != uint32(want) {
+		return 0, fmt.Errorf("row size %d, version %d uses %d", rs, v, want)
+	}
+	return want, nil
 }
 
 // Rows returns the rows waiting in the spool (not yet committed).
@@ -253,7 +264,7 @@ func (s *spool) rotate() error {
 	}
 	s.next++
 	s.w = f
-	s.segs = append(s.segs, segment{seq: seq, path: path, size: spoolHeaderSize})
+	s.segs = append(s.segs, segment{seq: seq, path: path, size: spoolHeaderSize, rowSize: RowSize})
 	s.bytes += spoolHeaderSize
 	return nil
 }
@@ -296,12 +307,12 @@ func (s *spool) read(dst *batch) (bool, error) {
 			return false, fmt.Errorf("spool %s: read at %d: %w", seg.path, s.rOff, err)
 		}
 		n := int(binary.LittleEndian.Uint32(rh[4:]))
-		end := int64(s.rOff) + recordHeader + int64(n)*RowSize
+		end := int64(s.rOff) + recordHeader + int64(n)*int64(seg.rowSize)
 		if binary.LittleEndian.Uint32(rh[0:]) != recordMagic || n > maxRecordRows || end > seg.size {
 			s.corrupt(seg)
 			continue
 		}
-		size := n * RowSize
+		size := n * seg.rowSize
 		if cap(s.buf) < size {
 			s.buf = make([]byte, size)
 		}
@@ -319,7 +330,7 @@ func (s *spool) read(dst *batch) (bool, error) {
 			dst.rows = make([]Row, n)
 		}
 		for i := range n {
-			getRow(buf[i*RowSize:], &dst.rows[i])
+			getRow(buf[i*seg.rowSize:], &dst.rows[i], seg.rowSize)
 		}
 		dst.n = n
 		s.rOff = int(end)

@@ -13,6 +13,14 @@ type Observation struct {
 	Fee       uint64 // total fee in lamports
 	CUs       uint64 // compute units requested
 	ExecNanos uint64 // execution time; 0 = not executed (never included, never paid)
+	// SenderFault marks an unpaid outcome that no ranking could have
+	// turned into a paid one: the transaction could never pay (its fee
+	// payer cannot pay the fee, it is stale, a replay or malformed; pack
+	// mode's sender-caused refusals). Such an outcome that its payer
+	// already explains charges the payer only (Observe). An outcome
+	// unpaid because it ranked too low (the sidecar's verified but never
+	// included) is not one.
+	SenderFault bool
 }
 
 // claim is the fee per compute unit o claimed (fee / max(CUs, 1)).
@@ -182,6 +190,14 @@ func (m *IPSigner) SignerScore(s Signer) (float64, bool) {
 // factor predicted it would pay. It costs O(1), does not allocate, and
 // reports true (the model changed). An observation without a fee (Fee
 // 0) weighs the IP's usual claim, as an unparsable packet does.
+//
+// An unpaid outcome of the sender's fault (SenderFault) whose fee payer
+// already explains it (payerExplains: a payer known to go unpaid from an
+// IP whose outcomes are mostly paid, such as an empty account) updates
+// the signer's record only: the payer's factor already
+// sinks its transactions, and charging its IP again would lower every
+// other payer's transactions from that IP (an honest sender with one
+// empty account of eight would rank 1/8 below its peers for good).
 func (m *IPSigner) Observe(o Observation) (updated bool) {
 	ip := o.IP.canonical()
 	c := o.claim()
@@ -194,11 +210,42 @@ func (m *IPSigner) Observe(o Observation) (updated bool) {
 		m.paid++
 	}
 	pred := float64(m.ipRate(ip) * c)
-	m.outcome(ip, c, paid, 0)
+	if paid != 0 || !o.SenderFault || !m.payerExplains(ip, o.Signer) {
+		m.outcome(ip, c, paid, 0)
+	}
 	m.signers.touch(o.Signer, m.events).add(c, paid, 0, pred, float64(m.p.Window))
 	m.observations++
 	m.events++
 	return true
+}
+
+// explainedBelow is the signer factor under which a payer with at least
+// MinObservations outcomes explains its unpaid outcomes by itself (one
+// half, the bar at which validity reaches 0 for failures): a payer that
+// has paid less than half of what its IPs predicted.
+const explainedBelow = 0.5
+
+// payerExplains reports whether an unpaid outcome of payer s from the
+// canonical ip is the payer's alone: s is known to go unpaid (a record
+// of at least MinObservations outcomes and a factor below
+// explainedBelow) while ip's own record, of at least MinObservations
+// outcomes, shows at least explainedBelow of its claims paid — other
+// payers from that IP are paid. A fresh payer (a sybil's new one per
+// transaction) never explains, nor does the payer of an IP that is not
+// mostly paid (a sender whose one payer is never paid sinks its IP to
+// the unpaid floor, as before).
+func (m *IPSigner) payerExplains(ip IP, s Signer) bool {
+	least := float64(max(m.p.MinObservations, 1))
+	r := m.signers.get(s)
+	if r == nil || r.n < least || !(m.SignerFactor(s) < explainedBelow) {
+		return false
+	}
+	ir := m.ips.get(ip)
+	if ir == nil || ir.n < least {
+		return false
+	}
+	rate, ok := ir.rate()
+	return ok && rate >= explainedBelow
 }
 
 // Penalize records a failed outcome for ip (a failed sigverify or an

@@ -430,3 +430,45 @@ func TestUnpaidFloor(t *testing.T) {
 		t.Fatalf("floor off: %v, %v", m.IPFactor(low), err)
 	}
 }
+
+// TestPayerExplainsUnpaid: an honest sender whose one payer of eight has
+// an empty account (unpaid outcomes of the sender's fault) keeps its IPs' factor near 1 (the empty payer alone
+// sinks), as a sender without such a payer does; a sender rotating a
+// fresh unpaid payer per transaction still sinks its IP, and so does a
+// sender whose only payer is never paid.
+func TestPayerExplainsUnpaid(t *testing.T) {
+	p := DefaultParams()
+	m := New(p)
+	ranked := New(p)
+	mixed, clean, sybil, lone := ip4(10, 1, 0, 1), ip4(10, 3, 0, 1), ip4(100, 64, 0, 1), ip4(10, 2, 0, 1)
+	for i := range 4 * p.Window {
+		s := uint32(i % 8)
+		fault := func(o Observation) Observation { o.SenderFault = !(o.ExecNanos > 0); return o }
+		m.Observe(fault(tx(mixed, signer(s), 10, s != 0))) // payer 0 is empty
+		m.Observe(tx(clean, signer(100+s), 10, true))
+		m.Observe(fault(tx(sybil, signer(1000+uint32(i)), 10, false))) // a fresh payer each time
+		m.Observe(fault(tx(lone, signer(99), 10, false)))
+		ranked.Observe(tx(mixed, signer(s), 10, s != 0)) // unpaid for ranking too low: not explained away
+	}
+	fm, fc := m.IPFactor(mixed), m.IPFactor(clean)
+	if fm < 0.97 || fc < 0.99 {
+		t.Fatalf("IP factor of the sender with one empty payer %v, of the clean one %v: want both near 1", fm, fc)
+	}
+	if f := m.Forward(mixed, signer(0)); f > 0.05 {
+		t.Fatalf("the empty payer's transactions score %v", f)
+	}
+	if f := m.Forward(mixed, signer(3)); f < 0.97 {
+		t.Fatalf("a funded payer of the mixed sender scores %v", f)
+	}
+	if f := m.IPFactor(sybil); f > 0.01 {
+		t.Fatalf("the fresh-payer sender's IP factor %v, want near the floor", f)
+	}
+	if f := m.IPFactor(lone); f != p.UnpaidFloor {
+		t.Fatalf("the never-paid lone payer's IP factor %v, want the floor %v", f, p.UnpaidFloor)
+	}
+	// The sidecar's unpaid outcomes (verified, ranked too low) depend on
+	// the ranking itself: they still charge the IP.
+	if f := ranked.IPFactor(mixed); f > 0.9 {
+		t.Fatalf("IP factor with unpaid outcomes of ranking %v, want about 7/8", f)
+	}
+}

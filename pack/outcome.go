@@ -218,15 +218,16 @@ func JudgeUnprocessed(processedCode uint8) Verdict {
 //   - Credit: Fee = the fee, CUs = ExecNanos = Verdict.Cost (executed, so
 //     paid: the model's claim and paid value are fee per cost unit; in
 //     pack mode the execution-time field carries cost units);
-//   - BlameSender: Fee = 0 and not executed: the model counts an unpaid
-//     outcome at the sender's usual claim, which lowers both the fee
-//     payer's and the IP's paid share.
+//   - BlameSender: Fee = 0, not executed, SenderFault: the model counts
+//     an unpaid outcome at the sender's usual claim, which lowers both
+//     the fee payer's and the IP's paid share (the payer's alone once the
+//     payer explains it: model.Observation.SenderFault).
 func ModelObservation(ip model.IP, payer model.Signer, fee uint64, v Verdict) (obs model.Observation, learn bool) {
 	switch v.Blame {
 	case Credit:
 		return model.Observation{IP: ip, Signer: payer, Fee: fee, CUs: v.Cost, ExecNanos: max(v.Cost, 1)}, true
 	case BlameSender:
-		return model.Observation{IP: ip, Signer: payer}, true
+		return model.Observation{IP: ip, Signer: payer, SenderFault: true}, true
 	}
 	return model.Observation{}, false
 }

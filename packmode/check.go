@@ -2,7 +2,6 @@ package packmode
 
 import (
 	"github.com/solqos/qos/agave/bindings"
-	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -241,13 +240,11 @@ func (l *Loop) checked(s int32, cr bindings.CheckResponse) {
 	}
 	l.st.CheckFailed++
 	l.st.Reasons[reason]++
-	v := pack.Judge(pack.ExecResult{Reason: reason}, t.fee, t.cost)
-	if l.cfg.Policy == PolicyModel {
-		if obs, learn := pack.ModelObservation(model.IPv6(t.ip), model.Signer(t.payer), t.fee, v); learn {
-			l.cfg.Model.Observe(obs)
-			l.st.Learned++
-		}
+	var bal uint64
+	if cr.FeePayerBalanceFlags&bindings.FeePayerBalancePerformed != 0 {
+		bal = cr.FeePayerBalance
 	}
+	l.learn(t, pack.ExecResult{Reason: reason, FeePayerBalance: bal})
 	l.end(s, EndNotIncluded)
 }
 

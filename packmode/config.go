@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -55,6 +56,16 @@ type Config struct {
 	// Model is the reputation model (required for PolicyModel; read and
 	// trained by the loop goroutine only).
 	Model *model.IPSigner
+	// Rows, when set, receives a metastore row per execution (and CHECK)
+	// result and per unparsable transaction charged to its IP: the
+	// model's inputs, in the order the loop applied them, so that replay
+	// rebuilds the model (metastore.Row.Apply). Used by the loop
+	// goroutine only; Offer never blocks (a full hand-off drops and
+	// counts). Rows are written under every policy.
+	Rows *metastore.Handoff
+	// Seed is the rows' seed column: with (observed_at, seq) their key,
+	// so it should differ between runs (the daemon draws one at start).
+	Seed uint64
 	// QueueCapacity is how many non-vote transactions wait at most; the
 	// lowest is evicted (and its payload freed) for a better one.
 	QueueCapacity int

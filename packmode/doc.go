@@ -28,9 +28,13 @@
 // points outside the mapping or at a block that is not live is counted
 // and dropped, never followed.
 //
-// Learning: each execution result, joined with what admission recorded
-// (source IP, fee payer, fee, estimated cost), goes through pack.Judge
-// and pack.ModelObservation into the model (policy "model" only).
+// Learning: each execution (or CHECK) result, joined with what admission
+// recorded (source IP, fee payer, fee, CU price, estimated cost, score),
+// becomes a metastore row of kind RowPackResult (learn.go), handed to
+// Config.Rows without blocking; the model's observation is built from
+// that row (metastore.Row.PackObservation: pack.Judge, then
+// pack.ModelObservation; policy "model" only), exactly as replay builds
+// it from the stored row.
 //
 // Nothing in a pass allocates once the loop is warm.
 package packmode

@@ -4,7 +4,6 @@ import (
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
-	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -329,16 +328,10 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 		t := &l.txs[slot]
 		var v pack.Verdict
 		if len(results) == n {
-			v = pack.Judge(results[i], t.fee, t.cost)
 			l.st.Reasons[results[i].Reason]++
+			v = l.learn(t, results[i])
 		} else {
 			v = pack.JudgeUnprocessed(uint8(m.ProcessedCode))
-		}
-		if l.cfg.Policy == PolicyModel {
-			if obs, learn := pack.ModelObservation(model.IPv6(t.ip), model.Signer(t.payer), t.fee, v); learn {
-				l.cfg.Model.Observe(obs)
-				l.st.Learned++
-			}
 		}
 		l.st.ToExecution.add(l.now - t.arrived)
 		switch {

@@ -8,6 +8,7 @@ import (
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/session"
 	"github.com/solqos/qos/channels/rtsalloc"
+	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -34,6 +35,7 @@ type txRec struct {
 	payer   [32]byte
 	fee     uint64
 	cost    uint64
+	cuPrice uint64
 	seq     uint64 // arrival order
 	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
 	score   float64
@@ -110,6 +112,8 @@ type Loop struct {
 	epoch        uint32
 	lastEpoch    uint32
 	lastReceived uint64
+	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
+	wall0 int64
 }
 
 // newLoop sizes every table for s.
@@ -263,9 +267,16 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 	vote := m.Flags&bindings.TpuIsSimpleVote != 0
 	if r := l.view.Parse(data); r != score.OK {
 		l.st.Rejects[r]++
-		if r.Parse() && l.cfg.Policy == PolicyModel {
-			l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
-			l.st.Penalized++
+		if r.Parse() {
+			if l.cfg.Policy == PolicyModel {
+				l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
+				l.st.Penalized++
+			}
+			if l.cfg.Rows != nil && l.cfg.Rows.Penalties() {
+				row := metastore.PenaltyRow(metastore.RowUnparsable, l.st.Rows+l.st.RowsDropped,
+					l.wall0+l.now, metastore.PackChannel, m.SrcAddr, l.cfg.Seed)
+				l.offer(&row)
+			}
 		}
 		l.end(slot, EndRejected)
 		return
@@ -282,7 +293,7 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		l.end(slot, EndRejected)
 		return
 	}
-	t.fee, t.cost, t.payer = b.Fee, cost.Sum(), l.view.FeePayer(data)
+	t.fee, t.cost, t.cuPrice, t.payer = b.Fee, cost.Sum(), b.CUPrice, l.view.FeePayer(data)
 	if vote {
 		l.st.Votes++
 		l.st.Admitted++

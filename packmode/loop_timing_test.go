@@ -11,6 +11,7 @@ import (
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/session"
+	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 )
 
@@ -28,6 +29,10 @@ type benchLoop struct {
 	// shared: wall time includes waiting for a core).
 	loopTime time.Duration
 	loopCPU  time.Duration
+	// rows, when set, is the loop's metastore hand-off; step takes its
+	// full batches back (the writer's side) into collected.
+	rows      *metastore.Handoff
+	collected []metastore.Row
 }
 
 // threadCPU returns the calling thread's CPU time (getrusage
@@ -94,6 +99,10 @@ func (b *benchLoop) step(k int) {
 	l.schedule()
 	b.loopTime += time.Since(t0)
 	b.loopCPU += threadCPU() - c0
+	if b.rows != nil {
+		b.rows.Flush()
+		b.collected = b.rows.Collect(b.collected[:0])
+	}
 	v.work()
 	v.audit()
 }
@@ -102,9 +111,22 @@ func (b *benchLoop) step(k int) {
 // (admission, scheduling, dispatch, results, learning, frees) allocates
 // nothing in the loop, for every policy.
 func TestLoopSteadyStateAllocs(t *testing.T) {
-	for _, pol := range []Policy{PolicyModel, PolicyFeeOnly, PolicyFIFO} {
-		t.Run(pol.String(), func(t *testing.T) {
+	for _, tc := range []struct {
+		pol  Policy
+		rows bool
+	}{{PolicyModel, false}, {PolicyFeeOnly, false}, {PolicyFIFO, false}, {PolicyModel, true}} {
+		pol := tc.pol
+		name := pol.String()
+		if tc.rows {
+			name += "+rows"
+		}
+		t.Run(name, func(t *testing.T) {
 			b := newBenchLoop(t, pol)
+			if tc.rows { // a metastore row per result, handed over without allocating
+				b.rows = metastore.NewHandoff(metastore.HandoffConfig{BatchRows: 256, Batches: 4})
+				b.l.cfg.Rows = b.rows
+				b.collected = make([]metastore.Row, 0, 4*256)
+			}
 			warm, runs := 2000, 200
 			if raceEnabled { // instrumentation allocates: just run the rounds
 				warm, runs = 100, 10
@@ -117,6 +139,9 @@ func TestLoopSteadyStateAllocs(t *testing.T) {
 			}
 			if b.st.Ends[EndIncluded] == 0 || b.st.FreeErrors != 0 || len(b.v.bad) != 0 {
 				t.Fatalf("the rounds did no useful work: %+v %v", b.st.Ends, b.v.bad)
+			}
+			if tc.rows && (b.st.Rows == 0 || b.st.RowsDropped != 0) {
+				t.Fatalf("rows: %d handed over, %d dropped", b.st.Rows, b.st.RowsDropped)
 			}
 		})
 	}

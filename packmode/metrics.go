@@ -17,6 +17,7 @@ type Collector struct {
 	badResponse, badRegion, freeErrors, allocFailed, sendFull     *prometheus.Desc
 	learned, sessions, up, held, locks, inflight, queue, costUsed *prometheus.Desc
 	liveOwn, dispatchP99, execP99                                 *prometheus.Desc
+	rows                                                          *prometheus.Desc
 }
 
 // NewCollector returns a collector of r's counters (qos_pack_*).
@@ -42,6 +43,7 @@ func NewCollector(r *Runner) *Collector {
 		allocFailed:   d("alloc_failures_total", "batch arrays the allocator could not give"),
 		sendFull:      d("send_full_total", "batches not sent because pack_to_worker was full"),
 		learned:       d("model_observations_total", "execution results the model learnt from"),
+		rows:          d("metastore_rows_total", "metastore rows by outcome (offered to the writer, or dropped: no free batch)", "outcome"),
 		sessions:      d("sessions_total", "sessions logged on"),
 		up:            d("session_up", "1 while logged on to the validator"),
 		held:          d("payloads_held", "payloads held now (queued, vote lane, in flight)"),
@@ -49,7 +51,7 @@ func NewCollector(r *Runner) *Collector {
 		inflight:      d("batches_in_flight", "batches sent and not answered"),
 		queue:         d("queue_length", "transactions queued"),
 		costUsed:      d("slot_cost_in_flight", "block cost units reserved by batches in flight this slot"),
-		liveOwn:       d("leaked_blocks", "own batch arrays not freed (in flight now; must return to 0)"),
+		liveOwn:       d("leaked_blocks", "blocks our allocator slot handed out and has not seen freed (batch and check arrays), as the allocator counts them: minus qos_pack_batches_in_flight, a leak"),
 		dispatchP99:   d("arrival_to_dispatch_p99_seconds", "p99 of arrival → sent to a worker (bucket bound)"),
 		execP99:       d("arrival_to_execution_p99_seconds", "p99 of arrival → execution result (bucket bound)"),
 	}
@@ -104,6 +106,8 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.allocFailed, st.AllocFailed)
 	ctr(c.sendFull, st.SendFull)
 	ctr(c.learned, st.Learned)
+	ctr(c.rows, st.Rows, "offered")
+	ctr(c.rows, st.RowsDropped, "dropped")
 	ctr(c.sessions, st.Sessions)
 	b := 0.0
 	if up {

@@ -146,6 +146,11 @@ func (r *Runner) runSession(ctx context.Context, s *session.Session) error {
 	}
 	start := time.Now()
 	l.start = start
+	l.wall0 = start.UnixNano()
+	if l.cfg.Rows != nil {
+		// Whatever way the session ends, its last rows go to the writer.
+		defer l.cfg.Rows.Flush()
+	}
 	lastProgress := int64(0)
 	nextPub := int64(0)
 	idle := 0
@@ -177,6 +182,9 @@ func (r *Runner) runSession(ctx context.Context, s *session.Session) error {
 				return fmt.Errorf("%w: no progress message for %v on %s", errSessionLost, r.cfg.ProgressTimeout, s.Socket)
 			}
 			if l.now >= nextPub {
+				if l.cfg.Rows != nil {
+					l.cfg.Rows.Tick(l.wall0 + l.now)
+				}
 				l.snapshot()
 				r.publish(true)
 				nextPub = l.now + int64(50*time.Millisecond)
@@ -225,7 +233,9 @@ func (l *Loop) snapshot() {
 	l.st.LocksHeld = l.sched.Locks().Len()
 	inflight := l.batchesOut()
 	l.st.InFlight = inflight
-	l.st.LiveOwnBlocks = inflight
+	// The allocator's own count, not the loop's bookkeeping: a batch or
+	// check array the loop forgot to free shows here and not in InFlight.
+	l.st.LiveOwnBlocks = l.alloc.LiveBlocks()
 	b := l.sched.Budget()
 	l.st.CostUsed = b.InFlight()
 	l.st.SlotLimit = l.cfg.Budget.BlockLimit

@@ -114,6 +114,8 @@ type Stats struct {
 	CheckFailed  uint64 // transactions the CHECK stage ended (reason in Reasons)
 	CheckSkipped uint64 // transactions queued unchecked (CHECK could not be sent or answered)
 	Penalized    uint64 // unparsable transactions charged to their IP
+	Rows         uint64 // metastore rows handed over (Config.Rows)
+	RowsDropped  uint64 // metastore rows dropped: no free batch in the hand-off
 	Progress     uint64 // progress messages read
 	Slots        uint64 // slot changes seen
 	Held         int64  // payloads held now (queued, in the vote lane or in flight)
@@ -127,8 +129,10 @@ type Stats struct {
 	SlotLimit uint64
 	// WorkerBatches counts batches sent per worker (utilisation).
 	WorkerBatches [pack.MaxWorkers]uint64
-	// LiveOwnBlocks is the number of batch arrays allocated and not yet
-	// freed (0 when idle; a leak otherwise).
+	// LiveOwnBlocks is the number of blocks (batch and check arrays) our
+	// allocator slot has handed out and not seen freed, as the allocator
+	// counts them: at most InFlight while batches are out, 0 when idle;
+	// anything above InFlight is a leak.
 	LiveOwnBlocks int
 	// ToDispatch is arrival → sent to a worker; ToExecution arrival →
 	// execution result read.

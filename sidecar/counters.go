@@ -140,13 +140,21 @@ type Stats struct {
 	Faults  [numChannels]uint64
 	Faulted [numChannels]bool
 
-	QueueLen      int
-	RecentLen     int
-	ModelIPs      int
-	ModelSigners  int
-	MaxStallNanos int64 // longest loop iteration since the previous snapshot
-	MaxLearnNanos int64 // longest model update since the previous snapshot
-	Iterations    uint64
+	QueueLen  int
+	RecentLen int
+	// QueueLowest is the lowest queued score (the bar a newcomer must
+	// clear when the queue is full); meaningless when QueueLen is 0.
+	QueueLowest float64
+	// The model's table sizes (IPs, /24 and /48 prefixes, /16 and /32
+	// prefixes, fee payers), entries evicted from them since the start,
+	// and its newcomer factor: the IP factor of a sender in a
+	// neighbourhood it has no record of (model.Stats.UnknownIP).
+	ModelIPs, ModelNearPrefixes, ModelWidePrefixes, ModelSigners int
+	ModelEvictedIPs, ModelEvictedPrefixes, ModelEvictedSigners   uint64
+	ModelNewcomer                                                float64
+	MaxStallNanos                                                int64 // longest loop iteration since the previous snapshot
+	MaxLearnNanos                                                int64 // longest model update since the previous snapshot
+	Iterations                                                   uint64
 	// BusyNanos is the time spent in loop iterations that handled at least
 	// one record, since the start: over an interval, its growth divided by
 	// the interval's length is how much of its core the loop needs for

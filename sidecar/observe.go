@@ -2,6 +2,7 @@ package sidecar
 
 import (
 	"fmt"
+	"math"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -108,7 +109,10 @@ var (
 	descJoined   = prometheus.NewDesc("qos_channel_joined", "1 when the channel is joined.", []string{"channel"}, nil)
 	descQueue    = prometheus.NewDesc("qos_queue_length", "Packets waiting in the priority queue.", nil, nil)
 	descRecent   = prometheus.NewDesc("qos_recent_signatures", "Recently confirmed signatures held.", nil, nil)
-	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table.", []string{"table"}, nil)
+	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table: ip, prefix24 (IPv4 /24, IPv6 /48), prefix16 (IPv4 /16, IPv6 /32), signer.", []string{"table"}, nil)
+	descEvicted  = prometheus.NewDesc("qos_model_evicted_total", "Model entries evicted from a full table (least recently updated first), by table: ip, prefix (both prefix levels), signer.", []string{"table"}, nil)
+	descNewcomer = prometheus.NewDesc("qos_model_newcomer_factor", "IP factor of a sender in a neighbourhood the model has no record of: what newcomers have paid lately (1 = as claimed).", nil, nil)
+	descQueueLow = prometheus.NewDesc("qos_queue_lowest_score", "Lowest score in the priority queue: what a newcomer must beat when it is full (NaN while the queue is empty).", nil, nil)
 	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
 	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
 	descFaults   = prometheus.NewDesc("qos_channel_faults_total", "Memory faults on the channel's file, shrunk by another process under the mapping.", []string{"channel"}, nil)
@@ -117,7 +121,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descRecent, descModel, descStall, descLearn, descBusy, descFaults, descFaulted} {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descQueueLow, descRecent, descModel, descEvicted, descNewcomer, descStall, descLearn, descBusy, descFaults, descFaulted} {
 		ch <- d
 	}
 }
@@ -148,7 +152,18 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descQueue, prometheus.GaugeValue, float64(sn.QueueLen))
 	ch <- prometheus.MustNewConstMetric(descRecent, prometheus.GaugeValue, float64(sn.RecentLen))
 	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelIPs), "ip")
+	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelNearPrefixes), "prefix24")
+	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelWidePrefixes), "prefix16")
 	ch <- prometheus.MustNewConstMetric(descModel, prometheus.GaugeValue, float64(sn.ModelSigners), "signer")
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedIPs), "ip")
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedPrefixes), "prefix")
+	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedSigners), "signer")
+	ch <- prometheus.MustNewConstMetric(descNewcomer, prometheus.GaugeValue, sn.ModelNewcomer)
+	low := math.NaN() // no queued packet, no bar
+	if sn.QueueLen > 0 {
+		low = sn.QueueLowest
+	}
+	ch <- prometheus.MustNewConstMetric(descQueueLow, prometheus.GaugeValue, low)
 	ch <- prometheus.MustNewConstMetric(descStall, prometheus.GaugeValue, float64(sn.MaxStallNanos)/1e9)
 	ch <- prometheus.MustNewConstMetric(descLearn, prometheus.GaugeValue, float64(sn.MaxLearnNanos)/1e9)
 	ch <- prometheus.MustNewConstMetric(descBusy, prometheus.CounterValue, float64(sn.BusyNanos)/1e9)

@@ -19,7 +19,13 @@ func TestCollector(t *testing.T) {
 	tr.push(h.tpu, 50)
 	h.s.step(0, time.Now().UnixNano())
 	h.s.snap.BusyNanos = int64(1500 * time.Millisecond)
+	h.s.publish(time.Now().UnixNano()) // fills the queue and model figures
 	h.s.mu.latest = h.s.snap
+	low, ok := h.s.queue.PeekMin()
+	if !ok {
+		t.Fatal("nothing queued: the test traffic is wrong")
+	}
+	ms := h.s.model.Stats()
 
 	reg := prometheus.NewPedanticRegistry()
 	reg.MustRegister(h.s.Collector())
@@ -53,7 +59,14 @@ func TestCollector(t *testing.T) {
 		{"qos_events_total", map[string]string{"event": "admitted"}, float64(h.s.snap.Admission.Events[admit.EventAdmitted])},
 		{"qos_events_total", map[string]string{"event": "sent"}, float64(h.s.snap.Counters[Sent])},
 		{"qos_loop_busy_seconds_total", nil, 1.5},
-		{"qos_queue_length", nil, float64(h.s.snap.QueueLen)},
+		{"qos_queue_length", nil, float64(h.s.queue.Len())},
+		{"qos_queue_lowest_score", nil, low.Score},
+		{"qos_model_entries", map[string]string{"table": "ip"}, float64(ms.IPs)},
+		{"qos_model_entries", map[string]string{"table": "prefix24"}, float64(ms.NearPrefixes)},
+		{"qos_model_entries", map[string]string{"table": "prefix16"}, float64(ms.WidePrefixes)},
+		{"qos_model_entries", map[string]string{"table": "signer"}, float64(ms.Signers)},
+		{"qos_model_evicted_total", map[string]string{"table": "ip"}, float64(ms.EvictedIPs)},
+		{"qos_model_newcomer_factor", nil, ms.UnknownIP},
 	} {
 		got, ok := value(tc.name, tc.labels)
 		if !ok || got != tc.want {

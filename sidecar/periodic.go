@@ -65,9 +65,16 @@ func (s *Sidecar) publish(wall int64) {
 	qs := s.queue.Stats()
 	s.snap.Counters[Expired] = qs.Expired
 	s.snap.QueueLen = s.queue.Len()
+	s.snap.QueueLowest = 0
+	if e, ok := s.queue.PeekMin(); ok {
+		s.snap.QueueLowest = e.Score
+	}
 	s.snap.RecentLen = s.recent.Len()
+	// model.Stats is O(1): table lengths, counters and one shrink.
 	ms := s.model.Stats()
-	s.snap.ModelIPs, s.snap.ModelSigners = ms.IPs, ms.Signers
+	s.snap.ModelIPs, s.snap.ModelNearPrefixes, s.snap.ModelWidePrefixes, s.snap.ModelSigners = ms.IPs, ms.NearPrefixes, ms.WidePrefixes, ms.Signers
+	s.snap.ModelEvictedIPs, s.snap.ModelEvictedPrefixes, s.snap.ModelEvictedSigners = ms.EvictedIPs, ms.EvictedPrefixes, ms.EvictedSigners
+	s.snap.ModelNewcomer = ms.UnknownIP
 
 	select {
 	case s.pub.snaps <- s.snap:

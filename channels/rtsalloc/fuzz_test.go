@@ -3,6 +3,7 @@ package rtsalloc
 import (
 	"encoding/binary"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/solqos/qos/channels/shm"
@@ -99,6 +100,14 @@ func FuzzAllocator(f *testing.F) {
 					t.Fatalf("slot %d cleaned offset %d (pending %v, seen %v)", i, off, m.pending[i][off], visited[off])
 				}
 				visited[off] = true
+				// The visit must come while the block is still the
+				// owner's: before the free can put its emptied slab
+				// back where another slot could hand the offset out
+				// again (what a model checked only after the clean
+				// returned could not see).
+				if err := stillOwned(a, off); err != nil {
+					t.Fatalf("slot %d visited offset %d after giving it up: %v", i, off, err)
+				}
 			})
 			if n != len(m.pending[i]) || len(visited) != n {
 				t.Fatalf("slot %d cleaned %d, want %d", i, n, len(m.pending[i]))
@@ -252,4 +261,28 @@ func FuzzAllocator(f *testing.F) {
 			s.Close()
 		}
 	})
+}
+
+// stillOwned reports whether the block at off is still allocated to a:
+// its bit is set in a's private bitmap, its slab is assigned to a's slot
+// and the slab is not on the global free list.
+func stillOwned(a *Allocator, off uint64) error {
+	s, idx, _, owner, err := a.locate(off)
+	if err != nil {
+		return err
+	}
+	if owner != a.slot {
+		return fmt.Errorf("slab %d assigned to slot %d", s, owner)
+	}
+	if w, m := a.bit(s, idx); *w&m == 0 {
+		return fmt.Errorf("block %d of slab %d already free", idx, s)
+	}
+	n := uint32(0)
+	for g := uint32(a.u32(hGlobal).Load()); g != null32 && g < a.l.numSlabs && n <= a.l.numSlabs; g = a.u32(a.node(g)).Load() {
+		if g == s {
+			return fmt.Errorf("slab %d is on the global free list", s)
+		}
+		n++
+	}
+	return nil
 }

@@ -251,15 +251,17 @@ func (a *Allocator) Free(off uint64) error {
 // localFree returns block idx of own slab s to its free stack and moves the
 // slab between lists as rts-alloc does.
 func (a *Allocator) localFree(s uint32, idx uint16, c int) error {
-	w, m := a.bit(s, idx)
-	if *w&m == 0 {
-		return ErrNotAlloc
+	if err := a.checkFree(s, idx, c); err != nil {
+		return err
 	}
+	return a.release(s, idx, c)
+}
+
+// release is localFree once checkFree has passed.
+func (a *Allocator) release(s uint32, idx uint16, c int) error {
+	w, m := a.bit(s, idx)
 	capacity := a.perSlabCaps[c]
 	top := a.stackTop(s)
-	if *top >= capacity || *a.stackCap(s) != capacity {
-		return a.corrupt("slab %d free stack %d/%d on free", s, *top, *a.stackCap(s))
-	}
 	wasFull := *top == 0
 	*a.stackEntry(s, *top) = idx
 	*top++
@@ -288,6 +290,38 @@ func (a *Allocator) localFree(s uint32, idx uint16, c int) error {
 		a.globalPush(s)
 	}
 	return nil
+}
+
+// checkFree reports whether block idx of own slab s can be freed now: it
+// is allocated and the slab's free stack has room. It changes nothing.
+func (a *Allocator) checkFree(s uint32, idx uint16, c int) error {
+	w, m := a.bit(s, idx)
+	if *w&m == 0 {
+		return ErrNotAlloc
+	}
+	capacity := a.perSlabCaps[c]
+	if top := *a.stackTop(s); top >= capacity || *a.stackCap(s) != capacity {
+		return a.corrupt("slab %d free stack %d/%d on free", s, top, *a.stackCap(s))
+	}
+	return nil
+}
+
+// freeVisited completes a remote free of own block idx of slab s at off:
+// visit first, then the local free. The order matters: the free can empty
+// the slab and push it on the global list, where another slot (another
+// thread or process) may pop it at once and hand out this very offset
+// again (a fresh slab hands out its block 0 first). A visit after the
+// free would then report the block as back after it was already out
+// again, and an auditor keyed by offset would see the new owner's block
+// "handed out while still out" and its later free as a double free.
+func (a *Allocator) freeVisited(off uint64, s uint32, idx uint16, c int, visit func(off uint64)) error {
+	if err := a.checkFree(s, idx, c); err != nil {
+		return err
+	}
+	if visit != nil {
+		visit(off)
+	}
+	return a.release(s, idx, c)
 }
 
 // remoteFree hands a block of another worker's slab back to that worker.
@@ -323,7 +357,10 @@ func (a *Allocator) remoteFree(off uint64, s uint32, idx uint16, owner uint32) {
 // slot's blocks (rts-alloc's clean_remote_free_lists / clean_remote_frees;
 // Agave's threads call it every loop) and returns how many blocks it
 // freed. visit, if not nil, is called with each block's offset, so a
-// caller can audit which of its blocks a peer freed. A remote free of a
+// caller can audit which of its blocks a peer freed; it runs while the
+// block is still allocated to this slot, before the free makes it (or its
+// emptied slab) available to any slot again, so a Give recorded after
+// another slot's Allocate never precedes the visit of the same offset. A remote free of a
 // block that was not allocated is refused and counted in Rejected.
 func (a *Allocator) CleanRemoteFrees(visit func(off uint64)) int {
 	if a.closed || a.err != nil {
@@ -380,16 +417,13 @@ func (a *Allocator) drainSlab(s uint32, c int, visit func(off uint64)) int {
 		}
 		off := a.slabBase(s) + uint64(idx)*uint64(ClassSize(c))
 		next := uint16(a.u32(off).Load()) // Acquire in rts-alloc
-		if err := a.localFree(s, idx, c); err != nil {
+		if err := a.freeVisited(off, s, idx, c, visit); err != nil {
 			if a.err != nil {
 				return n
 			}
 			a.reject(off, "slab %d block %d (offset %d) freed remotely but not allocated", s, idx, off)
 		} else {
 			n++
-			if visit != nil {
-				visit(off)
-			}
 		}
 		if next == idx {
 			a.reject(off, "slab %d block %d (offset %d) freed remotely twice", s, idx, off)
@@ -418,7 +452,7 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			err = fmt.Errorf("slab owned by worker %d", owner)
 		}
 		if err == nil {
-			err = a.localFree(s, idx, c)
+			err = a.freeVisited(off, s, idx, c, visit)
 		}
 		if err != nil {
 			if a.err != nil {
@@ -427,9 +461,6 @@ func (a *Allocator) cleanPerWorker(visit func(off uint64)) int {
 			a.reject(off, "offset %d freed remotely but not allocated by slot %d: %v", off, a.slot, err)
 		} else {
 			n++
-			if visit != nil {
-				visit(off)
-			}
 		}
 		if next == off {
 			a.reject(off, "offset %d freed remotely twice", off)

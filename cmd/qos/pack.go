@@ -2,6 +2,8 @@ package main
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -78,7 +80,10 @@ func packCommand() *cli.Command {
 		&cli.BoolFlag{Name: "once", Category: cliflags.CatOps, Hidden: true,
 			Usage: "exit when the first session ends instead of reconnecting (tests)"},
 	}
+	// The database flags are the sidecar's (declared once in db.go).
+	db := newDBFlags()
 	flags = append(flags, cliflags.ModelFlags()...)
+	flags = append(flags, cliflags.WithEnv(db.list())...)
 	flags = append(flags, cliflags.LogFlags()...)
 	return &cli.Command{
 		Name:  "pack",
@@ -89,11 +94,11 @@ func packCommand() *cli.Command {
 			"workers during its leader slots. While qos is not logged on the validator uses its own\n" +
 			"scheduler. SIGINT/SIGTERM stop it cleanly (the model is saved).",
 		Flags:  flags,
-		Action: runPack,
+		Action: func(c *cli.Context) error { return runPack(c, &db) },
 	}
 }
 
-func runPack(c *cli.Context) error {
+func runPack(c *cli.Context, dbf *dbFlags) error {
 	log, err := cliflags.Logger(c)
 	if err != nil {
 		return err
@@ -156,15 +161,25 @@ func runPack(c *cli.Context) error {
 		Loop: cfg,
 		Once: c.Bool("once"),
 	}
-	r, err := packmode.NewRunner(rc)
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	// Rows of execution results (the model's inputs) go to Postgres as in
+	// sidecar mode; the seed column tells this run's rows from another's.
+	db, err := startDatabase(ctx, c, dbf, log)
 	if err != nil {
 		return err
 	}
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
+	rc.Loop.Rows = db.handoff()
+	rc.Loop.Seed = runSeed()
+	r, err := packmode.NewRunner(rc)
+	if err != nil {
+		db.close(log)
+		return err
+	}
 	var srv *http.Server
 	if addr := c.String("metrics-addr"); addr != "" {
-		if srv, err = servePackMetrics(addr, r, log); err != nil {
+		if srv, err = servePackMetrics(addr, r, db, log); err != nil {
+			db.close(log)
 			return err
 		}
 	}
@@ -175,12 +190,14 @@ func runPack(c *cli.Context) error {
 		_ = srv.Shutdown(sctx)
 		cancel()
 	}
+	db.close(log) // the loop has stopped
 	st, _ := r.Stats()
 	log.Info("qos pack stopped", "received", st.Received, "included", st.Ends[packmode.EndIncluded],
 		"not_included", st.Ends[packmode.EndNotIncluded], "expired", st.Ends[packmode.EndExpired],
 		"evicted", st.Ends[packmode.EndEvicted], "rejected", st.Ends[packmode.EndRejected],
 		"held", st.Held, "free_errors", st.FreeErrors, "batches", st.Batches, "double_end", st.DoubleEnd,
-		"unknown_batch", st.UnknownBatch, "bad_response", st.BadResponse, "unprocessed", st.Unprocessed)
+		"unknown_batch", st.UnknownBatch, "bad_response", st.BadResponse, "unprocessed", st.Unprocessed,
+		"rows", st.Rows, "rows_dropped", st.RowsDropped)
 	if cfg.Model != nil && modelFile != "" {
 		if err := cfg.Model.Save(modelFile); err != nil {
 			log.Error("saving the model", "file", modelFile, "err", err)
@@ -214,10 +231,19 @@ func loadModel(path string, p model.Params, log *slog.Logger) (*model.IPSigner, 
 	return nil, fmt.Errorf("load model (move the file away to start fresh): %w", err)
 }
 
-func servePackMetrics(addr string, r *packmode.Runner, log *slog.Logger) (*http.Server, error) {
+// runSeed draws the seed column of this run's rows (pack mode has no
+// packet hash seed): rows of two runs never share a key.
+func runSeed() uint64 {
+	var b [8]byte
+	_, _ = rand.Read(b[:]) // crypto/rand.Read does not fail (Go ≥ 1.24)
+	return binary.LittleEndian.Uint64(b[:])
+}
+
+func servePackMetrics(addr string, r *packmode.Runner, db *database, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(packmode.NewCollector(r))
+	reg.MustRegister(packmode.NewCollector(r), packExtraCollector{r})
+	db.register(reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {
 		return nil, fmt.Errorf("--metrics-addr %s: %w", addr, err)

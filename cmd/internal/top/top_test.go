@@ -64,6 +64,52 @@ func hasGroup(groups []viewGroup, title string) bool {
 // TestTopView: two scrapes of a real daemon (testdata/top, one second
 // apart) give the rates and totals an operator reads; what the daemon does
 // not export shows as —; the pack group appears only with pack metrics.
+// TestTopPackView: two scrapes of a real `qos pack` (testdata/packmode-*,
+// one second apart; the second edited to hold a reason first seen in it,
+// batches in flight and cost in the slot) show the pack groups and none
+// of the sidecar's.
+func TestTopPackView(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	s1 := loadSample(t, "packmode-1.prom", t0)
+	s2 := loadSample(t, "packmode-2.prom", t0.Add(time.Second))
+	v := buildView(s1, s2, viewOpts{})
+	for _, tc := range []struct {
+		title, label string
+		col          int
+		want         string
+	}{
+		{"pack: blocks", "included", 0, "2690"}, // 11014 - 8324
+		{"pack: blocks", "included", 1, "11.0k"},
+		// account_in_use 6047-4861, bank_not_available 4-1, and
+		// would_exceed_max_block_cost_limit 3 (absent before: from 0).
+		{"pack: blocks", "scheduler-caused misses", 0, "1192"},
+		{"pack: blocks", "scheduler-caused misses", 1, "6054"},
+		{"pack: blocks", "failed (not included)", 1, "75"},
+		{"pack: blocks", "batches unprocessed", 0, "3"},
+		{"pack: scheduler", "session up", 0, "yes"},
+		{"pack: scheduler", "slot cost in flight", 0, "15.0M"},
+		{"pack: scheduler", "slot cost in flight", 1, "60.0M"},
+		{"pack: scheduler", "share of block limit", 0, "25.0%"},
+		{"pack: scheduler", "leaked blocks", 0, "0"},        // 2 arrays, both in flight
+		{"pack: scheduler", "worker 0 batches/s", 0, "354"}, // 1444 - 1090
+		{"pack: scheduler", "worker 1 batches/s", 0, "372"},
+		{"pack mode: all series", "slots_total", 1, "41"},
+	} {
+		if got := cell(t, v, tc.title, tc.label, tc.col); got != tc.want {
+			t.Errorf("%s / %s [%d] = %q, want %q", tc.title, tc.label, tc.col, got, tc.want)
+		}
+	}
+	for _, g := range []string{"packets in", "admission", "queue", "model", "peers", "database rows"} {
+		if hasGroup(v, g) {
+			t.Errorf("a pack scrape shows the sidecar's group %q", g)
+		}
+	}
+	// A scrape that also holds the sidecar's metrics keeps its groups.
+	if mixed := buildView(nil, loadSample(t, "pack.prom", t0), viewOpts{}); !hasGroup(mixed, "packets in") || hasGroup(mixed, "pack: blocks") {
+		t.Error("a sidecar scrape with pack metrics lost the sidecar's groups")
+	}
+}
+
 func TestTopView(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	s1 := loadSample(t, "sidecar-1.prom", t0)
@@ -80,8 +126,11 @@ func TestTopView(t *testing.T) {
 	f("output", "sent /s", 0, "5450") // 18500 - 13050
 	f("output", "target /s", 0, "5000")
 	f("output", "sent / target", 0, "109.0%")
-	f("queue", "lowest queued score", 0, missing) // not exported by this daemon
-	f("model", "median IP score", 0, missing)
+	f("queue", "lowest queued score", 0, "0.000412")
+	f("model", "/24 prefixes", 0, "9")
+	f("model", "/16 prefixes", 0, "3")
+	f("model", "newcomer factor", 0, "0.94")
+	f("model", "evicted (tables full)", 1, "0")
 	f("database rows", "written", 0, missing) // no --db-url
 	f("peers", "tpu_to_qos", 0, "yes")
 	f("peers", "tx_status_cache", 1, "yes")

@@ -50,7 +50,8 @@ const (
 	mQueueLow  = "qos_queue_lowest_score"
 	mRecent    = "qos_recent_signatures"
 	mModel     = "qos_model_entries"
-	mMedian    = "qos_model_median_score"
+	mEvicted   = "qos_model_evicted_total"
+	mNewcomer  = "qos_model_newcomer_factor"
 	mStall     = "qos_loop_max_stall_seconds"
 	mLearn     = "qos_model_update_max_seconds"
 	mBusy      = "qos_loop_busy_seconds_total"
@@ -67,7 +68,7 @@ const (
 // prefix go to the "other" group.
 var known = map[string]bool{
 	mEvents: true, mReceived: true, mRejected: true, mSkipped: true, mAlive: true, mJoined: true,
-	mFaulted: true, mFaults: true, mQueue: true, mQueueCap: true, mQueueLow: true, mRecent: true, mModel: true, mMedian: true,
+	mFaulted: true, mFaults: true, mQueue: true, mQueueCap: true, mQueueLow: true, mRecent: true, mModel: true, mEvicted: true, mNewcomer: true,
 	mStall: true, mLearn: true, mBusy: true, mTarget: true, mDBRows: true, mSpool: true,
 	mSpoolRows: true, mDBConn: true, mDBErrs: true,
 }
@@ -81,6 +82,15 @@ func buildView(prev, cur *sample, o viewOpts) []viewGroup {
 		return viewRow{label, []string{rt(mEvents, "event", event), tot(mEvents, "event", event)}}
 	}
 	var groups []viewGroup
+	if isPackOnly(cur) {
+		// qos pack: its own figures, then every qos_pack_ series; the
+		// sidecar's groups would show nothing but dashes.
+		groups = packGroups(prev, cur)
+		if g := genericGroup("pack mode: all series", prev, cur, func(n string) bool { return strings.HasPrefix(n, packPrefix) }, packPrefix); len(g.rows) > 0 {
+			groups = append(groups, g)
+		}
+		return groups
+	}
 
 	// Ingress: packets read per packet channel.
 	in := viewGroup{title: "packets in", cols: []string{"/s", "total"}}
@@ -172,9 +182,11 @@ func buildView(prev, cur *sample, o viewOpts) []viewGroup {
 	md := viewGroup{title: "model", cols: []string{"now", ""}}
 	md.rows = append(md.rows,
 		viewRow{"IPs", []string{fmtCount(cur.value(mModel, "table", "ip")), ""}},
+		viewRow{"/24 prefixes", []string{fmtCount(cur.value(mModel, "table", "prefix24")), ""}},
+		viewRow{"/16 prefixes", []string{fmtCount(cur.value(mModel, "table", "prefix16")), ""}},
 		viewRow{"signers", []string{fmtCount(cur.value(mModel, "table", "signer")), ""}},
-		viewRow{"median IP score", []string{fmtScore(cur.value(mMedian, "table", "ip")), ""}},
-		viewRow{"median signer score", []string{fmtScore(cur.value(mMedian, "table", "signer")), ""}},
+		viewRow{"evicted (tables full)", []string{rt(mEvicted), tot(mEvicted)}},
+		viewRow{"newcomer factor", []string{fmtScore(cur.value(mNewcomer)), ""}},
 		viewRow{"learning batches", []string{rt(mEvents, "event", "model_updates"), tot(mEvents, "event", "model_updates")}},
 		viewRow{"longest update", []string{fmtSeconds(cur.value(mLearn)), ""}},
 	)
