@@ -1,11 +1,8 @@
 package admit
 
 import (
-	"encoding/binary"
 	"fmt"
 	"net/netip"
-
-	"github.com/cespare/xxhash/v2"
 
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/score"
@@ -67,19 +64,15 @@ const (
 	FromStakedNode Flags = 0x80 // received over a staked connection
 )
 
-// MaxTxSize is the largest transaction, in bytes: the packet data size
-// (1280-byte IPv6 minimum MTU less 48 bytes of headers).
-const MaxTxSize = 1232
-
 // Tx is what admission reads of one transaction. Data and Addr are only
 // read, during the call they are passed to.
 type Tx struct {
-	// Data is the transaction's wire bytes. Longer than MaxTxSize: rejected
-	// by size.
+	// Data is the transaction's wire bytes. Longer than score.MaxTxSize:
+	// rejected by size.
 	Data []byte
 	// Addr is the source address; not valid: rejected (bad address). An
 	// IPv4 source is either form; the model keys both the same, and the
-	// packet hash (Hash) takes the form given.
+	// packet hash (score.TxHash) takes the form given.
 	Addr  netip.Addr
 	Flags Flags
 	// Channel is the caller's index of the input the transaction came
@@ -232,11 +225,8 @@ type Params struct {
 // Admitter decides on transactions. Its tables are the caller's (see the
 // package doc); it keeps only a parse view. Not safe for concurrent use.
 type Admitter struct {
-	seed   uint64
-	fees   score.FeeParams
-	limits score.Limits
+	eval   score.Evaluator // the per-packet inspection and hash
 	policy Policy
-	view   score.View
 
 	queue   *score.Queue
 	partial *PartialStore
@@ -250,7 +240,11 @@ func New(p Params, queue *score.Queue, partial *PartialStore, recent *sigcache.S
 	if fees == (score.FeeParams{}) {
 		fees = score.DefaultFeeParams()
 	}
-	return &Admitter{seed: p.Seed, fees: fees, limits: p.Limits, policy: p.Policy, queue: queue, partial: partial, recent: recent, model: m}
+	return &Admitter{
+		eval:   score.Evaluator{Seed: p.Seed, Fees: fees, Limits: p.Limits},
+		policy: p.Policy,
+		queue:  queue, partial: partial, recent: recent, model: m,
+	}
 }
 
 // Judge takes one transaction in arrival order: the sender gate (when
@@ -385,41 +379,21 @@ func (a *Admitter) inspect(tx *Tx, d *Decision, ipf float64, c *Counters) bool {
 	return true
 }
 
-// check runs every per-transaction check on tx, in order: the size, the
-// address, the Discard flag, then score.View.Admit (the v1 switch, parse
-// and sanitize, the compute-budget instructions, the account locks, the
-// compute-budget limits and fee). It returns the Info (without the hash)
-// and OK, or a zero Info and the first reason it fails. The order and
-// reasons are score.Evaluator's Inspect on a packet record (a fuzz test
-// keeps them equal).
+// check runs every per-transaction check on tx: score.Evaluator.InspectTx,
+// the daemon's one inspection (the size, the address, the Discard flag,
+// then parse, sanitize, compute budget, locks and fee). It returns the
+// Info (without the hash) and OK, or a zero Info and the first reason it
+// fails.
 func (a *Admitter) check(tx *Tx) (score.Info, score.Reject) {
-	data := tx.Data
-	if len(data) > MaxTxSize {
-		return score.Info{}, score.RejectSize
-	}
-	if !tx.Addr.IsValid() {
-		return score.Info{}, score.RejectAddr
-	}
-	if tx.Flags&Discard != 0 {
-		return score.Info{}, score.RejectDiscard
-	}
-	a.view.Parse(data) // Admit reports its result
-	b, r := a.view.Admit(data, a.fees, a.limits)
-	if r != score.OK {
-		return score.Info{}, r
-	}
-	return score.Info{
-		SigOff:  uint16(a.view.SignatureOffset()),
-		Version: a.view.Version(),
-		Payer:   a.view.FeePayer(data),
-		Budget:  b,
-	}, score.OK
+	// Flags have the bit values of the packet records' flags, which
+	// InspectTx reads (a test keeps Discard equal to channels.FlagDiscard).
+	return a.eval.InspectTx(tx.Data, tx.Addr, uint8(tx.Flags))
 }
 
 // keys computes the packet hash and the recently-confirmed key of an
 // accepted transaction, which only the lookups after the queue check need.
 func (a *Admitter) keys(tx *Tx, d *Decision) {
-	d.Info.Hash = Hash(a.seed, tx.Data, tx.Addr)
+	d.Info.Hash = score.TxHash(a.eval.Seed, tx.Data, tx.Addr)
 	// An accepted transaction has at least one signature, at SigOff (1,
 	// or after the message for v1).
 	o := int(d.Info.SigOff)
@@ -450,27 +424,4 @@ func (a *Admitter) bound(ipf float64) float64 {
 // the gate's lookups are skipped.
 func (a *Admitter) GateOpen(now int64) bool {
 	return a.policy == PolicyModel && !a.queue.Admits(a.bound(a.model.MinIPFactor()), now)
-}
-
-// Hash is the packet hash the validator computes for the scheduler's
-// result: XXH64 with seed over data ‖ len(data) (u64 little-endian) ‖ the
-// address bytes (4 for an IPv4 address, 16 otherwise, IPv4-mapped
-// included). It equals score.PacketHash of the packet record carrying the
-// same bytes (a test keeps them equal). It does not allocate.
-func Hash(seed uint64, data []byte, addr netip.Addr) uint64 {
-	var d xxhash.Digest
-	d.ResetWithSeed(seed)
-	_, _ = d.Write(data)
-	var tail [8 + 16]byte
-	binary.LittleEndian.PutUint64(tail[:8], uint64(len(data)))
-	k := 8
-	if addr.Is4() {
-		a4 := addr.As4()
-		k += copy(tail[8:], a4[:])
-	} else if addr.IsValid() {
-		a16 := addr.As16()
-		k += copy(tail[8:], a16[:])
-	}
-	_, _ = d.Write(tail[:k])
-	return d.Sum64()
 }

@@ -46,23 +46,45 @@ func legacyTx(sig, payer byte, limit uint32, price, nonce uint64) []byte {
 
 // txOfPacket reads a packet record as the sidecar does.
 func txOfPacket(p *channels.Packet) Tx {
-	n := min(p.Size(), channels.PacketDataSize+1)
-	addr, _ := p.Addr()
-	return Tx{Data: p[:n:n], Addr: addr, Flags: Flags(p.Flags())}
+	data, addr, flags := score.TxOf(p)
+	return Tx{Data: data, Addr: addr, Flags: Flags(flags)}
 }
 
-// FuzzCheckMatchesEvaluator: admission's checks and hash on a packet's
-// bytes, address and flags agree with score.Evaluator on the record.
-func FuzzCheckMatchesEvaluator(f *testing.F) {
+// TestFlagsAreRecordFlags: admission hands its flags to
+// score.Evaluator.InspectTx, which reads the packet records' bits.
+func TestFlagsAreRecordFlags(t *testing.T) {
+	for _, c := range []struct {
+		f    Flags
+		want uint8
+	}{
+		{Discard, channels.FlagDiscard},
+		{Forwarded, channels.FlagForwarded},
+	} {
+		if uint8(c.f) != c.want {
+			t.Fatalf("flag %#x, packet record flag %#x", c.f, c.want)
+		}
+	}
+}
+
+// FuzzJudgeMatchesEvaluator: Judge, on a packet's bytes, address and
+// flags read as the sidecar reads them, rejects, prices and hashes as
+// score.Evaluator.Evaluate on the record: the verdict, the Info and the
+// packet hash the validator's result is joined by.
+func FuzzJudgeMatchesEvaluator(f *testing.F) {
 	f.Add(legacyTx(1, 2, 10_000, 5, 1), uint64(0), uint8(0), []byte{10, 0, 0, 1}, uint8(0))
 	f.Add(legacyTx(1, 2, 10_000, 5, 1), uint64(0), uint8(1), []byte{0xfe, 0x80, 15: 1}, uint8(0))
 	f.Add(legacyTx(1, 2, 10_000, 5, 1), uint64(0), uint8(0), []byte{10, 0, 0, 1}, uint8(Discard))
 	f.Add(legacyTx(1, 2, 10_000, 5, 1), uint64(0), uint8(7), []byte{10, 0, 0, 1}, uint8(0))
 	f.Add(legacyTx(1, 2, 10_000, 5, 1), uint64(5000), uint8(0), []byte{10, 0, 0, 1}, uint8(0))
 	f.Add([]byte{0, 1, 2}, uint64(0), uint8(0), []byte{1, 2, 3, 4}, uint8(FromStakedNode))
-	a := New(Params{Seed: 0x5eed}, score.NewQueue(4, time.Second), NewPartialStore(16), sigcache.New(16, 1), model.New(model.DefaultParams()))
+	// A fee-only admitter: Judge does not read the model, and an empty
+	// queue of this capacity takes any score, so every accepted packet
+	// gets its keys.
+	a := New(Params{Seed: 0x5eed, Policy: PolicyFeeOnly}, score.NewQueue(4, time.Second), NewPartialStore(16), sigcache.New(16, 1), model.New(model.DefaultParams()))
 	e := score.NewEvaluator(0x5eed)
 	var p channels.Packet
+	var d Decision
+	var c Counters
 	f.Fuzz(func(t *testing.T, data []byte, size uint64, tag uint8, addr []byte, flags uint8) {
 		p = channels.Packet{}
 		if !p.SetData(data) {
@@ -78,16 +100,18 @@ func FuzzCheckMatchesEvaluator(f *testing.F) {
 
 		want, wr := e.Evaluate(&p)
 		tx := txOfPacket(&p)
-		got, gr := a.check(&tx)
-		if gr != wr {
-			t.Fatalf("reject %v, evaluator %v", gr, wr)
+		keys := a.Judge(&tx, &d, 0, false, &c)
+		if d.Reject != wr || keys != (wr == score.OK) {
+			t.Fatalf("reject %v (keys %v), evaluator %v", d.Reject, keys, wr)
 		}
-		if gr != score.OK {
+		if wr != score.OK {
+			if d.Verdict != Rejected {
+				t.Fatalf("verdict %d for reject %v", d.Verdict, wr)
+			}
 			return
 		}
-		got.Hash = Hash(0x5eed, tx.Data, tx.Addr)
-		if got != want {
-			t.Fatalf("info %+v, evaluator %+v", got, want)
+		if d.Info != want || want.Hash != score.PacketHash(0x5eed, &p) {
+			t.Fatalf("info %+v, evaluator %+v", d.Info, want)
 		}
 	})
 }

@@ -1,8 +1,9 @@
 // Package admit is the per-packet admission decision, shared by every mode
-// of the daemon: inspect a transaction (record checks, parse, sanitize,
-// compute budget), refuse it early by its sender's reputation (the sender
-// gate), score it, and decide whether the priority queue takes it, after
-// the recently-confirmed and duplicate lookups.
+// of the daemon: inspect a transaction (score.Evaluator.InspectTx, the
+// one inspection: size, address, flags, parse, sanitize, compute budget),
+// refuse it early by its sender's reputation (the sender gate), score it,
+// and decide whether the priority queue takes it, after the
+// recently-confirmed and duplicate lookups.
 //
 // It does no I/O and knows no channel: a caller hands it a transaction's
 // wire bytes, source address and flags (Tx) with its own clock, and gets a

@@ -2,6 +2,7 @@ package score
 
 import (
 	"math/rand/v2"
+	"net/netip"
 	"testing"
 	"time"
 
@@ -38,6 +39,11 @@ func TestZeroAllocs(t *testing.T) {
 		p := packetOf(t, data)
 		zeroAllocs(t, "Evaluate "+name, func() { _, _ = e.Evaluate(p) })
 		zeroAllocs(t, "PacketHash "+name, func() { _ = PacketHash(9, p) })
+		d, a, fl := TxOf(p)
+		zeroAllocs(t, "EvaluateTx "+name, func() { _, _ = e.EvaluateTx(d, a, fl) })
+		zeroAllocs(t, "TxHash "+name, func() { _ = TxHash(9, d, a) })
+		a6 := netip.MustParseAddr("2001:db8::7")
+		zeroAllocs(t, "TxHash ipv6 "+name, func() { _ = TxHash(9, d, a6) })
 		zeroAllocs(t, "Parse+Budget "+name, func() {
 			if v.Parse(data) == OK {
 				_, _ = v.Budget(data, DefaultFeeParams())

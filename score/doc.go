@@ -1,11 +1,14 @@
 // Package score makes the per-packet decisions of the sidecar without any
-// I/O: it reads a packet record, parses and sanitizes the Solana
-// transaction in place (legacy, v0 and v1, as current Agave's
-// TransactionView does), applies the checks Agave makes before it buys a
-// transaction a place (compute-budget instructions, account locks; see
-// View.Admit), computes its fee and requested compute units the way Agave
-// does, hashes the record, scores it, keeps the best in a fixed-capacity
-// priority queue and paces them toward sigverify.
+// I/O: it inspects a transaction's wire bytes with their source address
+// and flags (Evaluator.InspectTx, the daemon's one inspection; packet
+// records go through the thin wrappers Inspect and Evaluate), parses and
+// sanitizes the Solana transaction in place (legacy, v0 and v1, as current
+// Agave's TransactionView does), applies the checks Agave makes before it
+// buys a transaction a place (compute-budget instructions, account locks;
+// see View.Admit), computes its fee and requested compute units the way
+// Agave does, hashes it as the validator does (TxHash, PacketHash), scores
+// it, keeps the best in a fixed-capacity priority queue and paces them
+// toward sigverify.
 //
 // Everything on the per-packet path is allocation-free: the View holds
 // offsets into the caller's bytes, the Queue is a min-max heap of small

@@ -3,6 +3,7 @@ package score
 import (
 	"encoding/binary"
 	"math"
+	"net/netip"
 
 	"github.com/cespare/xxhash/v2"
 
@@ -17,7 +18,7 @@ type Info struct {
 	SigOff uint16
 	// Version is the transaction's format.
 	Version Version
-	// Hash is PacketHash of the record under the evaluator's seed.
+	// Hash is TxHash (PacketHash of a record) under the evaluator's seed.
 	Hash uint64
 	// Payer is the fee payer, static key 0: the signer the model scores.
 	Payer [32]byte
@@ -25,10 +26,12 @@ type Info struct {
 	Budget Budget
 }
 
-// Evaluator checks, parses, prices and hashes packet records, reusing one
-// View. A zero Fees means DefaultFeeParams; zero Limits are mainnet's.
+// Evaluator checks, parses, prices and hashes transactions, as wire bytes
+// with their source address and flags (InspectTx, EvaluateTx) or as
+// packet records (Inspect, Evaluate: thin wrappers), reusing one View. A
+// zero Fees means DefaultFeeParams; zero Limits are mainnet's.
 type Evaluator struct {
-	// Seed is the operator's xxhash seed for PacketHash.
+	// Seed is the operator's xxhash seed for TxHash (PacketHash).
 	Seed uint64
 	// Fees are the fee constants; the zero value means DefaultFeeParams().
 	Fees FeeParams
@@ -43,35 +46,41 @@ func NewEvaluator(seed uint64) *Evaluator {
 	return &Evaluator{Seed: seed, Fees: DefaultFeeParams()}
 }
 
-// Evaluate runs every per-packet check on p, in order: the record (size ≤
-// 1232, address tag IPv4 or IPv6, DISCARD clear), then View.Admit (the v1
-// switch, parse and sanitize, the compute-budget instructions, the
-// account locks, the compute-budget limits and fee); then hashes the
-// record. It returns the packet's Info and
-// OK, or a zero Info and the first reason it fails. It never allocates and
-// never modifies p.
-func (e *Evaluator) Evaluate(p *channels.Packet) (Info, Reject) {
-	info, r := e.Inspect(p)
+// MaxTxSize is the largest transaction, in bytes: the packet data size
+// (1280-byte IPv6 minimum MTU less 48 bytes of headers).
+const MaxTxSize = channels.PacketDataSize
+
+// EvaluateTx runs every per-packet check on one transaction's wire bytes,
+// source address and flags (Agave's PacketFlags bits), in order: the size
+// (≤ MaxTxSize), the address (valid), DISCARD clear, then View.Admit (the
+// v1 switch, parse and sanitize, the compute-budget instructions, the
+// account locks, the compute-budget limits and fee); then hashes it
+// (TxHash). It returns the transaction's Info and OK, or a zero Info and
+// the first reason it fails. It never allocates and never modifies data.
+func (e *Evaluator) EvaluateTx(data []byte, addr netip.Addr, flags uint8) (Info, Reject) {
+	info, r := e.InspectTx(data, addr, flags)
 	if r == OK {
-		info.Hash = PacketHash(e.Seed, p)
+		info.Hash = TxHash(e.Seed, data, addr)
 	}
 	return info, r
 }
 
-// Inspect is Evaluate without the hash (Info.Hash is 0), for a caller
-// that may drop the packet on its score before it needs the hash.
-func (e *Evaluator) Inspect(p *channels.Packet) (Info, Reject) {
-	size := p.Size()
-	if size > channels.PacketDataSize {
+// InspectTx is EvaluateTx without the hash (Info.Hash is 0), for a caller
+// that may drop the transaction on its score before it needs the hash.
+// It is the one implementation of the per-packet inspection: Inspect and
+// Evaluate on packet records, the admission of every mode and qos-cli
+// explain all come here.
+func (e *Evaluator) InspectTx(data []byte, addr netip.Addr, flags uint8) (Info, Reject) {
+	if len(data) > MaxTxSize {
 		return Info{}, RejectSize
 	}
-	if t := p.AddrTag(); t != channels.AddrTagIPv4 && t != channels.AddrTagIPv6 {
+	if !addr.IsValid() {
 		return Info{}, RejectAddr
 	}
-	if p.Flags()&channels.FlagDiscard != 0 {
+	if flags&channels.FlagDiscard != 0 {
 		return Info{}, RejectDiscard
 	}
-	data := p[:size:size]
+	data = data[:len(data):len(data)]
 	e.view.Parse(data) // Admit reports its result
 	fees := e.Fees
 	if fees == (FeeParams{}) {
@@ -89,25 +98,79 @@ func (e *Evaluator) Inspect(p *channels.Packet) (Info, Reject) {
 	}, OK
 }
 
+// Evaluate is EvaluateTx on a packet record: its data, address and
+// flags (TxOf). Info.Hash equals PacketHash of the record. It never
+// allocates and never modifies p.
+func (e *Evaluator) Evaluate(p *channels.Packet) (Info, Reject) {
+	data, addr, flags := TxOf(p)
+	return e.EvaluateTx(data, addr, flags)
+}
+
+// Inspect is InspectTx on a packet record (TxOf).
+func (e *Evaluator) Inspect(p *channels.Packet) (Info, Reject) {
+	data, addr, flags := TxOf(p)
+	return e.InspectTx(data, addr, flags)
+}
+
+// TxOf is what inspection reads of a packet record: its data, pointing
+// into the record (no copy), its source address and its flags. A size
+// field beyond the data area yields MaxTxSize+1 bytes, which inspection
+// rejects by size; an invalid address tag yields the zero Addr, which it
+// rejects as a bad address. The address is IPv4 (As4) for the IPv4 tag
+// and 16 bytes for the IPv6 tag, so that TxHash of the result is
+// PacketHash of a well-formed record.
+func TxOf(p *channels.Packet) (data []byte, addr netip.Addr, flags uint8) {
+	n := min(p.Size(), channels.PacketDataSize+1)
+	addr, _ = p.Addr()
+	return p[:n:n], addr, p.Flags()
+}
+
 // View returns the evaluator's view of the last packet evaluated, valid
-// for that packet's data until the next Evaluate.
+// for that packet's data until the next inspection.
 func (e *Evaluator) View() *View { return &e.view }
+
+// TxHash is the packet hash the validator computes for the scheduler's
+// result: XXH64 with seed over data ‖ len(data) (u64 little-endian) ‖ the
+// address bytes (4 for an IPv4 address, 16 for any other valid one,
+// IPv4-mapped included; none for the zero Addr). For the data, address
+// and flags TxOf reads of a well-formed record (size ≤ MaxTxSize, IPv4 or
+// IPv6 tag) it equals PacketHash of the record, bit for bit (a fuzz test
+// keeps them equal). It does not allocate.
+func TxHash(seed uint64, data []byte, addr netip.Addr) uint64 {
+	var a [16]byte
+	k := 0
+	if addr.Is4() {
+		a4 := addr.As4()
+		k = copy(a[:], a4[:])
+	} else if addr.IsValid() {
+		a = addr.As16()
+		k = 16
+	}
+	return hash(seed, data, uint64(len(data)), a[:k])
+}
 
 // PacketHash returns XXH64 with the given seed over data[0:size] ‖ size
 // (u64 little-endian) ‖ the address bytes (4 for IPv4, 16 for IPv6): the
 // hash the validator computes for the scheduler result. It reads the
 // record in place, without copying the data or allocating. A malformed
-// record does not panic: data is clamped to 1232 bytes and an invalid
-// address tag contributes no address bytes.
+// record does not panic: data is clamped to 1232 bytes (the size field
+// is hashed as is) and an invalid address tag contributes no address
+// bytes.
 func PacketHash(seed uint64, p *channels.Packet) uint64 {
-	var d xxhash.Digest
-	d.ResetWithSeed(seed)
 	size := p.Size()
 	n := min(size, channels.PacketDataSize)
-	_, _ = d.Write(p[:n])
+	return hash(seed, p[:n:n], size, p.AddrBytes())
+}
+
+// hash is XXH64 with seed over data ‖ size (u64 little-endian) ‖ addr,
+// the one computation behind TxHash and PacketHash.
+func hash(seed uint64, data []byte, size uint64, addr []byte) uint64 {
+	var d xxhash.Digest
+	d.ResetWithSeed(seed)
+	_, _ = d.Write(data)
 	var tail [8 + 16]byte
 	binary.LittleEndian.PutUint64(tail[:8], size)
-	k := 8 + copy(tail[8:], p.AddrBytes())
+	k := 8 + copy(tail[8:], addr)
 	_, _ = d.Write(tail[:k])
 	return d.Sum64()
 }

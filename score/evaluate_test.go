@@ -196,3 +196,147 @@ func TestScore(t *testing.T) {
 		t.Fatalf("empty %v, paying %v", scores[0], scores[1])
 	}
 }
+
+func TestEvaluateTx(t *testing.T) {
+	data := fixLegacy.bytes()
+	v4, v6 := netip.MustParseAddr("10.1.2.3"), netip.MustParseAddr("2001:db8::7")
+	mapped := netip.AddrFrom16(v4.As16())
+	for _, c := range []struct {
+		name  string
+		data  []byte
+		addr  netip.Addr
+		flags uint8
+		want  Reject
+		hash  uint64 // when OK
+	}{
+		{"ipv4", data, v4, 0, OK, refHash(3, data, []byte{10, 1, 2, 3})},
+		{"ipv6", data, v6, channels.FlagForwarded, OK, refHash(3, data, v6.AsSlice())},
+		// The form given is hashed: a record carries an IPv4 source as
+		// IPv4 (SetAddr unmaps), so a caller hands the unmapped form.
+		{"ipv4-mapped", data, mapped, 0, OK, refHash(3, data, mapped.AsSlice())},
+		{"size 1233", make([]byte, MaxTxSize+1), v4, 0, RejectSize, 0},
+		{"size before address", make([]byte, MaxTxSize+1), netip.Addr{}, channels.FlagDiscard, RejectSize, 0},
+		{"zero address", data, netip.Addr{}, 0, RejectAddr, 0},
+		{"address before discard", data, netip.Addr{}, channels.FlagDiscard, RejectAddr, 0},
+		{"discard", data, v4, channels.FlagDiscard | channels.FlagForwarded, RejectDiscard, 0},
+		{"empty", nil, v4, 0, RejectSignatures, 0},
+		{"trailing", append(data[:len(data):len(data)], 0), v4, 0, RejectTrailing, 0},
+	} {
+		e := NewEvaluator(3)
+		info, r := e.EvaluateTx(c.data, c.addr, c.flags)
+		if r != c.want {
+			t.Fatalf("%s: %v, want %v", c.name, r, c.want)
+		}
+		if r != OK {
+			if info != (Info{}) {
+				t.Fatalf("%s: rejected with info %+v", c.name, info)
+			}
+			continue
+		}
+		if info.Hash != c.hash || TxHash(3, c.data, c.addr) != c.hash {
+			t.Fatalf("%s: hash %x, TxHash %x, want %x", c.name, info.Hash, TxHash(3, c.data, c.addr), c.hash)
+		}
+		insp, _ := e.InspectTx(c.data, c.addr, c.flags)
+		if insp.Hash != 0 || (insp != Info{SigOff: info.SigOff, Version: info.Version, Payer: info.Payer, Budget: info.Budget}) {
+			t.Fatalf("%s: InspectTx %+v, EvaluateTx %+v", c.name, insp, info)
+		}
+	}
+	if TxHash(3, data, netip.Addr{}) != refHash(3, data, nil) {
+		t.Fatal("TxHash of the zero Addr hashes address bytes")
+	}
+}
+
+// refSum is XXH64 with seed over b.
+func refSum(seed uint64, b []byte) uint64 {
+	d := xxhash.NewWithSeed(seed)
+	_, _ = d.Write(b)
+	return d.Sum64()
+}
+
+// refInspect is the record inspection as Evaluate made it before the
+// byte-level entry point, written out: the size field, the address tag,
+// DISCARD, then View.Admit on data[0:size].
+func refInspect(v *View, p *channels.Packet) (Info, Reject) {
+	size := p.Size()
+	if size > channels.PacketDataSize {
+		return Info{}, RejectSize
+	}
+	if t := p.AddrTag(); t != channels.AddrTagIPv4 && t != channels.AddrTagIPv6 {
+		return Info{}, RejectAddr
+	}
+	if p.Flags()&channels.FlagDiscard != 0 {
+		return Info{}, RejectDiscard
+	}
+	data := p[:size:size]
+	v.Parse(data)
+	b, r := v.Admit(data, DefaultFeeParams(), Limits{})
+	if r != OK {
+		return Info{}, r
+	}
+	return Info{SigOff: uint16(v.SignatureOffset()), Version: v.Version(), Payer: v.FeePayer(data), Budget: b}, OK
+}
+
+// FuzzEvaluateTxMatchesRecord: over random records (any data, size
+// field, address tag and bytes, flags, seed), the record wrappers
+// Evaluate and PacketHash, the byte-level EvaluateTx and TxHash on the
+// record's bytes, address and flags, and the record inspection and hash
+// written out (refInspect, refHash) agree: the same verdict, the same
+// Info, the same hash bit for bit.
+func FuzzEvaluateTxMatchesRecord(f *testing.F) {
+	ok := fixLegacy.bytes()
+	f.Add(ok, uint64(0), uint8(channels.AddrTagIPv4), []byte{10, 0, 0, 1}, uint8(0), uint64(0x5eed))
+	f.Add(ok, uint64(0), uint8(channels.AddrTagIPv6), []byte{0xfe, 0x80, 15: 1}, uint8(0), uint64(0))
+	f.Add(ok, uint64(0), uint8(channels.AddrTagIPv6), []byte{10: 0xff, 11: 0xff, 12: 1, 13: 2, 14: 3, 15: 4}, uint8(0), uint64(1))
+	f.Add(ok, uint64(0), uint8(channels.AddrTagIPv4), []byte{10, 0, 0, 1}, uint8(channels.FlagDiscard), uint64(2))
+	f.Add(ok, uint64(0), uint8(7), []byte{10, 0, 0, 1}, uint8(0), uint64(3))
+	f.Add(ok, uint64(5000), uint8(channels.AddrTagIPv4), []byte{10, 0, 0, 1}, uint8(0), uint64(4))
+	f.Add(ok, uint64(len(ok)+3), uint8(channels.AddrTagIPv4), []byte{10, 0, 0, 1}, uint8(0), uint64(5))
+	f.Add(v0Tx(f), uint64(0), uint8(channels.AddrTagIPv4), []byte{1, 2, 3, 4}, uint8(0xff&^channels.FlagDiscard), uint64(6))
+	f.Add([]byte{0, 1, 2}, uint64(0), uint8(channels.AddrTagIPv4), []byte{1, 2, 3, 4}, uint8(channels.FlagFromStakedNode), uint64(7))
+	var p channels.Packet
+	var ref View
+	f.Fuzz(func(t *testing.T, data []byte, size uint64, tag uint8, addr []byte, flags uint8, seed uint64) {
+		p = channels.Packet{}
+		if !p.SetData(data) {
+			return
+		}
+		if size != 0 {
+			p.SetSize(size) // a size field the data does not back
+		}
+		p.SetAddr(netip.AddrFrom4([4]byte{1, 2, 3, 4}))
+		p[channels.PacketDataSize+8] = tag
+		copy(p[channels.PacketDataSize+9:channels.PacketDataSize+25], addr)
+		p.SetFlags(flags)
+
+		e := NewEvaluator(seed)
+		rec, rr := e.Evaluate(&p)
+		d, a, fl := TxOf(&p)
+		tx, tr := e.EvaluateTx(d, a, fl)
+		want, wr := refInspect(&ref, &p)
+		// The record hash, malformed records included: data[0:min(size,
+		// 1232)] ‖ the size field as is ‖ the tag's address bytes.
+		n := p.Size()
+		pre := append([]byte{}, p[:min(n, channels.PacketDataSize)]...)
+		pre = binary.LittleEndian.AppendUint64(pre, n)
+		pre = append(pre, p.AddrBytes()...)
+		if h := PacketHash(seed, &p); h != refSum(seed, pre) {
+			t.Fatalf("PacketHash %x, written out %x", h, refSum(seed, pre))
+		}
+		if rr != wr || tr != wr {
+			t.Fatalf("Evaluate %v, EvaluateTx %v, written out %v", rr, tr, wr)
+		}
+		if wr != OK {
+			if rec != (Info{}) || tx != (Info{}) {
+				t.Fatalf("rejected with info %+v / %+v", rec, tx)
+			}
+			return
+		}
+		want.Hash = refHash(seed, p[:n], p.AddrBytes())
+		if rec != want || tx != want {
+			t.Fatalf("Evaluate %+v, EvaluateTx %+v, written out %+v", rec, tx, want)
+		}
+		if h := PacketHash(seed, &p); h != want.Hash || TxHash(seed, d, a) != want.Hash {
+			t.Fatalf("PacketHash %x, TxHash %x, written out %x", h, TxHash(seed, d, a), want.Hash)
+		}
+	})
+}

@@ -136,6 +136,21 @@ func BenchmarkEvaluate(b *testing.B) {
 	}
 }
 
+func BenchmarkEvaluateTx(b *testing.B) {
+	for _, c := range benchTxs(b) {
+		b.Run(c.name, func(b *testing.B) {
+			addr := netip.MustParseAddr("10.1.2.3")
+			e := NewEvaluator(0x1234)
+			b.SetBytes(int64(len(c.data)))
+			b.ReportAllocs()
+			for b.Loop() {
+				sinkInfo, sinkReject = e.EvaluateTx(c.data, addr, 0)
+			}
+			reportPPS(b)
+		})
+	}
+}
+
 func BenchmarkScore(b *testing.B) {
 	b.ReportAllocs()
 	fee := uint64(5000)

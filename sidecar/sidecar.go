@@ -420,17 +420,11 @@ func (s *Sidecar) drainPackets(src uint8, c *channels.Consumer[channels.Packet],
 	return n
 }
 
-// txOf is what admission reads of a packet record: its data, source
-// address and flags, pointing into the record (no copy).
+// txOf is what admission reads of a packet record: score.TxOf's data
+// (pointing into the record, no copy), source address and flags.
 func txOf(src uint8, p *channels.Packet) admit.Tx {
-	n := p.Size()
-	if n > channels.PacketDataSize {
-		// Longer than any transaction, so admission rejects it by size
-		// (the record holds PacketSize > PacketDataSize+1 bytes).
-		n = channels.PacketDataSize + 1
-	}
-	addr, _ := p.Addr() // not valid for a bad tag: admission rejects it
-	return admit.Tx{Data: p[:n:n], Addr: addr, Flags: admit.Flags(p.Flags()), Channel: src}
+	data, addr, flags := score.TxOf(p)
+	return admit.Tx{Data: data, Addr: addr, Flags: admit.Flags(flags), Channel: src}
 }
 
 // penalize applies an admission penalty: the model sinks the source IP of

@@ -13,7 +13,6 @@ import (
 	"github.com/mr-tron/base58"
 	"github.com/urfave/cli/v2"
 
-	"github.com/solqos/qos/channels"
 	"github.com/solqos/qos/cmd/internal/cliflags"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/score"
@@ -54,8 +53,9 @@ With --model-file and --ip, also:
 
 Transactions are read from the arguments, or one per line from standard input,
 base64 by default (as RPC returns them), or --hex or --base58. The bytes go
-through the same checks as in the daemon: a packet record, then parse,
-sanitize, compute budget, account locks and fee.`
+through the daemon's own inspection code (score.Evaluator.InspectTx, which
+admission calls): size, address, then parse, sanitize, compute budget,
+account locks and fee.`
 
 func explainCommand() *cli.Command {
 	flags := []cli.Flag{
@@ -100,7 +100,6 @@ type explainer struct {
 	eval   score.Evaluator
 	addr   netip.Addr
 	model  *model.IPSigner // nil: no model scores
-	pkt    channels.Packet
 }
 
 func explainAction(c *cli.Context) error {
@@ -181,12 +180,9 @@ func (ex *explainer) explain(text string) explanation {
 		return explanation{Reject: "input_decode", Error: err.Error()}
 	}
 	e := explanation{Size: len(data)}
-	if !ex.pkt.SetData(data) {
-		e.Reject = score.RejectSize.String()
-		return e
-	}
-	ex.pkt.SetAddr(ex.addr)
-	info, rej := ex.eval.Inspect(&ex.pkt)
+	// The daemon's one inspection (admission calls the same), on the
+	// bytes from --ip with no flags set.
+	info, rej := ex.eval.InspectTx(data, ex.addr, 0)
 	if rej != score.OK {
 		e.Reject = rej.String()
 		if !rej.Parse() && !rej.Record() {
