@@ -83,6 +83,9 @@ type Config struct {
 	Budget pack.BudgetParams
 	Cost   pack.CostParams
 	Fees   score.FeeParams
+	// Limits are the admission switches the sidecar has too (account-lock
+	// limit, v1 transactions); the zero value is mainnet's.
+	Limits score.Limits
 	// Check runs every non-vote transaction through the validator's
 	// CHECK (status, fee-payer balance, lookup tables) before it may be
 	// scheduled for execution.

@@ -3,6 +3,7 @@ package packmode
 import (
 	"errors"
 	"fmt"
+	"net/netip"
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
@@ -88,7 +89,8 @@ type Loop struct {
 	seq   uint64
 
 	tpuBuf   []bindings.TpuToPack // one drain's messages
-	view     score.View
+	view     score.View           // lock sets and lookups of dispatched transactions
+	eval     score.Evaluator      // admission: the sidecar's per-packet inspection
 	keys     pack.Keys
 	results  [pack.MaxBatch]pack.ExecResult
 	deferred []int32
@@ -157,6 +159,7 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		tpuBuf:   make([]bindings.TpuToPack, cfg.DrainBatch),
 		rings:    make([]workerRing, nw),
 		st:       st,
+		eval:     score.Evaluator{Seed: cfg.Seed, Fees: cfg.Fees, Limits: cfg.Limits},
 
 		checks:     make([]checkFlight, nchecks),
 		checkFlags: checkFlags,
@@ -265,7 +268,12 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		return
 	}
 	vote := m.Flags&bindings.TpuIsSimpleVote != 0
-	if r := l.view.Parse(data); r != score.OK {
+	// The same inspection as the sidecar's and qos-cli explain's: parse,
+	// sanitize, Agave's pre-execution limits, compute budget and fee.
+	// The source address is IPv4-mapped in TpuToPack; the record form
+	// (4 bytes for IPv4) is what the sidecar hands it.
+	info, r := l.eval.InspectTx(data, netip.AddrFrom16(m.SrcAddr).Unmap(), 0)
+	if r != score.OK {
 		l.st.Rejects[r]++
 		if r.Parse() {
 			if l.cfg.Policy == PolicyModel {
@@ -281,19 +289,14 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		l.end(slot, EndRejected)
 		return
 	}
-	b, r := l.view.Budget(data, l.cfg.Fees)
-	if r != score.OK {
-		l.st.Rejects[r]++
-		l.end(slot, EndRejected)
-		return
-	}
-	cost, err := pack.EstimateCost(&l.view, data, b, vote, l.cfg.Cost)
+	b := info.Budget
+	cost, err := pack.EstimateCost(l.eval.View(), data, b, vote, l.cfg.Cost)
 	if err != nil {
 		l.st.Rejects[score.RejectInstructions]++ // not reached: the view parsed data
 		l.end(slot, EndRejected)
 		return
 	}
-	t.fee, t.cost, t.cuPrice, t.payer = b.Fee, cost.Sum(), b.CUPrice, l.view.FeePayer(data)
+	t.fee, t.cost, t.cuPrice, t.payer = b.Fee, cost.Sum(), b.CUPrice, info.Payer
 	if vote {
 		l.st.Votes++
 		l.st.Admitted++

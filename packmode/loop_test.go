@@ -218,3 +218,38 @@ func capturedValue(v *testValidator) uint64 {
 	}
 	return sum
 }
+
+// TestLoopAppliesAdmissionLimits: pack mode refuses what the sidecar
+// refuses, through the same inspection (score.Evaluator.InspectTx): with
+// an account-lock limit of 2, every story transaction (payer, account,
+// program: 3 keys) is refused as lock_too_many_accounts before it can be
+// queued, without a penalty, and each payload is still freed once.
+func TestLoopAppliesAdmissionLimits(t *testing.T) {
+	txs := story(400, 3)
+	socket, v, ready := serveValidator(t, txs)
+	cfg := DefaultConfig()
+	cfg.Policy = PolicyModel
+	cfg.Model = model.New(model.DefaultParams())
+	cfg.Limits = score.Limits{AccountLockLimit: 2}
+	cfg.QueueCapacity = 1024
+	cfg.Logger = slog.New(slog.NewTextHandler(io.Discard, nil))
+	r, err := NewRunner(RunConfig{Socket: socket, Profile: bindings.Profile41, Logon: testLogon(), Loop: cfg, Once: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	defer cancel()
+	runErr := make(chan error, 1)
+	go func() { runErr <- r.Run(ctx) }()
+	if err := <-ready; err != nil {
+		t.Fatal(err)
+	}
+	st := driveValidator(t, v, r, cancel, runErr)
+	checkAccounting(t, v, st)
+	if got := st.Rejects[score.RejectTooManyAccountLocks]; got != st.Received || got == 0 {
+		t.Errorf("lock_too_many_accounts %d of %d received", got, st.Received)
+	}
+	if st.Ends[EndIncluded] != 0 || st.Penalized != 0 {
+		t.Errorf("included %d, penalized %d; want 0, 0", st.Ends[EndIncluded], st.Penalized)
+	}
+}

@@ -82,6 +82,7 @@ func packCommand() *cli.Command {
 	}
 	// The database flags are the sidecar's (declared once in db.go).
 	db := newDBFlags()
+	flags = append(flags, cliflags.AdmissionFlags()...)
 	flags = append(flags, cliflags.ModelFlags()...)
 	flags = append(flags, cliflags.WithEnv(db.list())...)
 	flags = append(flags, cliflags.LogFlags()...)
@@ -138,6 +139,9 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 	cfg.Depth = c.Int("batch-depth")
 	cfg.IdleSleep = c.Duration("idle-sleep")
 	cfg.Check = c.Bool("check")
+	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
+		return err
+	}
 	mp, err := cliflags.ModelParams(c)
 	if err != nil {
 		return err
