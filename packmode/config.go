@@ -5,6 +5,7 @@ import (
 	"log/slog"
 	"time"
 
+	"github.com/solqos/qos/admit"
 	"github.com/solqos/qos/metastore"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
@@ -12,41 +13,25 @@ import (
 )
 
 // Policy says how queued transactions are ranked.
-type Policy uint8
+// Policy is the admission package's: how the queue ranks
+// transactions (model × fee / cost, fee / cost alone, or arrival order),
+// the same three policies and spellings as sidecar mode.
+type Policy = admit.Policy
 
+// The policies.
 const (
-	// PolicyModel ranks by model(source IP, fee payer) × fee / cost and
-	// trains the model on every execution result.
-	PolicyModel Policy = iota
-	// PolicyFeeOnly ranks by fee / cost, as Agave's own schedulers do.
-	PolicyFeeOnly
-	// PolicyFIFO keeps arrival order.
-	PolicyFIFO
+	PolicyModel   = admit.PolicyModel
+	PolicyFeeOnly = admit.PolicyFeeOnly
+	PolicyFIFO    = admit.PolicyFIFO
 )
-
-func (p Policy) String() string {
-	switch p {
-	case PolicyModel:
-		return "model"
-	case PolicyFeeOnly:
-		return "fee-only"
-	case PolicyFIFO:
-		return "fifo"
-	}
-	return fmt.Sprintf("policy(%d)", uint8(p))
-}
 
 // ParsePolicy reads a --policy value.
 func ParsePolicy(s string) (Policy, error) {
-	switch s {
-	case "model":
-		return PolicyModel, nil
-	case "fee-only":
-		return PolicyFeeOnly, nil
-	case "fifo":
-		return PolicyFIFO, nil
+	p, err := admit.ParsePolicy(s)
+	if err != nil {
+		return 0, fmt.Errorf("--policy: %w", err)
 	}
-	return 0, fmt.Errorf("--policy %q: want model, fee-only or fifo", s)
+	return p, nil
 }
 
 // Config configures the loop. The zero value of a field means its

@@ -9,6 +9,8 @@ import (
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/handshake"
+	// The profile → channels format mapping is the client session's.
+	clientsession "github.com/solqos/qos/agave/session"
 	"github.com/solqos/qos/channels/rtsalloc"
 	"github.com/solqos/qos/channels/shaq"
 	"github.com/solqos/qos/channels/shm"
@@ -16,31 +18,6 @@ import (
 
 // SlabSize is the allocator's slab size (Agave's handshake server: 2 MiB).
 const SlabSize = 2 << 20
-
-// shaqFormat and allocFormat map a profile's formats to the channels'.
-func shaqFormat(f bindings.ShaqFormat) (shaq.Format, error) {
-	switch f {
-	case bindings.ShaqV1_0_2:
-		return shaq.V1_0_2, nil
-	case bindings.ShaqV3:
-		return shaq.V3, nil
-	case bindings.ShaqV4:
-		return shaq.V4, nil
-	}
-	return 0, fmt.Errorf("no shaq format for %v", f)
-}
-
-func allocFormat(f bindings.RtsAllocFormat) (rtsalloc.Format, error) {
-	switch f {
-	case bindings.RtsAllocV2:
-		return rtsalloc.V2, nil
-	case bindings.RtsAllocV4:
-		return rtsalloc.V4, nil
-	case bindings.RtsAllocV5:
-		return rtsalloc.V5, nil
-	}
-	return 0, fmt.Errorf("no rts-alloc format for %v", f)
-}
 
 // checkWorkers is how many check workers serve a profile's check queues:
 // the logon's count in 4.4; fixed (the 4.3 logon has no count, and how
@@ -131,11 +108,11 @@ func (s *session) mpmc(name string, f shaq.Format, elem, capacity int, huge bool
 // worker j on 1+workers+j.
 func (st *Standin) setup(s *session) error {
 	p, l := s.profile, s.logon
-	sf, err := shaqFormat(p.Shaq)
+	sf, err := clientsession.ShaqFormat(p.Shaq)
 	if err != nil {
 		return err
 	}
-	af, err := allocFormat(p.RtsAlloc)
+	af, err := clientsession.RtsAllocFormat(p.RtsAlloc)
 	if err != nil {
 		return err
 	}

@@ -11,6 +11,8 @@ import (
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/agave/handshake"
+	// The profile → channels format mapping is the client session's.
+	clientsession "github.com/solqos/qos/agave/session"
 	"github.com/solqos/qos/channels/shaq"
 	"github.com/solqos/qos/sim"
 )
@@ -33,11 +35,11 @@ func Supported(p bindings.Profile) error {
 	if !p.ABI.Valid() {
 		return fmt.Errorf("profile %q is not a concrete ABI profile (want one of 4.0, 4.1, 4.3, 4.4): %w", p.Name, ErrUnsupported)
 	}
-	sf, err := shaqFormat(p.Shaq)
+	sf, err := clientsession.ShaqFormat(p.Shaq)
 	if err != nil {
 		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
 	}
-	if _, err := allocFormat(p.RtsAlloc); err != nil {
+	if _, err := clientsession.RtsAllocFormat(p.RtsAlloc); err != nil {
 		return fmt.Errorf("profile %s: %w: %w", p.Name, err, ErrUnsupported)
 	}
 	if p.CheckQueues && shaq.MPMCHeaderSizeFor(sf) == 0 {
