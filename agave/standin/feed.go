@@ -55,9 +55,13 @@ func (t *truthTable) fedAt(sig *[64]byte) (time.Duration, bool) {
 	return tr.FedAt, ok
 }
 
+// put records tr for sig unless sig has a truth already (a copy fed
+// again after the dedup window keeps its first one).
 func (t *truthTable) put(sig *[64]byte, tr Truth) {
 	t.mu.Lock()
-	if len(t.m) < t.limit {
+	if _, ok := t.m[*sig]; ok {
+		// keep the first
+	} else if len(t.m) < t.limit {
 		t.m[*sig] = tr
 	} else {
 		t.dropped++
