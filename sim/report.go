@@ -24,19 +24,8 @@ func WriteHTMLReport(w io.Writer, runs []NamedResult) error {
 	}
 	var b strings.Builder
 	first := &runs[0].Result
-	b.WriteString(`<!DOCTYPE html>
-<html lang="en"><head><meta charset="utf-8"/><title>qos simulation report</title>
-<style>
-body{font-family:system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
-table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
-th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}
-th:first-child,td:first-child{text-align:left}
-svg{display:block;margin:1em 0;background:#fafafa;border:1px solid #ddd}
-svg text{font-size:11px;fill:#333}
-.note{color:#555;font-size:0.9em}
-</style></head><body>
-<h1>qos simulation report</h1>
-`)
+	writeHead(&b, "qos simulation report")
+	b.WriteString("<h1>qos simulation report</h1>\n")
 	fmt.Fprintf(&b, `<p class="note">Seed %d, %v of traffic (warm-up %v), %v slots of %d CUs, sigverify %s. Value is the sum of fees (lamports) of the transactions the mock scheduler included; the oracle is, per slot, the best choice of as many valid transactions as sigverify took.</p>
 `, first.Seed, secs(first.DurationS), secs(first.WarmupS), secs(first.SlotS), first.SlotCUBudget, esc(sigverifyCap(first.SigverifyPPS)))
 
@@ -126,6 +115,91 @@ svg text{font-size:11px;fill:#333}
 	}
 	lineChart(&b, "Packets per second received by the validator (input to qos; the same traffic in every run)", lines, niceCeil(yMax*1.05), first.WarmupS, kilo)
 
+	b.WriteString("</body></html>\n")
+	if _, err := io.WriteString(w, b.String()); err != nil {
+		return fmt.Errorf("write HTML report: %w", err)
+	}
+	return nil
+}
+
+// writeHead opens the page: doctype, title and the report's style sheet.
+func writeHead(b *strings.Builder, title string) {
+	fmt.Fprintf(b, `<!DOCTYPE html>
+<html lang="en"><head><meta charset="utf-8"/><title>%s</title>
+<style>
+body{font-family:system-ui,sans-serif;margin:2em auto;max-width:980px;color:#222}
+table{border-collapse:collapse;margin:1em 0;font-size:0.9em}
+th,td{border:1px solid #ccc;padding:0.3em 0.6em;text-align:right}
+th:first-child,td:first-child{text-align:left}
+svg{display:block;margin:1em 0;background:#fafafa;border:1px solid #ddd}
+svg text{font-size:11px;fill:#333}
+.note{color:#555;font-size:0.9em}
+</style></head><body>
+`, esc(title))
+}
+
+// TablePage is a report of runs measured elsewhere (the pack-mode demo):
+// a note, one table and bar charts, in the simulation report's style.
+type TablePage struct {
+	Title  string
+	Note   string
+	Header []string
+	Rows   [][]string
+	Charts []BarChart
+}
+
+// BarChart is one grouped bar chart of a TablePage: a bar per series in
+// each group.
+type BarChart struct {
+	Title  string
+	Groups []string
+	Series []BarSeries
+	// Format labels the values (default %.3g).
+	Format func(float64) string
+}
+
+// BarSeries is one coloured series of a BarChart (one value per group).
+type BarSeries struct {
+	Name   string
+	Values []float64
+}
+
+// WriteTablePage writes p as a self-contained HTML page (inline CSS and
+// SVG, no script, no external asset; well-formed XML).
+func WriteTablePage(w io.Writer, p *TablePage) error {
+	if len(p.Rows) == 0 {
+		return errors.New("write HTML report: no rows")
+	}
+	var b strings.Builder
+	writeHead(&b, p.Title)
+	fmt.Fprintf(&b, "<h1>%s</h1>\n", esc(p.Title))
+	if p.Note != "" {
+		fmt.Fprintf(&b, "<p class=\"note\">%s</p>\n", esc(p.Note))
+	}
+	b.WriteString("<table><tr>")
+	for _, h := range p.Header {
+		fmt.Fprintf(&b, "<th>%s</th>", esc(h))
+	}
+	b.WriteString("</tr>\n")
+	for _, r := range p.Rows {
+		b.WriteString("<tr>")
+		for _, c := range r {
+			fmt.Fprintf(&b, "<td>%s</td>", esc(c))
+		}
+		b.WriteString("</tr>\n")
+	}
+	b.WriteString("</table>\n")
+	for _, c := range p.Charts {
+		series := make([]barSeries, len(c.Series))
+		for i, s := range c.Series {
+			series[i] = barSeries{name: s.Name, color: runColor(i), vals: s.Values}
+		}
+		label := c.Format
+		if label == nil {
+			label = func(v float64) string { return fmt.Sprintf("%.3g", v) }
+		}
+		barChart(&b, c.Title, c.Groups, series, label)
+	}
 	b.WriteString("</body></html>\n")
 	if _, err := io.WriteString(w, b.String()); err != nil {
 		return fmt.Errorf("write HTML report: %w", err)

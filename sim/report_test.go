@@ -157,3 +157,51 @@ func TestHonestQuantile(t *testing.T) {
 		t.Errorf("fmtLate: %q %q", fmtLate(-1), fmtLate(80))
 	}
 }
+
+// TestTablePage: a table page escapes its cells, draws its charts without
+// NaN even for all-zero values, is well-formed, and refuses no rows.
+func TestTablePage(t *testing.T) {
+	tests := []struct {
+		name    string
+		page    TablePage
+		want    []string
+		wantErr bool
+	}{
+		{name: "no rows", page: TablePage{Title: "t"}, wantErr: true},
+		{name: "table and charts", page: TablePage{Title: "pack <demo>", Note: "a & b", Header: []string{"policy", "value"},
+			Rows: [][]string{{"model", "12"}, {"fifo", "<3"}},
+			Charts: []BarChart{{Title: "value", Groups: []string{"model", "fifo"}, Series: []BarSeries{{Name: "captured", Values: []float64{12, 3}}}},
+				{Title: "zeros", Groups: []string{"model", "fifo"}, Series: []BarSeries{{Name: "z", Values: []float64{0, 0}}}}}},
+			want: []string{"<title>pack &lt;demo&gt;</title>", "a &amp; b", "<th>value</th>", "<td>&lt;3</td>", "<svg", "captured"}},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			var sb strings.Builder
+			err := WriteTablePage(&sb, &tc.page)
+			if (err != nil) != tc.wantErr {
+				t.Fatalf("err %v, want error %v", err, tc.wantErr)
+			}
+			if err != nil {
+				return
+			}
+			s := sb.String()
+			for _, w := range tc.want {
+				if !strings.Contains(s, w) {
+					t.Errorf("page lacks %q", w)
+				}
+			}
+			if strings.Contains(s, "NaN") || strings.Contains(s, "Inf") {
+				t.Error("NaN or Inf in the page")
+			}
+			d := xml.NewDecoder(strings.NewReader(s))
+			for {
+				if _, err := d.Token(); err != nil {
+					if !errors.Is(err, io.EOF) {
+						t.Fatalf("not well-formed: %v", err)
+					}
+					break
+				}
+			}
+		})
+	}
+}

@@ -94,7 +94,8 @@ func TestFeederZeroAlloc(t *testing.T) {
 	_ = shaq.Create(qr, shaq.V3, bindings.TpuToPackSize)
 	prod, _ := shaq.NewProducer(qr, shaq.V3, bindings.TpuToPackSize)
 	cons, _ := shaq.NewConsumer(qr, shaq.V3, bindings.TpuToPackSize)
-	cfg := FeedConfig{Traffic: sim.DefaultConfig(), VotePPS: 1000, PayerBalance: 1 << 50}
+	cfg := FeedConfig{Traffic: sim.DefaultConfig(), VotePPS: 1000, PayerBalance: 1 << 50,
+		StaleShare: 0.05, ReplayShare: 0.1, DedupWindow: time.Millisecond}
 	tr, err := sim.NewTraffic(cfg.Traffic)
 	if err != nil {
 		t.Fatal(err)
@@ -103,7 +104,7 @@ func TestFeederZeroAlloc(t *testing.T) {
 	fundBank(bank, tr, &cfg)
 	var st counters
 	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, NewAudit(), &st, newTruthTable(4096),
-		time.Now().Add(-time.Hour))
+		time.Now().Add(-2*time.Second)) // votes come first: 2 s of them, then traffic
 	once := func() {
 		f.round()
 		cons.Sync()
@@ -122,5 +123,8 @@ func TestFeederZeroAlloc(t *testing.T) {
 	}
 	if n := testing.AllocsPerRun(50, once); n != 0 {
 		t.Fatalf("%v allocations per feeder round, want 0", n)
+	}
+	if s := st.snapshot(); s.Stale == 0 || s.Replayed == 0 {
+		t.Fatalf("the rounds fed no stale or replayed transaction: %+v", s)
 	}
 }

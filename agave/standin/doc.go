@@ -28,6 +28,10 @@
 //     publishes it with its source address (IPv4 as ::ffff:a.b.c.d) and
 //     flags (vote, forwarded, staked); an exhausted allocator or a full
 //     queue drops the packet and ends the batch, as Agave's tpu_to_pack does.
+//     On request a share of the traffic names a blockhash the bank does not
+//     know (StaleShare) and a share is sent again once the dedup window has
+//     passed (ReplayShare, DedupWindow), so the bank answers
+//     BLOCKHASH_NOT_FOUND and ALREADY_PROCESSED.
 //   - The progress tracker (session.go) publishes leader state, slot,
 //     progress through the slot, the leader window, and while a leader bank
 //     is ready the remaining block cost and the latest blockhash, on every
@@ -51,8 +55,8 @@
 //     the end are not the client's and are reported apart).
 //
 // Counters (Stats) and per-transaction ground truth (Truth: fee, compute
-// units, whether the payer was funded) are exposed for tests and for
-// measuring a scheduler against an oracle.
+// units, whether the payer was funded, whether its blockhash was stale)
+// are exposed for tests and for measuring a scheduler against an oracle.
 //
 // The stand-in is not Agave: it executes no programs (every transaction
 // that passes the bank's checks succeeds and pays its fee), charges the

@@ -21,6 +21,7 @@ type Truth struct {
 	Fee    uint64 // lamports it pays if included
 	CUs    uint32 // requested compute units
 	Funded bool   // its fee payer could pay the fee when it was fed
+	Stale  bool   // it names a blockhash the bank no longer knows: it can never land
 	Flags  bindings.TpuFlags
 	FedAt  time.Duration // since the session's start
 }
@@ -46,9 +47,21 @@ func (t *truthTable) seen(sig *[64]byte) bool {
 	return ok
 }
 
+// fedAt reports when sig was first fed, if it was.
+func (t *truthTable) fedAt(sig *[64]byte) (time.Duration, bool) {
+	t.mu.Lock()
+	tr, ok := t.m[*sig]
+	t.mu.Unlock()
+	return tr.FedAt, ok
+}
+
+// put records tr for sig unless sig has a truth already (a copy fed
+// again after the dedup window keeps its first one).
 func (t *truthTable) put(sig *[64]byte, tr Truth) {
 	t.mu.Lock()
-	if len(t.m) < t.limit {
+	if _, ok := t.m[*sig]; ok {
+		// keep the first
+	} else if len(t.m) < t.limit {
 		t.m[*sig] = tr
 	} else {
 		t.dropped++
@@ -69,6 +82,19 @@ type FeedConfig struct {
 	// instead, so their transactions fail with INSUFFICIENT_FUNDS_FOR_FEE.
 	PayerBalance  uint64
 	UnfundedShare float64
+	// StaleShare of the traffic's packets name a blockhash older than the
+	// bank's recent ones (a spammer replaying old signed transactions or
+	// holding a stale hash): the bank answers BLOCKHASH_NOT_FOUND.
+	StaleShare float64
+	// ReplayShare of the published traffic transactions are sent again
+	// once DedupWindow has passed since they were fed: Agave's sigverify
+	// deduper forgets signatures periodically (core/src/sigverify_stage.rs,
+	// MAX_DEDUPER_AGE, read from the source, not tested against it), so a
+	// re-sent copy reaches pack and, if the original was executed, the bank
+	// answers ALREADY_PROCESSED. DedupWindow 0 dedups a signature forever
+	// (no replay reaches pack then).
+	ReplayShare float64
+	DedupWindow time.Duration
 	// TruthLimit bounds the ground-truth table (default 1<<21).
 	TruthLimit int
 }
@@ -76,6 +102,22 @@ type FeedConfig struct {
 // Vote111111111111111111111111111111111111111.
 var voteProgram = Key{0x07, 0x61, 0x48, 0x1d, 0x35, 0x74, 0x74, 0xbb, 0x7c, 0x4d, 0x76, 0x24, 0xeb, 0xd3, 0xbd, 0xb3,
 	0xd8, 0x35, 0x5e, 0x73, 0xd1, 0x10, 0x43, 0xfc, 0x0d, 0xa3, 0x53, 0x80, 0x00, 0x00, 0x00, 0x00}
+
+// staleHash is the blockhash stale packets name: one the bank's queue of
+// recent blockhashes never holds (as one that aged out of it).
+var staleHash = Key(sha256.Sum256([]byte("qos-standin stale blockhash")))
+
+// replayRing bounds the transactions held for re-sending.
+const replayRing = 1024
+
+// replay is a published transaction held to be sent again.
+type replay struct {
+	due  time.Duration
+	p    sim.Packet
+	src  [16]byte
+	n    int
+	data [channels.PacketDataSize]byte
+}
 
 // voters is how many staked validators send votes.
 const voters = 16
@@ -170,6 +212,7 @@ type feeder struct {
 	pkt     channels.Packet
 	pending sim.Packet
 	has     bool
+	stale   bool // pending names staleHash
 	hash    Key
 	fc      Stats    // this round's counts, added to stats at its end
 	ring    []uint64 // offsets of published payloads, by message index
@@ -177,6 +220,14 @@ type feeder struct {
 
 	readIdx uint64  // the client's tpu_to_pack read index at the last sync
 	early   []early // payloads freed before their message was seen read
+
+	staleCut  uint64 // a packet is stale when its draw is below this
+	replayCut uint64 // a published packet is held for replay when its draw is below this
+	window    time.Duration
+	draws     uint64   // splitmix64 state for those draws
+	replays   []replay // ring of replayRing, oldest at rHead
+	rHead     int
+	rLen      int
 
 	votePeriod time.Duration
 	nextVote   time.Duration
@@ -205,6 +256,15 @@ func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byt
 			f.early = append(f.early, early{off, seq})
 		}
 	}
+	f.staleCut = shareCut(cfg.StaleShare)
+	if cfg.DedupWindow > 0 {
+		f.window = cfg.DedupWindow
+		f.replayCut = shareCut(cfg.ReplayShare)
+	}
+	if f.replayCut > 0 {
+		f.replays = make([]replay, replayRing)
+	}
+	f.draws = uint64(cfg.Traffic.Seed) ^ 0x9e3779b97f4a7c15
 	for i := range f.voterAuth {
 		f.voterAuth[i], f.voterAcct[i] = voterKey(i)
 	}
@@ -213,6 +273,26 @@ func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byt
 		f.nextVote = f.votePeriod
 	}
 	return f
+}
+
+// shareCut turns a share in [0, 1] into a threshold of a uniform uint64.
+func shareCut(share float64) uint64 {
+	switch {
+	case !(share > 0):
+		return 0
+	case share >= 1:
+		return ^uint64(0)
+	}
+	return uint64(share * (1 << 63) * 2)
+}
+
+// draw returns the next uniform uint64 (splitmix64).
+func (f *feeder) draw() uint64 {
+	f.draws += 0x9e3779b97f4a7c15
+	z := f.draws
+	z = (z ^ z>>30) * 0xbf58476d1ce4e5b9
+	z = (z ^ z>>27) * 0x94d049bb133111eb
+	return z ^ z>>31
 }
 
 // run feeds until stop is closed.
@@ -254,10 +334,24 @@ func (f *feeder) round() int {
 		if f.votePeriod > 0 && f.nextVote <= now {
 			f.nextVote += f.votePeriod
 			handled++
-			d = f.publish(f.makeVote(), true, 0, now, drop)
+			d = f.publish(f.makeVote(), true, 0, [16]byte{}, now, drop, false)
+		} else if f.rLen > 0 && f.replays[f.rHead].due <= now {
+			r := &f.replays[f.rHead]
+			f.rHead = (f.rHead + 1) % len(f.replays)
+			f.rLen--
+			handled++
+			d = f.publish(r.data[:r.n], false, r.p.Channel, r.src, now, drop, true)
 		} else {
 			if !f.has {
+				stale := f.staleCut > 0 && f.draw() < f.staleCut
+				if stale {
+					f.tr.SetBlockhash(staleHash)
+				}
 				f.pending = f.tr.NextPacket(&f.pkt)
+				if stale {
+					f.tr.SetBlockhash(f.hash)
+				}
+				f.stale = stale
 				f.has = true
 			}
 			if time.Duration(f.pending.At) > now {
@@ -265,7 +359,17 @@ func (f *feeder) round() int {
 			}
 			f.has = false
 			handled++
-			d = f.publish(f.pkt.Data(), false, f.pending.Channel, now, drop)
+			var src [16]byte
+			if a, ok := f.pkt.Addr(); ok {
+				src = a.As16() // IPv4 as ::ffff:a.b.c.d, as tpu_to_pack.rs map_src_addr
+			}
+			d = f.publish(f.pkt.Data(), false, f.pending.Channel, src, now, drop, false)
+			if d == dropNone && !f.stale && f.replayCut > 0 && f.rLen < len(f.replays) && f.draw() < f.replayCut {
+				r := &f.replays[(f.rHead+f.rLen)%len(f.replays)]
+				f.rLen++
+				data := f.pkt.Data()
+				r.due, r.p, r.src, r.n = now+f.window, f.pending, src, copy(r.data[:], data)
+			}
 		}
 		switch {
 		case d == dropNone:
@@ -287,6 +391,8 @@ func (f *feeder) round() int {
 			s.DroppedQueue += f.fc.DroppedQueue
 			s.Votes += f.fc.Votes
 			s.Fed += f.fc.Fed
+			s.Stale += f.fc.Stale
+			s.Replayed += f.fc.Replayed
 		})
 		f.fc = Stats{}
 	}
@@ -330,10 +436,15 @@ const (
 // publish runs one packet through sigverify and dedup and onto
 // tpu_to_pack. With dropping set (an earlier packet of the batch failed)
 // a packet that passes the filters is dropped for the same reason.
-func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration, dropping dropKind) dropKind {
+//
+// A replay (a copy of a transaction fed at least the dedup window ago)
+// passes dedup and keeps its first ground truth.
+func (f *feeder) publish(data []byte, vote bool, channel int, src [16]byte, now time.Duration, dropping dropKind, replay bool) dropKind {
 	if !vote {
-		f.fc.Generated++
-		if f.pending.Kind == sim.PacketUnparsable {
+		if !replay {
+			f.fc.Generated++
+		}
+		if !replay && f.pending.Kind == sim.PacketUnparsable {
 			f.fc.Unparsable++
 			return dropFiltered
 		}
@@ -344,7 +455,7 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration,
 	}
 	var sig [64]byte
 	copy(sig[:], data[1:65])
-	if f.truth.seen(&sig) {
+	if at, ok := f.truth.fedAt(&sig); ok && (f.window == 0 || now-at < f.window) {
 		f.fc.Deduplicated++
 		return dropFiltered
 	}
@@ -380,11 +491,8 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration,
 		return dropQueue
 	}
 	copy(f.mem[off:], data)
-	var src [16]byte
 	if vote {
 		src = [16]byte{10: 0xff, 11: 0xff, 12: 10, 13: 99, 14: 0, 15: byte(1 + f.votes%voters)}
-	} else if a, ok := f.pkt.Addr(); ok {
-		src = a.As16() // IPv4 as ::ffff:a.b.c.d, as tpu_to_pack.rs map_src_addr
 	}
 	m := bindings.TpuToPack{Transaction: bindings.SharableTransactionRegion{Offset: off, Length: uint32(len(data))},
 		Flags: flags, SrcAddr: src}
@@ -392,6 +500,11 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration,
 	f.ring[f.nmsg%uint64(len(f.ring))] = off
 	f.nmsg++
 	f.audit.GivePayload(off, f.nmsg)
+	if replay {
+		f.fc.Replayed++
+		f.fc.Fed++
+		return dropNone
+	}
 	tr := Truth{Agent: -1, Flags: flags, FedAt: now}
 	if vote {
 		tr.Funded = true
@@ -403,6 +516,10 @@ func (f *feeder) publish(data []byte, vote bool, channel int, now time.Duration,
 		payer, _ := f.tr.Payer(p.Agent, p.Signer)
 		bal, _ := f.bank.Balance(payer)
 		tr.Funded = bal >= p.Fee
+		if f.stale {
+			tr.Stale = true
+			f.fc.Stale++
+		}
 		f.fc.Fed++
 	}
 	f.truth.put(&sig, tr)

@@ -307,3 +307,103 @@ func TestFeederDropsRestOfBatchWhenFull(t *testing.T) {
 		t.Fatalf("live blocks %d, outstanding %d, want %d (one per published message)", feedA.LiveBlocks(), len(audit.Outstanding()), prod.Capacity())
 	}
 }
+
+// TestFeederStaleAndReplays: with StaleShare and ReplayShare set, part of
+// what reaches tpu_to_pack names a blockhash the bank no longer knows
+// (BLOCKHASH_NOT_FOUND when executed) and copies of transactions fed
+// more than the dedup window ago come again (ALREADY_PROCESSED when the
+// first copy was included); copies within the window are still dropped.
+func TestFeederStaleAndReplays(t *testing.T) {
+	ar, err := shm.Create("allocator", 64<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
+		t.Fatal(err)
+	}
+	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
+	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 16384), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qr.Close()
+	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
+		t.Fatal(err)
+	}
+	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
+	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+
+	cfg := FeedConfig{Traffic: sim.DefaultConfig(), PayerBalance: 1 << 40, StaleShare: 0.1, ReplayShare: 0.3, DedupWindow: 10 * time.Millisecond}
+	tr, err := sim.NewTraffic(cfg.Traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := NewBank(BankConfig{BlockCostLimit: 1 << 62, AccountCostLimit: 1 << 62})
+	bank.SetSlot(5, true)
+	fundBank(bank, tr, &cfg)
+	var st counters
+	truth := newTruthTable(1 << 20)
+	// 30 ms of the story is due at once; replays come due 10 ms after
+	// their first copy.
+	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, NewAudit(), &st, truth, time.Now().Add(-30*time.Millisecond))
+	for f.round() > 0 && prod.Len() < prod.Capacity()-2*feedBatchMax {
+	}
+	s := st.snapshot()
+	if s.Stale == 0 || s.Replayed == 0 || s.Deduplicated == 0 {
+		t.Fatalf("feed counts %+v: want stale, replayed and deduplicated packets", s)
+	}
+	if s.Generated+s.Replayed != s.Fed+s.SigverifyFailed+s.Unparsable+s.Deduplicated+s.DroppedAlloc+s.DroppedQueue {
+		t.Fatalf("counts do not add up: %+v", s)
+	}
+	mem := ar.Bytes()
+	first := map[[64]byte]Reason{}
+	var stale, replays, processed uint64
+	batch := make([]txn, 1)
+	out := make([]result, 1)
+	cons.Sync()
+	for {
+		b, ok := cons.TryRead()
+		if !ok {
+			break
+		}
+		m, err := bindings.DecodeTpuToPack(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := m.Transaction.Bytes(mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sig [64]byte
+		copy(sig[:], data[1:65])
+		batch[0] = txn{}
+		batch[0].load(data, bank.tables, bank.fp)
+		bank.execute(batch, false, out)
+		bank.release(batch)
+		got := out[0].reason
+		if batch[0].blockhash == staleHash {
+			stale++
+			if got != ReasonBlockhashNotFound || !truth.m[sig].Stale {
+				t.Fatalf("stale transaction: %v, truth %+v", got, truth.m[sig])
+			}
+			continue
+		}
+		prev, seen := first[sig]
+		if !seen {
+			first[sig] = got
+			continue
+		}
+		replays++
+		if prev == ReasonNone {
+			processed++
+			if got != ReasonAlreadyProcessed {
+				t.Fatalf("replay of an included transaction: %v, want ALREADY_PROCESSED", got)
+			}
+		}
+	}
+	// The story's own duplicates that come after the window pass too.
+	if stale != s.Stale || replays < s.Replayed || processed == 0 {
+		t.Fatalf("read %d stale, %d replays (%d of included ones); fed %+v", stale, replays, processed, s)
+	}
+}

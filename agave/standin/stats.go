@@ -17,6 +17,8 @@ type Stats struct {
 	Deduplicated    uint64 `json:"deduplicated"`     // dropped by dedup
 	Votes           uint64 `json:"votes"`            // simple votes fed
 	Fed             uint64 `json:"fed"`              // messages published on tpu_to_pack
+	Stale           uint64 `json:"stale"`            // fed naming a blockhash the bank no longer knows
+	Replayed        uint64 `json:"replayed"`         // fed again after the dedup window (counted in Fed)
 	DroppedAlloc    uint64 `json:"dropped_alloc"`    // allocator exhausted: rest of the batch dropped
 	DroppedQueue    uint64 `json:"dropped_queue"`    // tpu_to_pack full: rest of the batch dropped
 

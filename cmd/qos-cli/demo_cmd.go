@@ -56,7 +56,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "scenario", Usage: "a named scenario of the library instead of the built-in story (see --list-scenarios); \"all\" runs every one and prints one table"},
 			&cli.BoolFlag{Name: "list-scenarios", Usage: "list the named scenarios and exit"},
 			&cli.StringFlag{Name: "policies", Value: "model,fee-only,fifo", Usage: "the policies to compare, comma-separated"},
-			&cli.StringFlag{Name: "report", Usage: "HTML report path (default: qos-demo-report.html in the temporary directory)"},
+			&cli.StringFlag{Name: "report", Usage: "HTML report path (default: qos-demo-report.html, with --mode pack qos-pack-demo-report.html, in the temporary directory)"},
 			&cli.BoolFlag{Name: "json", Usage: "print the results as JSON instead of a table"},
 			&cli.StringFlag{Name: "shm-dir", Value: channels.DefaultShmDir, Usage: "directory for the demo's channel files"},
 			&cli.BoolFlag{Name: "verbose", Usage: "show the sidecar's own log"},

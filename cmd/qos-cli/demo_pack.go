@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -35,6 +36,11 @@ type packDemoResult struct {
 	// FailedExecutions took an execution slot and failed for a reason the
 	// sender caused (cannot pay, stale, replay).
 	FailedExecutions uint64 `json:"failed_executions"`
+	// Of FailedExecutions: unfunded fee payers, stale blockhashes
+	// (BLOCKHASH_NOT_FOUND) and replays (ALREADY_PROCESSED).
+	Unfunded uint64 `json:"unfunded"`
+	Stale    uint64 `json:"stale"`
+	Replays  uint64 `json:"replays"`
 	// SchedulerMisses are not-included results the scheduler caused
 	// (account in use, cost limits, bank, max working slot).
 	SchedulerMisses uint64  `json:"scheduler_misses"`
@@ -46,6 +52,12 @@ type packDemoResult struct {
 	BadFrees        uint64  `json:"bad_frees"`
 	Verdict         string  `json:"audit_verdict,omitempty"`
 }
+
+// packDemoDedupWindow is how long the stand-in's dedup remembers a
+// signature before a re-sent copy reaches pack: Agave's sigverify stage
+// resets its deduper every couple of seconds (core/src/sigverify_stage.rs,
+// MAX_DEDUPER_AGE, read from the source).
+const packDemoDedupWindow = 2 * time.Second
 
 // runPackDemo runs, for each policy, the stand-in validator (profile 4.1)
 // and pack mode's loop in this process on the same post-sigverify story.
@@ -63,12 +75,25 @@ func runPackDemo(c *cli.Context, traffic sim.Config, dur time.Duration) error {
 		}
 		results = append(results, r)
 	}
+	report := c.String("report")
+	if report == "" {
+		report = filepath.Join(os.TempDir(), "qos-pack-demo-report.html")
+	}
 	if c.Bool("json") {
 		enc := json.NewEncoder(c.App.Writer)
 		enc.SetIndent("", "  ")
-		return enc.Encode(results)
+		if err := enc.Encode(results); err != nil {
+			return err
+		}
+	} else {
+		printPackDemo(c.App.Writer, results, dur)
 	}
-	printPackDemo(c.App.Writer, results, dur)
+	if err := writePackReport(report, results, dur); err != nil {
+		return err
+	}
+	if !c.Bool("json") {
+		fmt.Fprintf(c.App.Writer, "\nreport: %s\n", report)
+	}
 	return nil
 }
 
@@ -83,7 +108,8 @@ func packDemoOne(ctx context.Context, sock string, traffic sim.Config, pol packm
 	st, err := standin.New(standin.Config{Socket: sock, Profile: bindings.Profile41, Clock: clock,
 		Bank:           standin.BankConfig{BlockCostLimit: standin.MaxBlockUnits, AccountCostLimit: standin.MaxWritableAccountUnits, Seed: uint64(traffic.Seed)},
 		ExecNanosPerCU: 1, Logger: log,
-		Feed: standin.FeedConfig{Traffic: traffic, VotePPS: 500, PayerBalance: 1_000_000_000_000, UnfundedShare: 0.1}})
+		Feed: standin.FeedConfig{Traffic: traffic, VotePPS: 500, PayerBalance: 1_000_000_000_000, UnfundedShare: 0.1,
+			StaleShare: 0.05, ReplayShare: 0.05, DedupWindow: packDemoDedupWindow}})
 	if err != nil {
 		return res, err
 	}
@@ -121,6 +147,8 @@ func packDemoOne(ctx context.Context, sock string, traffic sim.Config, pol packm
 	for _, k := range []string{"INSUFFICIENT_FUNDS_FOR_FEE", "INVALID_ACCOUNT_FOR_FEE", "ACCOUNT_NOT_FOUND", "BLOCKHASH_NOT_FOUND", "ALREADY_PROCESSED", "SANITIZE_FAILURE", "ADDRESS_LOOKUP_TABLE_NOT_FOUND"} {
 		res.FailedExecutions += ss.NotIncluded[k]
 	}
+	res.Unfunded = ss.NotIncluded["INSUFFICIENT_FUNDS_FOR_FEE"] + ss.NotIncluded["ACCOUNT_NOT_FOUND"]
+	res.Stale, res.Replays = ss.NotIncluded["BLOCKHASH_NOT_FOUND"], ss.NotIncluded["ALREADY_PROCESSED"]
 	for _, k := range []string{"ACCOUNT_IN_USE", "WOULD_EXCEED_MAX_BLOCK_COST_LIMIT", "WOULD_EXCEED_MAX_ACCOUNT_COST_LIMIT", "WOULD_EXCEED_MAX_VOTE_COST_LIMIT", "BANK_NOT_AVAILABLE"} {
 		res.SchedulerMisses += ss.NotIncluded[k]
 	}
@@ -148,7 +176,7 @@ func oracleFees(st *standin.Standin, clock standin.ClockConfig, dur time.Duratio
 	type tx struct{ fee, cus uint64 }
 	var txs []tx
 	st.Truths(func(_ [64]byte, t standin.Truth) {
-		if t.Funded && t.Agent >= 0 {
+		if t.Funded && !t.Stale && t.Agent >= 0 {
 			txs = append(txs, tx{t.Fee, uint64(max(t.CUs, 1))})
 		}
 	})
@@ -177,19 +205,76 @@ func oracleFees(st *standin.Standin, clock standin.ClockConfig, dur time.Duratio
 	return fees
 }
 
+// packDemoHeader and packDemoRow are the table of the pack demo, printed
+// and in the HTML report.
+var packDemoHeader = []string{"policy", "value (lamports)", "of oracle", "included", "failed executions",
+	"unfunded", "stale hash", "replays", "scheduler misses", "votes landed/fed", "exec p50 ms", "exec p99 ms", "leaks/bad frees"}
+
+func packDemoRow(r *packDemoResult) []string {
+	return []string{r.Policy, fmt.Sprint(r.ValueCaptured), fmt.Sprintf("%.1f%%", 100*r.ShareOfOracle), fmt.Sprint(r.Included),
+		fmt.Sprint(r.FailedExecutions), fmt.Sprint(r.Unfunded), fmt.Sprint(r.Stale), fmt.Sprint(r.Replays),
+		fmt.Sprint(r.SchedulerMisses), fmt.Sprintf("%d/%d", r.VotesLanded, r.VotesFed),
+		fmt.Sprintf("%.1f", r.ExecP50Ms), fmt.Sprintf("%.1f", r.ExecP99Ms), fmt.Sprintf("%d/%d", r.Leaks, r.BadFrees)}
+}
+
+const packDemoLegend = `
+oracle: fees of every funded transaction fed on a live blockhash, best fee per CU first, within the leader slots' block limits (locks ignored): an upper bound.
+failed executions: execution slots spent on transactions that failed for their sender's fault: unfunded fee payers, stale blockhashes (BLOCKHASH_NOT_FOUND), replays after the dedup window (ALREADY_PROCESSED) and other load errors.
+scheduler misses: transactions not included for the scheduler's fault (account in use, cost limits, no bank, max working slot).
+`
+
 func printPackDemo(w io.Writer, rs []packDemoResult, dur time.Duration) {
 	fmt.Fprintf(w, "qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, same story:\n\n", dur)
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "policy\tvalue (lamports)\tof oracle\tincluded\tfailed executions\tscheduler misses\tvotes landed/fed\texec p50 ms\texec p99 ms\tleaks/bad frees\t")
-	for _, r := range rs {
-		fmt.Fprintf(tw, "%s\t%d\t%.1f%%\t%d\t%d\t%d\t%d/%d\t%.1f\t%.1f\t%d/%d\t\n", r.Policy, r.ValueCaptured, 100*r.ShareOfOracle,
-			r.Included, r.FailedExecutions, r.SchedulerMisses, r.VotesLanded, r.VotesFed, r.ExecP50Ms, r.ExecP99Ms, r.Leaks, r.BadFrees)
+	fmt.Fprintln(tw, strings.Join(packDemoHeader, "\t")+"\t")
+	for i := range rs {
+		fmt.Fprintln(tw, strings.Join(packDemoRow(&rs[i]), "\t")+"\t")
 	}
 	_ = tw.Flush()
-	fmt.Fprintln(w, "\noracle: fees of every funded transaction fed, best fee per CU first, within the leader slots' block limits (locks ignored): an upper bound.")
+	fmt.Fprint(w, packDemoLegend)
 	for _, r := range rs {
 		if r.Verdict != "" {
 			fmt.Fprintf(w, "audit (%s): %s\n", r.Policy, r.Verdict)
 		}
 	}
+}
+
+// writePackReport writes the pack demo's HTML report to path: the table
+// and two charts (value against the oracle; where execution slots went).
+func writePackReport(path string, rs []packDemoResult, dur time.Duration) (err error) {
+	p := sim.TablePage{Title: "qos pack-mode demo report", Header: packDemoHeader,
+		Note: fmt.Sprintf("qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, the same post-sigverify story for each: "+
+			"honest senders, a spammer, a sybil rotating IPs and fee payers, unfunded fee payers, stale blockhashes and replays after a %v dedup window.", dur, packDemoDedupWindow) +
+			strings.ReplaceAll(packDemoLegend, "\n", " ")}
+	policies := make([]string, len(rs))
+	value := []sim.BarSeries{{Name: "captured"}, {Name: "oracle"}}
+	slots := []sim.BarSeries{{Name: "included"}, {Name: "unfunded"}, {Name: "stale hash"}, {Name: "replays"}, {Name: "scheduler misses"}}
+	for i := range rs {
+		r := &rs[i]
+		p.Rows = append(p.Rows, packDemoRow(r))
+		policies[i] = r.Policy
+		value[0].Values = append(value[0].Values, float64(r.ValueCaptured)/1e9)
+		value[1].Values = append(value[1].Values, float64(r.Oracle)/1e9)
+		for j, v := range []uint64{r.Included, r.Unfunded, r.Stale, r.Replays, r.SchedulerMisses} {
+			slots[j].Values = append(slots[j].Values, float64(v))
+		}
+	}
+	p.Charts = []sim.BarChart{
+		{Title: "Value captured vs the oracle, SOL", Groups: policies, Series: value},
+		{Title: "Where execution went: included, failed for the sender's fault, missed for the scheduler's", Groups: policies, Series: slots,
+			Format: func(v float64) string { return fmt.Sprintf("%.0f", v) }},
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return fmt.Errorf("write report: %w", err)
+	}
+	defer func() {
+		if cerr := f.Close(); cerr != nil && err == nil {
+			err = fmt.Errorf("write report %s: %w", path, cerr)
+		}
+	}()
+	if err := sim.WriteTablePage(f, &p); err != nil {
+		return fmt.Errorf("write report %s: %w", path, err)
+	}
+	return nil
 }

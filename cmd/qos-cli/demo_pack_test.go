@@ -4,6 +4,12 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"encoding/xml"
+	"html"
+	"io"
+	"os"
+	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/urfave/cli/v2"
@@ -23,7 +29,8 @@ func TestDemoPackMode(t *testing.T) {
 	if _, err := run("--mode", "both"); err == nil {
 		t.Error("--mode both accepted")
 	}
-	out, err := run("--mode", "pack", "--duration", "1500ms", "--json")
+	report := filepath.Join(t.TempDir(), "pack.html")
+	out, err := run("--mode", "pack", "--duration", "1500ms", "--json", "--report", report)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -38,5 +45,48 @@ func TestDemoPackMode(t *testing.T) {
 		if r.Included == 0 || r.ValueCaptured == 0 || r.Oracle == 0 || r.VotesFed == 0 || r.Leaks != 0 {
 			t.Errorf("%s: %+v", r.Policy, r)
 		}
+		if r.Unfunded+r.Stale+r.Replays > r.FailedExecutions {
+			t.Errorf("%s: unfunded, stale and replays exceed the failed executions: %+v", r.Policy, r)
+		}
+	}
+	checkPackReport(t, report, rs)
+}
+
+// checkPackReport checks the HTML report at path is well-formed and holds
+// the table of rs and its charts.
+func checkPackReport(t *testing.T, path string, rs []packDemoResult) {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatalf("report not written: %v", err)
+	}
+	doc := string(b)
+	d := xml.NewDecoder(strings.NewReader(strings.TrimPrefix(doc, "<!DOCTYPE html>\n")))
+	for {
+		if _, err := d.Token(); err == io.EOF {
+			break
+		} else if err != nil {
+			t.Fatalf("report is not well-formed: %v", err)
+		}
+	}
+	var want []string
+	for _, h := range packDemoHeader {
+		want = append(want, "<th>"+h+"</th>")
+	}
+	for i := range rs {
+		var row strings.Builder
+		for _, c := range packDemoRow(&rs[i]) {
+			row.WriteString("<td>" + html.EscapeString(c) + "</td>")
+		}
+		want = append(want, row.String())
+	}
+	want = append(want, "Value captured vs the oracle", "Where execution went", "<svg")
+	for _, w := range want {
+		if !strings.Contains(doc, w) {
+			t.Errorf("report lacks %q", w)
+		}
+	}
+	if strings.Contains(doc, "<script") || strings.Contains(strings.ReplaceAll(doc, `xmlns="http://www.w3.org/2000/svg"`, ""), "http") {
+		t.Error("report is not self-contained")
 	}
 }
