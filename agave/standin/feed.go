@@ -88,8 +88,9 @@ type FeedConfig struct {
 	StaleShare float64
 	// ReplayShare of the published traffic transactions are sent again
 	// once DedupWindow has passed since they were fed: Agave's sigverify
-	// deduper forgets signatures periodically (core/src/sigverify_stage.rs,
-	// MAX_DEDUPER_AGE, read from the source, not tested against it), so a
+	// deduper forgets signatures periodically (Deduper::maybe_reset with
+	// MAX_DEDUPER_AGE = 2 s in core/src/sigverify_stage.rs, as read in
+	// copies from the code index, release not pinned; not tested), so a
 	// re-sent copy reaches pack and, if the original was executed, the bank
 	// answers ALREADY_PROCESSED. DedupWindow 0 dedups a signature forever
 	// (no replay reaches pack then).

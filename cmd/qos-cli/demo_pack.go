@@ -55,8 +55,9 @@ type packDemoResult struct {
 
 // packDemoDedupWindow is how long the stand-in's dedup remembers a
 // signature before a re-sent copy reaches pack: Agave's sigverify stage
-// resets its deduper every couple of seconds (core/src/sigverify_stage.rs,
-// MAX_DEDUPER_AGE, read from the source).
+// resets its deduper at most every MAX_DEDUPER_AGE = 2 s
+// (core/src/sigverify_stage.rs, read in copies from the code index, release
+// not pinned).
 const packDemoDedupWindow = 2 * time.Second
 
 // runPackDemo runs, for each policy, the stand-in validator (profile 4.1)
