@@ -38,15 +38,6 @@ func newTruthTable(limit int) *truthTable {
 	return &truthTable{m: make(map[[64]byte]Truth, min(limit, 1<<16)), limit: limit}
 }
 
-// seen reports whether sig was fed before (Agave's dedup stage drops such
-// packets before tpu_to_pack).
-func (t *truthTable) seen(sig *[64]byte) bool {
-	t.mu.Lock()
-	_, ok := t.m[*sig]
-	t.mu.Unlock()
-	return ok
-}
-
 // fedAt reports when sig was first fed, if it was.
 func (t *truthTable) fedAt(sig *[64]byte) (time.Duration, bool) {
 	t.mu.Lock()
