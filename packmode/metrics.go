@@ -158,10 +158,9 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	for i, v := range st.Ends {
 		ctr(c.ends, v, EndName(i))
 	}
-	for i, v := range st.Rejects {
-		if v > 0 {
-			ctr(c.rejects, v, score.Reject(i).String())
-		}
+	// Every reason, as sidecar mode's qos_rejected_packets_total.
+	for r := score.Reject(1); int(r) < score.NumRejects; r++ {
+		ctr(c.rejects, st.Rejects[r], r.String())
 	}
 	for i, v := range st.Outcomes {
 		if v > 0 {
