@@ -3,6 +3,8 @@ package packmode
 import (
 	"testing"
 	"time"
+
+	"github.com/solqos/qos/pack"
 )
 
 func TestHistBuckets(t *testing.T) {
@@ -124,4 +126,64 @@ func TestMetersSteadyStateAllocs(t *testing.T) {
 		t.Fatalf("busy %v ns, %d leader slots of %d cost units, model %v %+v, leaked %d",
 			busy, st.LeaderSlots, st.LeaderSlotCost, st.HasModel, st.Model, st.LeakedBlocks())
 	}
+}
+
+// TestWorkerBusyUnion: a worker's busy time is the union of its batches'
+// [sent, answered] intervals, answered in order; overlapping batches
+// count once, idle gaps not at all.
+func TestWorkerBusyUnion(t *testing.T) {
+	f := func(batches [][2]int64, want int64) {
+		t.Helper()
+		l := &Loop{st: &Stats{}}
+		for _, b := range batches { // {sent, answered}
+			l.now = b[1]
+			l.workerAnswered(1, b[0])
+		}
+		if got := l.st.WorkerBusy[1]; got != want || l.st.WorkerBusy[0] != 0 {
+			t.Errorf("%v: busy %d (worker 0: %d), want %d", batches, got, l.st.WorkerBusy[0], want)
+		}
+	}
+	f(nil, 0)
+	f([][2]int64{{10, 30}}, 20)
+	f([][2]int64{{10, 30}, {50, 60}}, 30)           // a gap of 20
+	f([][2]int64{{10, 30}, {20, 45}}, 35)           // depth 2: the second waited behind the first
+	f([][2]int64{{10, 30}, {20, 45}, {25, 45}}, 35) // answered in the same pass
+	f([][2]int64{{10, 10}}, 0)                      // answered in the pass it was sent
+}
+
+// TestSlotMeter: a leader slot's block cost is the validator's limit (the
+// largest remaining_cost_units seen while LEADER_READY) minus the slot's
+// lowest; it counts when the slot ends, and only if LEADER_READY was seen
+// in it.
+func TestSlotMeter(t *testing.T) {
+	type msg struct {
+		slot      uint64
+		state     uint8
+		remaining uint64
+	}
+	f := func(msgs []msg, slots, cost, now, limit uint64) {
+		t.Helper()
+		l := &Loop{st: &Stats{}}
+		l.cfg.Budget.BlockLimit = 60_000_000
+		for _, m := range msgs {
+			l.progressSeen(m.slot, m.state, m.remaining)
+		}
+		l.st.SlotLimit = l.cfg.Budget.BlockLimit
+		l.snapshotMeters()
+		if l.st.LeaderSlots != slots || l.st.LeaderSlotCost != cost || l.st.SlotCostUsed != now || l.st.SlotLimit != limit {
+			t.Errorf("%v: %d slots costing %d, now %d of %d; want %d, %d, %d of %d",
+				msgs, l.st.LeaderSlots, l.st.LeaderSlotCost, l.st.SlotCostUsed, l.st.SlotLimit, slots, cost, now, limit)
+		}
+	}
+	const ready, starting, not = pack.LeaderReady, pack.LeaderStarting, pack.NotLeader
+	f(nil, 0, 0, 0, 60_000_000)
+	f([]msg{{5, not, 0}, {6, not, 0}}, 0, 0, 0, 60_000_000)
+	// A 48 M validator: slot 7 took 10 M then 30 M, slot 8 is under way.
+	f([]msg{{7, ready, 48e6}, {7, ready, 38e6}, {7, ready, 18e6}, {8, ready, 48e6}, {8, ready, 40e6}}, 1, 30e6, 8e6, 48e6)
+	// The bank went away before the slot changed: the slot still counts.
+	f([]msg{{7, starting, 0}, {7, ready, 48e6}, {7, ready, 8e6}, {7, not, 0}, {8, not, 0}}, 1, 40e6, 0, 48e6)
+	// Two leader slots, then not leader.
+	f([]msg{{7, ready, 48e6}, {7, ready, 47e6}, {8, ready, 48e6}, {8, ready, 45e6}, {9, not, 0}}, 2, 4e6, 0, 48e6)
+	// Its first message came late: the limit is known from another slot.
+	f([]msg{{7, ready, 48e6}, {8, ready, 20e6}, {9, not, 0}}, 2, 28e6, 0, 48e6)
 }
