@@ -43,6 +43,10 @@ func FuzzKeysAndCost(f *testing.F) {
 		if err == nil && ks.Len() != v.NumStaticKeys()+cut/32+(len(resolved)-cut)/32 {
 			t.Fatalf("FromView kept %d keys of %d static + resolved", ks.Len(), v.NumStaticKeys())
 		}
+		// A lock set is only ever complete: every lookup index resolved.
+		if nw, nr := v.NumLookupAccounts(); err == nil && (cut != 32*nw || len(resolved)-cut != 32*nr) {
+			t.Fatalf("FromView accepted %d+%d resolved bytes for %d+%d lookup indexes", cut, len(resolved)-cut, nw, nr)
+		}
 		b, r := v.Budget(data, score.DefaultFeeParams())
 		if r != score.OK {
 			return

@@ -78,9 +78,15 @@ type Config struct {
 	// Lookahead is how many blocked transactions in a row a scheduling
 	// round skips before it stops.
 	Lookahead int
-	// IntraBatchConflicts lets a batch hold conflicting transactions
-	// (pack.Params; only with Agave's relax_intrabatch_account_locks).
-	IntraBatchConflicts bool
+	// StrictBatchLocks keeps conflicting transactions out of one batch
+	// (pack.Params.IntraBatchConflicts off), for a validator whose bank
+	// lacks relax_intrabatch_account_locks (SIMD-0083) and would fail the
+	// later of two conflicting transactions of a batch with
+	// ACCOUNT_IN_USE. The zero value batches them together, as Agave's own
+	// schedulers do since the feature is active on every cluster (anza-
+	// xyz/agave #11989 removed its gate, 2026-04): they then run in order
+	// on one worker instead of one batch each.
+	StrictBatchLocks bool
 	// MaxWait is the longest the loop holds queued transactions back
 	// to fill batches while every worker is busy.
 	MaxWait time.Duration

@@ -1,6 +1,7 @@
 package packmode
 
 import (
+	"errors"
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
@@ -111,6 +112,18 @@ func (l *Loop) schedule() {
 			if l.keys.Overflow() {
 				l.st.Outcomes[pack.RefuseTooManyLocks]++
 				l.end(slot, EndRefused)
+				continue
+			}
+			if errors.Is(err, pack.ErrUnresolvedLookups) {
+				// Its lock set is unknown (lookups not, or not fully,
+				// resolved): resolve them before it may execute.
+				if t.resolved.NumPubkeys > 0 {
+					l.freeBlock(t.resolved.Offset)
+					t.resolved = bindings.SharablePubkeys{}
+				}
+				t.lookups = true
+				l.st.CheckRetried++
+				l.pushCheck(slot)
 				continue
 			}
 			l.st.BadRegion++ // the bytes changed under us since admission
