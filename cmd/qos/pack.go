@@ -71,6 +71,8 @@ func packCommand() *cli.Command {
 			Usage: "batches in flight per worker"},
 		&cli.BoolFlag{Name: "check", Category: cliflags.CatQueue, EnvVars: cliflags.Env("check"),
 			Usage: "run every non-vote transaction through the validator's CHECK (status, fee-payer balance, lookup tables) before it may execute"},
+		&cli.BoolFlag{Name: "relax-intrabatch-account-locks", Category: catAgave, Value: true, EnvVars: cliflags.Env("relax-intrabatch-account-locks"),
+			Usage: "the validator lets transactions of one batch conflict (SIMD-0083, active on every cluster): conflicting transactions share a batch and run in order; false keeps them in separate batches"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
 			Usage: "model file: loaded at start if present, saved on shutdown"},
 		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
@@ -139,6 +141,7 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 	cfg.Depth = c.Int("batch-depth")
 	cfg.IdleSleep = c.Duration("idle-sleep")
 	cfg.Check = c.Bool("check")
+	cfg.StrictBatchLocks = !c.Bool("relax-intrabatch-account-locks")
 	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
 		return err
 	}
