@@ -36,6 +36,9 @@ type Params struct {
 	Budget BudgetParams
 	// Slack is Leader.Slack (slots past the current one a batch may run in).
 	Slack uint64
+	// EndCutoff is Leader.EndCutoff (no EXECUTE from this percent of the
+	// leader window's last slot on; 0: none).
+	EndCutoff uint8
 }
 
 // DefaultParams returns a scheduler for workers workers: depth 2, full
@@ -234,7 +237,7 @@ func NewScheduler(p Params) (*Scheduler, error) {
 		p:       p,
 		locks:   locks,
 		budget:  budget,
-		leader:  Leader{Slack: p.Slack},
+		leader:  Leader{Slack: p.Slack, EndCutoff: p.EndCutoff},
 		batches: make([]batchState, nb),
 		workers: make([]workerState, p.Workers),
 		free:    make([]int32, nb),
@@ -287,9 +290,11 @@ func (s *Scheduler) OnProgress(p Progress) {
 			}
 		}
 		s.budget.StartSlot(p.CurrentSlot, p.RemainingCostUnits)
+		s.budget.SetProgress(p.CurrentSlotProgress)
 		return
 	}
 	s.budget.SetRemaining(p.RemainingCostUnits)
+	s.budget.SetProgress(p.CurrentSlotProgress)
 }
 
 // seal moves worker w's open batch to the ready list (an empty one back

@@ -447,6 +447,19 @@ func TestSchedulerVoteReserve(t *testing.T) {
 	if votes != 10 || s2.Stats().Outcomes[DeferVoteCost] != 40 {
 		t.Errorf("votes %d (want 10), DeferVoteCost %d (want 40)", votes, s2.Stats().Outcomes[DeferVoteCost])
 	}
+	// Through the slot the reserve shrinks: at 90 % only a tenth of it is
+	// kept, and a new slot keeps all of it again.
+	p.Budget.VoteLimit, p.Budget.VoteReserve = VoteCostLimit, 100*3428
+	s3, _ := NewScheduler(p)
+	s3.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
+	s3.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining, CurrentSlotProgress: 90})
+	if got, want := s3.Budget().Available(false), remaining-10*3428; got != uint64(want) {
+		t.Errorf("available at 90 %%: %d, want %d", got, want)
+	}
+	s3.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 2, RemainingCostUnits: remaining})
+	if got, want := s3.Budget().Available(false), remaining-100*3428; got != uint64(want) {
+		t.Errorf("available in a new slot: %d, want %d", got, want)
+	}
 }
 
 func TestSchedulerLeaderState(t *testing.T) {
@@ -497,6 +510,23 @@ func TestSchedulerLeaderState(t *testing.T) {
 	l.Update(Progress{LeaderState: NotLeader, CurrentSlot: 30, NextLeaderSlot: 40, LeaderRangeEnd: 43})
 	if l.CanExecute() || l.SlotsUntilLeader() != 10 {
 		t.Errorf("not leader: CanExecute %v, SlotsUntilLeader %d", l.CanExecute(), l.SlotsUntilLeader())
+	}
+	// EndCutoff stops EXECUTE late in the window's last slot only.
+	for _, tc := range []struct {
+		cutoff, progress uint8
+		slot             uint64
+		want             bool
+	}{
+		{0, 99, 43, true},   // no cutoff
+		{97, 96, 43, true},  // last slot, before the cutoff
+		{97, 97, 43, false}, // last slot, at it
+		{97, 99, 42, true},  // not the last slot: the batch may run in the next
+	} {
+		l := Leader{EndCutoff: tc.cutoff}
+		l.Update(Progress{LeaderState: LeaderReady, CurrentSlot: tc.slot, CurrentSlotProgress: tc.progress, NextLeaderSlot: 40, LeaderRangeEnd: 43})
+		if got := l.CanExecute(); got != tc.want {
+			t.Errorf("cutoff %d, slot %d at %d %%: CanExecute %v, want %v", tc.cutoff, tc.slot, tc.progress, got, tc.want)
+		}
 	}
 }
 

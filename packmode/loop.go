@@ -131,7 +131,10 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		return nil, fmt.Errorf("pack mode on %s: %d workers (want 1..%d)", s.Socket, nw, pack.MaxWorkers)
 	}
 	pp := pack.Params{Workers: nw, Depth: cfg.Depth, BatchSize: cfg.BatchSize, Budget: cfg.Budget,
-		IntraBatchConflicts: !cfg.StrictBatchLocks}
+		IntraBatchConflicts: !cfg.StrictBatchLocks, EndCutoff: uint8(min(cfg.EndCutoff, 101))}
+	if !cfg.KeepBatchesInSlot {
+		pp.Slack = 1
+	}
 	sched, err := pack.NewScheduler(pp)
 	if err != nil {
 		return nil, fmt.Errorf("pack mode on %s: %w", s.Socket, err)
