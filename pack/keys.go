@@ -245,6 +245,16 @@ var reservedFirst = func() (t [256]bool) {
 	return t
 }()
 
+// ReservedKey reports whether key is one of Agave's reserved account keys
+// (builtin programs and sysvars: reservedKeys), a write lock on which
+// Agave demotes to a read lock.
+func ReservedKey(key *Pubkey) bool { return reservedKey(key) }
+
+// IsUpgradeableLoader reports whether key is the upgradeable BPF loader,
+// whose presence among a transaction's keys keeps its invoked programs
+// writable (see FromView).
+func IsUpgradeableLoader(key *Pubkey) bool { return *key == bpfLoaderUpgradeable }
+
 // reservedKey reports whether Agave demotes a write lock on key.
 func reservedKey(key *Pubkey) bool {
 	if !reservedFirst[key[0]] {

@@ -267,6 +267,34 @@ func TestBankIntraBatchLocks(t *testing.T) {
 	}
 }
 
+// TestBankDemotesReservedWriteLocks: a write lock the message requests on
+// a reserved account (here the system program, all zero bytes) is taken
+// as a read lock, as Agave does, so two in-flight batches that both
+// "write" it do not collide; the cost still charges the requested lock.
+func TestBankDemotesReservedWriteLocks(t *testing.T) {
+	b := newTestBank(t, BankConfig{})
+	h := b.LatestBlockhash()
+	system := Key{}
+	tx := testTx{id: 1, payer: keyOf(1), writable: []Key{system, keyOf(0x60)}, blockhash: h}
+	var loaded txn
+	loadTx(t, b, tx, &loaded)
+	if !loaded.writable[0] || loaded.writable[1] || !loaded.writable[2] {
+		t.Fatalf("writable %v for payer, system program, 0x60: want true, false, true", loaded.writable[:3])
+	}
+	plain := testTx{id: 9, payer: keyOf(1), writable: []Key{keyOf(0x61), keyOf(0x60)}, blockhash: h}
+	var loadedPlain txn
+	loadTx(t, b, plain, &loadedPlain)
+	if loaded.cost != loadedPlain.cost {
+		t.Errorf("cost %d with a demoted write lock, %d without: the requested lock is charged either way", loaded.cost, loadedPlain.cost)
+	}
+	outA, batchA := run(t, b, false, tx)
+	outB, batchB := run(t, b, false, testTx{id: 2, payer: keyOf(2), writable: []Key{system}, blockhash: h})
+	wantReasons(t, outA, ReasonNone)
+	wantReasons(t, outB, ReasonNone)
+	b.release(batchA)
+	b.release(batchB)
+}
+
 func TestBankLookupResolution(t *testing.T) {
 	b := newTestBank(t, BankConfig{})
 	k := keyOf(0xa0)
