@@ -1,12 +1,6 @@
 package pack
 
-// Leader states of a progress message (agave_scheduler_bindings
-// leader_state, the same in every bindings version from Agave 4.0).
-const (
-	NotLeader      uint8 = 0 // not leader, or the leader slot has no bank
-	LeaderStarting uint8 = 1 // leader slot, bank not ready yet
-	LeaderReady    uint8 = 2 // leader slot with a working bank: execute
-)
+import "github.com/solqos/qos/agave/bindings"
 
 // Progress is one decoded progress_tracker message, every field any
 // bindings version carries (a version without a field leaves it zero):
@@ -14,8 +8,9 @@ const (
 // progress; 4.1–4.3 add the epoch and latest blockhash; 4.4 adds the
 // remaining allocated-accounts data size and the target bank time.
 type Progress struct {
-	// LeaderState is NotLeader, LeaderStarting or LeaderReady.
-	LeaderState uint8
+	// LeaderState is bindings.NotLeader, bindings.LeaderStarting or bindings.LeaderReady
+	// (the same in every bindings version from Agave 4.0).
+	LeaderState bindings.LeaderState
 	// CurrentSlotProgress is how far through the current slot the
 	// validator is, in percent.
 	CurrentSlotProgress uint8
@@ -80,7 +75,7 @@ func (l *Leader) Progress() Progress { return l.p }
 // ready; a batch sent then waits in the worker and may come back
 // BANK_NOT_AVAILABLE.)
 func (l *Leader) CanExecute() bool {
-	if !l.seen || l.p.LeaderState != LeaderReady {
+	if !l.seen || l.p.LeaderState != bindings.LeaderReady {
 		return false
 	}
 	last := l.p.LeaderRangeEnd <= l.p.CurrentSlot

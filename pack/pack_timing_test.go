@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/score"
 )
 
@@ -118,7 +119,7 @@ func newDriver(tb testing.TB, workers int, w *workload) *driver {
 
 func (d *driver) newSlot() {
 	d.slot++
-	d.s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: d.slot, LeaderRangeEnd: d.slot + 3,
+	d.s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: d.slot, LeaderRangeEnd: d.slot + 3,
 		RemainingCostUnits: BlockCostLimit})
 }
 

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/solqos/qos/agave/bindings"
 )
 
 // MaxBatch is the most transactions one batch may carry
@@ -537,7 +539,7 @@ func (s *Scheduler) Finish(ref BatchRef, results []ExecResult) error {
 	for i := range int(bs.n) {
 		r := &s.recs[base+i]
 		var actual uint64
-		if len(results) != 0 && results[i].Reason == ReasonNone {
+		if len(results) != 0 && results[i].Reason == bindings.ReasonNone {
 			actual = results[i].CostUnits
 		}
 		s.budget.settle(bs.gen, r.cost, actual, r.vote, s.acct[r.off:r.off+uint32(r.nw)])

@@ -263,20 +263,20 @@ func (l *Loop) checked(s int32, cr bindings.CheckResponse) {
 		}
 		t.resolved = cr.ResolvedPubkeys // ours now: freed when t ends
 	}
-	var reason uint8
+	var reason bindings.NotIncludedReason
 	switch {
 	case cr.ParsingAndSanitizationFlags&bindings.ParseFailed != 0:
-		reason = pack.ReasonSanitizeFailure
+		reason = bindings.ReasonSanitizeFailure
 	case cr.StatusCheckFlags&bindings.StatusAlreadyProcessed != 0:
-		reason = pack.ReasonAlreadyProcessed
+		reason = bindings.ReasonAlreadyProcessed
 	case cr.StatusCheckFlags&(bindings.StatusTooOld|bindings.StatusInvalidNonce) != 0:
-		reason = pack.ReasonBlockhashNotFound
+		reason = bindings.ReasonBlockhashNotFound
 	case cr.FeePayerBalanceFlags&bindings.FeePayerBalancePerformed != 0 && cr.FeePayerBalance < t.fee:
-		reason = pack.ReasonInsufficientFundsForFee
+		reason = bindings.ReasonInsufficientFundsForFee
 	case cr.ResolveFlags&bindings.ResolveFailed != 0:
-		reason = pack.ReasonLookupTableNotFound
+		reason = bindings.ReasonAddressLookupTableNotFound
 	}
-	if reason == pack.ReasonNone {
+	if reason == bindings.ReasonNone {
 		t.checkedOK = true
 		l.enqueue(s)
 		return

@@ -26,7 +26,7 @@ func (l *Loop) drainProgress() int {
 		}
 		before := l.sched.Leader().Progress().CurrentSlot
 		l.sched.OnProgress(pack.Progress{
-			LeaderState: uint8(m.LeaderState), CurrentSlotProgress: m.CurrentSlotProgress,
+			LeaderState: m.LeaderState, CurrentSlotProgress: m.CurrentSlotProgress,
 			TargetBankTimeMs: m.TargetBankTimeMs, Epoch: m.Epoch, CurrentSlot: m.CurrentSlot,
 			NextLeaderSlot: m.NextLeaderSlot, LeaderRangeEnd: m.LeaderRangeEnd,
 			RemainingCostUnits:                 m.RemainingCostUnits,
@@ -317,7 +317,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 				results = l.results[:0]
 				break
 			}
-			results = append(results, pack.ExecResult{Slot: er.ExecutionSlot, Reason: uint8(er.NotIncludedReason),
+			results = append(results, pack.ExecResult{Slot: er.ExecutionSlot, Reason: er.NotIncludedReason,
 				CostUnits: er.CostUnits, FeePayerBalance: er.FeePayerBalance})
 		}
 	} else if processed {
@@ -344,7 +344,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 			l.st.Reasons[results[i].Reason]++
 			v = l.learn(t, results[i])
 		} else {
-			v = pack.JudgeUnprocessed(uint8(m.ProcessedCode))
+			v = pack.JudgeUnprocessed(m.ProcessedCode)
 		}
 		l.st.ToExecution.add(l.now - t.arrived)
 		switch {

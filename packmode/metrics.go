@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -82,7 +83,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	}
 	for i, v := range st.Reasons {
 		if v > 0 {
-			name := pack.ReasonName(uint8(i))
+			name := pack.ReasonName(bindings.NotIncludedReason(i))
 			if name == "" {
 				name = strconv.Itoa(i)
 			}
