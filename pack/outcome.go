@@ -137,6 +137,16 @@ var reasonTable = func() (t [256]reasonRule) {
 // ("reason_N" for a code this table does not know).
 func ReasonName(r bindings.NotIncludedReason) string { return reasonTable[r].name }
 
+// SchedulerMiss reports whether reason r is a miss the scheduler or the
+// slot's timing caused (it blames nobody and the transaction may go
+// again: account in use, cost limits, no bank, a cancelled batch): the
+// reasons a dashboard watches, exported even while they have not
+// occurred.
+func SchedulerMiss(r bindings.NotIncludedReason) bool {
+	row := reasonTable[r]
+	return r != bindings.ReasonNone && row.blame == BlameNone && row.retry
+}
+
 // Judge maps one execution result to its verdict: included → Credit with
 // Value = fee / cost units (fee the transaction's total fee in lamports;
 // the reported cost units, or estimate when the response reports none);

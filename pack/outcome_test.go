@@ -78,6 +78,9 @@ func TestJudgeTable(t *testing.T) {
 		if v.Blame != r.blame || v.Retry != r.retry {
 			t.Errorf("%s: blame %d retry %v, want blame %d retry %v", r.name, v.Blame, v.Retry, r.blame, r.retry)
 		}
+		if miss := r.blame == none && r.retry; SchedulerMiss(r.reason) != miss {
+			t.Errorf("SchedulerMiss(%s) = %v, want %v", r.name, !miss, miss)
+		}
 	}
 	// Every code 0..101 that Agave 4.0 names is in the table above; the
 	// rest are unknown: nobody blamed, no retry, a generic name.

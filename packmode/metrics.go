@@ -82,7 +82,10 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for i, v := range st.Reasons {
-		if v > 0 {
+		// The scheduler's own misses are exported from the start, at 0
+		// while they do not occur (pack's batches should never meet
+		// ACCOUNT_IN_USE).
+		if v > 0 || pack.SchedulerMiss(bindings.NotIncludedReason(i)) {
 			name := pack.ReasonName(bindings.NotIncludedReason(i))
 			if name == "" {
 				name = strconv.Itoa(i)
