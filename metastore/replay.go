@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -63,7 +64,7 @@ func (r *Row) Apply(m *model.IPSigner) {
 // estimated cost (CUs), mapped by pack.ModelObservation; learn is false
 // for a reason that blames nobody.
 func (r *Row) PackObservation() (model.Observation, bool) {
-	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: r.Reason, CostUnits: r.CostUnits,
+	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: bindings.NotIncludedReason(r.Reason), CostUnits: r.CostUnits,
 		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
 	return pack.ModelObservation(r.Key(), r.Signer, r.Fee, v)
 }

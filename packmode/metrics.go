@@ -6,6 +6,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -88,6 +89,7 @@ func NewCollector(r *Runner) *Collector {
 		{d("check_batches_total", "CHECK batches sent (--check)"), u(func(st *Stats) uint64 { return st.CheckBatches })},
 		{d("check_failed_total", "transactions the CHECK stage ended (their reasons are in execution_results_total)"), u(func(st *Stats) uint64 { return st.CheckFailed })},
 		{d("check_skipped_total", "transactions queued unchecked because their CHECK batch could not be sent or was not answered"), u(func(st *Stats) uint64 { return st.CheckSkipped })},
+		{d("check_retried_total", "transactions with unresolved lookups sent to CHECK again (never executed unresolved)"), u(func(st *Stats) uint64 { return st.CheckRetried })},
 		{d("unknown_batch_answers_total", "worker answers naming no batch in flight"), u(func(st *Stats) uint64 { return st.UnknownBatch })},
 		{d("bad_responses_total", "response arrays outside the mapping or of the wrong length"), u(func(st *Stats) uint64 { return st.BadResponse })},
 		{d("bad_regions_total", "payload regions outside the mapping"), u(func(st *Stats) uint64 { return st.BadRegion })},
@@ -168,8 +170,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for i, v := range st.Reasons {
-		if v > 0 {
-			ctr(c.reasons, v, pack.ReasonName(uint8(i)), ReasonBlame(uint8(i)))
+		// The scheduler's own misses are exported from the start, at 0
+		// while they do not occur (pack's batches should never meet
+		// ACCOUNT_IN_USE).
+		if r := bindings.NotIncludedReason(i); v > 0 || pack.SchedulerMiss(r) {
+			ctr(c.reasons, v, pack.ReasonName(r), ReasonBlame(r))
 		}
 	}
 	// Every worker of the logon, an idle one too (0: never used).

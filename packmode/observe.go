@@ -8,6 +8,7 @@ import (
 	"sync"
 	"time"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -98,9 +99,9 @@ func (r *Runner) startObserver() (stop func()) {
 // scheduler-caused miss (Stats.Unprocessed). qos-cli top and the
 // dashboard match the same set by name
 // (account_in_use|bank_not_available|would_exceed_.+).
-func SchedulerCaused(reason uint8) bool {
+func SchedulerCaused(reason bindings.NotIncludedReason) bool {
 	switch reason {
-	case pack.ReasonAccountInUse, pack.ReasonBankNotAvailable:
+	case bindings.ReasonAccountInUse, bindings.ReasonBankNotAvailable:
 		return true
 	}
 	return strings.HasPrefix(pack.ReasonName(reason), "would_exceed_")
@@ -109,7 +110,7 @@ func SchedulerCaused(reason uint8) bool {
 // ReasonBlame is the label of whom a not-included reason blames:
 // "credit" (included), "sender" (counted against the fee payer and IP)
 // or "none" (the scheduler or the validator: the model learns nothing).
-func ReasonBlame(reason uint8) string {
+func ReasonBlame(reason bindings.NotIncludedReason) string {
 	switch pack.Judge(pack.ExecResult{Reason: reason}, 0, 0).Blame {
 	case pack.Credit:
 		return "credit"
@@ -134,10 +135,10 @@ func summary(prev, cur *Stats, w *Window, up bool, workers int) []any {
 		if n == 0 {
 			continue
 		}
-		switch {
-		case ReasonBlame(uint8(i)) == "sender":
+		switch r := bindings.NotIncludedReason(i); {
+		case ReasonBlame(r) == "sender":
 			sender += n
-		case SchedulerCaused(uint8(i)):
+		case SchedulerCaused(r):
 			sched += n
 		}
 	}
@@ -226,7 +227,8 @@ func logReasons(log *slog.Logger, prev, cur *Stats) {
 	}
 	for i := 1; i < len(cur.Reasons); i++ {
 		if n := cur.Reasons[i] - prev.Reasons[i]; n > 0 {
-			log.Debug("not included", "reason", pack.ReasonName(uint8(i)), "blame", ReasonBlame(uint8(i)), "count", n)
+			r := bindings.NotIncludedReason(i)
+			log.Debug("not included", "reason", pack.ReasonName(r), "blame", ReasonBlame(r), "count", n)
 		}
 	}
 }

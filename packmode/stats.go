@@ -4,6 +4,7 @@ import (
 	"math/bits"
 	"time"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -163,6 +164,7 @@ type Stats struct {
 	CheckBatches uint64 // CHECK batches sent
 	CheckFailed  uint64 // transactions the CHECK stage ended (reason in Reasons)
 	CheckSkipped uint64 // transactions queued unchecked (CHECK could not be sent or answered)
+	CheckRetried uint64 // transactions with unresolved lookups sent to CHECK again (never executed unresolved)
 	Penalized    uint64 // unparsable transactions charged to their IP
 	Rows         uint64 // metastore rows handed over (Config.Rows)
 	RowsDropped  uint64 // metastore rows dropped: no free batch in the hand-off
@@ -260,7 +262,7 @@ func (l *Loop) workerAnswered(w int, sent int64) {
 // progressSeen meters one progress message's slot and remaining cost
 // units: the block cost of a leader slot is what the block limit lacks
 // at its lowest remaining_cost_units (read while LEADER_READY).
-func (l *Loop) progressSeen(slot uint64, state uint8, remaining uint64) {
+func (l *Loop) progressSeen(slot uint64, state bindings.LeaderState, remaining uint64) {
 	m := &l.meter
 	if slot != m.slot {
 		if m.slotLeader {
@@ -269,7 +271,7 @@ func (l *Loop) progressSeen(slot uint64, state uint8, remaining uint64) {
 		}
 		m.slot, m.slotLeader = slot, false
 	}
-	if state == pack.LeaderReady {
+	if state == bindings.LeaderReady {
 		m.limit = max(m.limit, remaining)
 		if !m.slotLeader || remaining < m.slotLow {
 			m.slotLow = remaining

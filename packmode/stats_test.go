@@ -4,7 +4,7 @@ import (
 	"testing"
 	"time"
 
-	"github.com/solqos/qos/pack"
+	"github.com/solqos/qos/agave/bindings"
 )
 
 func TestHistBuckets(t *testing.T) {
@@ -158,7 +158,7 @@ func TestWorkerBusyUnion(t *testing.T) {
 func TestSlotMeter(t *testing.T) {
 	type msg struct {
 		slot      uint64
-		state     uint8
+		state     bindings.LeaderState
 		remaining uint64
 	}
 	f := func(msgs []msg, slots, cost, now, limit uint64) {
@@ -175,7 +175,7 @@ func TestSlotMeter(t *testing.T) {
 				msgs, l.st.LeaderSlots, l.st.LeaderSlotCost, l.st.SlotCostUsed, l.st.SlotLimit, slots, cost, now, limit)
 		}
 	}
-	const ready, starting, not = pack.LeaderReady, pack.LeaderStarting, pack.NotLeader
+	const ready, starting, not = bindings.LeaderReady, bindings.LeaderStarting, bindings.NotLeader
 	f(nil, 0, 0, 0, 60_000_000)
 	f([]msg{{5, not, 0}, {6, not, 0}}, 0, 0, 0, 60_000_000)
 	// A 48 M validator: slot 7 took 10 M then 30 M, slot 8 is under way.

@@ -3,6 +3,7 @@ package packmode
 import (
 	"testing"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/pack"
 )
 
@@ -16,6 +17,6 @@ func BenchmarkMeterHooks(b *testing.B) {
 	for i := range b.N {
 		l.now = int64(i) * 1000
 		l.workerAnswered(i&7, l.now-700)
-		l.progressSeen(uint64(i>>6), pack.LeaderReady, uint64(48_000_000-i&63*1000))
+		l.progressSeen(uint64(i>>6), bindings.LeaderReady, uint64(48_000_000-i&63*1000))
 	}
 }

@@ -7,8 +7,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/metastore"
-	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/schema"
 	"github.com/solqos/qos/schema/schematest"
 )
@@ -47,7 +47,7 @@ func packRow(base int64, i uint64) metastore.Row {
 		Channel: metastore.PackChannel, IP: ip, Fee: 5000 + i%7*1000, CUs: 20_000, Slot: 100 + i/64}
 	r.Signer[0] = byte(i % 30)
 	if i%3 == 0 {
-		r.Reason = pack.ReasonInsufficientFundsForFee
+		r.Reason = uint8(bindings.ReasonInsufficientFundsForFee)
 	} else {
 		r.Scheduled, r.CostUnits, r.ExecNanos = true, 18_000, 18_000
 	}
