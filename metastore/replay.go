@@ -102,6 +102,8 @@ type ReplayOptions struct {
 	PageRows int          // rows per keyset page (default 8192)
 	// Progress, when set, is called after every page and once at the end.
 	Progress func(Progress)
+	// Kinds, when set, counts the rows read by kind.
+	Kinds *KindCounts
 }
 
 // Replay rebuilds the model from the rows in the range, in the order the
@@ -113,7 +115,12 @@ func Replay(ctx context.Context, conn *pgx.Conn, opt ReplayOptions) (*model.IPSi
 		return nil, 0, err
 	}
 	m := model.New(opt.Params)
-	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) { r.Apply(m) })
+	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) {
+		if opt.Kinds != nil {
+			opt.Kinds.count(r)
+		}
+		r.Apply(m)
+	})
 	if err != nil {
 		return nil, n, err
 	}
@@ -180,6 +187,8 @@ type BacktestOptions struct {
 	Frozen   bool
 	PageRows int
 	Progress func(Progress)
+	// Kinds, when set, counts the rows read by kind.
+	Kinds *KindCounts
 }
 
 // ShareResult is the value captured when admitting the top K test rows.
@@ -286,6 +295,9 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 	}
 	var seen, feedback int64 // completed rows, penalty rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
+		if opt.Kinds != nil {
+			opt.Kinds.count(r)
+		}
 		if r.Kind.Penalty() || !r.Kind.Valid() {
 			feedback++
 			if opt.Frozen && seen >= trainN {

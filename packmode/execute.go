@@ -24,6 +24,7 @@ func (l *Loop) drainProgress() int {
 		if err != nil {
 			continue
 		}
+		l.progressSeen(m.CurrentSlot, m.LeaderState, m.RemainingCostUnits)
 		before := l.sched.Leader().Progress().CurrentSlot
 		l.sched.OnProgress(pack.Progress{
 			LeaderState: m.LeaderState, CurrentSlotProgress: m.CurrentSlotProgress,
@@ -301,6 +302,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 	}
 	r.head = (r.head + 1) % len(r.f)
 	r.size--
+	l.workerAnswered(w, f.sent)
 	if f.check {
 		l.checkAnswer(m)
 		return

@@ -119,6 +119,7 @@ type Loop struct {
 	lastReceived uint64
 	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
 	wall0 int64
+	meter meters // worker busy time and slot cost (stats.go)
 }
 
 // newLoop sizes every table for s.
