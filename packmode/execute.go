@@ -82,11 +82,10 @@ func (l *Loop) schedule() {
 			slot, _ = l.popVote()
 			votes--
 		} else {
-			nd, ok := l.q.popMax()
-			if !ok {
+			var ok bool
+			if slot, ok = l.popBest(); !ok {
 				break
 			}
-			slot = nd.slot
 		}
 		t := &l.txs[slot]
 		if l.expired(t) {

@@ -40,7 +40,8 @@ type txRec struct {
 	seq     uint64 // arrival order
 	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
 	score   float64
-	arrived int64 // loop clock, ns
+	learned uint64 // Stats.Learned when score was computed (policy model)
+	arrived int64  // loop clock, ns
 	// resolved is the CHECK stage's resolved lookup keys (ours: freed
 	// when the transaction ends); checkedOK that it passed the check.
 	resolved  bindings.SharablePubkeys
@@ -116,6 +117,9 @@ type Loop struct {
 	lastReceived uint64
 	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
 	wall0 int64
+	// rescored counts transactions popBest put back after the model
+	// lowered their score.
+	rescored uint64
 }
 
 // newLoop sizes every table for s.
@@ -275,7 +279,7 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 	info, r := l.eval.InspectTx(data, netip.AddrFrom16(m.SrcAddr).Unmap(), 0)
 	if r != score.OK {
 		l.st.Rejects[r]++
-		if r.Parse() {
+		if r.Parse() && m.Flags&bindings.TpuForwarded == 0 { // a forwarder's address proves nothing: see forwarded
 			if l.cfg.Policy == PolicyModel {
 				l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
 				l.st.Penalized++
@@ -362,7 +366,8 @@ func (l *Loop) popVote() (int32, bool) {
 func (l *Loop) score(t *txRec) float64 {
 	switch l.cfg.Policy {
 	case PolicyModel:
-		return score.Score(l.cfg.Model.Forward(model.IPv6(t.ip), model.Signer(t.payer)), t.fee, t.cost)
+		t.learned = l.st.Learned
+		return score.Score(l.cfg.Model.Forward(modelKey(t), model.Signer(t.payer)), t.fee, t.cost)
 	case PolicyFeeOnly:
 		return score.Score(1, t.fee, t.cost)
 	}
@@ -394,6 +399,42 @@ func (l *Loop) requeue(slot int32, rescore bool) {
 	}
 	if out >= 0 {
 		l.end(out, EndEvicted)
+	}
+}
+
+// maxRescored bounds how many transactions one popBest puts back.
+const maxRescored = 32
+
+// popBest pops the highest queued transaction. Under the model policy a
+// transaction scored before the model last learnt is scored again when
+// it reaches the top, and goes back into the queue when it has fallen
+// below the next one: what a batch's results teach (a payer that cannot
+// pay, a sybil's neighbourhood) reorders the transactions already queued
+// before the next batch is built, not only the ones that arrive later.
+// At most maxRescored go back per call; each is scored again only once
+// per lesson.
+func (l *Loop) popBest() (int32, bool) {
+	for back := 0; ; back++ {
+		nd, ok := l.q.popMax()
+		if !ok {
+			return 0, false
+		}
+		t := &l.txs[nd.slot]
+		if l.cfg.Policy != PolicyModel || t.learned == l.st.Learned || back == maxRescored {
+			return nd.slot, true
+		}
+		s := l.score(t)
+		old := t.score
+		t.score = s
+		if !(s < old) {
+			return nd.slot, true
+		}
+		nd.key = orderKey(s)
+		if next, ok := l.q.max(); !ok || !above(&next, &nd) {
+			return nd.slot, true
+		}
+		l.q.push(nd) // room: one was just popped
+		l.rescored++
 	}
 }
 
