@@ -60,9 +60,14 @@
 //
 // A lesson also reorders what is already queued: a transaction scored
 // before the model last learnt is scored again when it reaches the top of
-// the queue and goes back when it has fallen below the next (popBest), so
-// a spammer's claims queued before its first batch failed do not take the
-// next batches.
+// the queue (or of the CHECK lane) and goes back when it has fallen below
+// the next (popBest), so a spammer's claims queued before its first batch
+// failed do not take the next batches.
+//
+// With the CHECK stage, the lane waiting for CHECK is ranked by score
+// under the model policy (the check capacity goes to senders that pay
+// first) and keeps arrival order under fee-only and FIFO (Agave checks
+// what it receives in arrival order and ranks by fee afterwards).
 //
 // Nothing in a pass allocates once the loop is warm.
 package packmode

@@ -83,7 +83,7 @@ func (l *Loop) schedule() {
 			votes--
 		} else {
 			var ok bool
-			if slot, ok = l.popBest(); !ok {
+			if slot, ok = l.popBest(&l.q); !ok {
 				break
 			}
 		}

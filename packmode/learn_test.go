@@ -205,19 +205,56 @@ func TestPopBestRescores(t *testing.T) {
 				tx := txRec{ip: spamIP, payer: payerKey(2, byte(i+1)), fee: 1_000_000, cost: 100_000}
 				l.learn(&tx, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
 			}
-			first, ok := l.popBest()
+			first, ok := l.popBest(&l.q)
 			if !ok || first != tc.wantFirst {
 				t.Fatalf("first popped %d (ok %v), want %d", first, ok, tc.wantFirst)
 			}
-			second, ok := l.popBest()
+			second, ok := l.popBest(&l.q)
 			if !ok || second != 1-tc.wantFirst {
 				t.Fatalf("second popped %d (ok %v)", second, ok)
 			}
-			if _, ok := l.popBest(); ok {
+			if _, ok := l.popBest(&l.q); ok {
 				t.Fatal("the queue should be empty")
 			}
 			if tc.pol == PolicyModel && (l.rescored != 1 || l.txs[0].score >= l.txs[1].score) {
 				t.Fatalf("rescored %d; scores spam %.3g, honest %.3g", l.rescored, l.txs[0].score, l.txs[1].score)
+			}
+		})
+	}
+}
+
+// TestCheckLaneRanked: under the model policy the CHECK lane is ranked by
+// score, so the check capacity goes to senders that pay before a known
+// spammer's higher claim; under fee-only and FIFO it keeps arrival order
+// (Agave checks what it receives in arrival order).
+func TestCheckLaneRanked(t *testing.T) {
+	spamIP, honestIP, richIP := v4(198, 51, 100, 7), v4(10, 1, 0, 1), v4(10, 1, 0, 2)
+	for _, tc := range []struct {
+		pol  Policy
+		want [3]int32
+	}{{PolicyModel, [3]int32{2, 1, 0}}, {PolicyFeeOnly, [3]int32{0, 1, 2}}, {PolicyFIFO, [3]int32{0, 1, 2}}} {
+		t.Run(tc.pol.String(), func(t *testing.T) {
+			l := bareLoop(tc.pol, 4)
+			l.checkQ = newTxQueue(4)
+			if tc.pol == PolicyModel { // the spammer's claims have failed before
+				for i := range 50 {
+					tx := txRec{ip: spamIP, payer: payerKey(2, byte(i+1)), fee: 1_000_000, cost: 100_000}
+					l.learn(&tx, pack.ExecResult{Reason: pack.ReasonBlockhashNotFound})
+				}
+			}
+			l.txs[0] = txRec{ip: spamIP, payer: payerKey(2, 0), fee: 1_000_000, cost: 100_000, seq: 0}
+			l.txs[1] = txRec{ip: honestIP, payer: payerKey(1, 0), fee: 200_000, cost: 100_000, seq: 1}
+			l.txs[2] = txRec{ip: richIP, payer: payerKey(3, 0), fee: 3_000_000, cost: 100_000, seq: 2}
+			for s := int32(0); s < 3; s++ {
+				l.pushCheck(s)
+			}
+			if l.checkQ.Len() != 3 || l.txs[0].state != txChecking {
+				t.Fatalf("lane holds %d", l.checkQ.Len())
+			}
+			for i, want := range tc.want {
+				if got, ok := l.popBest(&l.checkQ); !ok || got != want {
+					t.Fatalf("checked #%d: %d (ok %v), want order %v", i, got, ok, tc.want)
+				}
 			}
 		})
 	}

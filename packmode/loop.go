@@ -98,8 +98,7 @@ type Loop struct {
 	rings    []workerRing
 
 	// The CHECK stage (check.go); checks is empty without it.
-	checkLane       []int32
-	cHead, cLen     int
+	checkQ          txQueue // the check lane, ranked as q
 	checks          []checkFlight
 	checkFlags      uint16
 	checkBatch      int // transactions per CHECK batch
@@ -174,7 +173,7 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		checkBatch: min(cfg.BatchSize, maxBlock/max(bindings.CheckResponseSize(s.Profile.ABI), 1)),
 	}
 	if cfg.Check {
-		l.checkLane = make([]int32, cfg.QueueCapacity)
+		l.checkQ = newTxQueue(cfg.QueueCapacity)
 	}
 	for i := range l.free {
 		l.free[i] = int32(n - 1 - i)
@@ -405,7 +404,8 @@ func (l *Loop) requeue(slot int32, rescore bool) {
 // maxRescored bounds how many transactions one popBest puts back.
 const maxRescored = 32
 
-// popBest pops the highest queued transaction. Under the model policy a
+// popBest pops the highest transaction of q (the queue or the check
+// lane). Under the model policy a
 // transaction scored before the model last learnt is scored again when
 // it reaches the top, and goes back into the queue when it has fallen
 // below the next one: what a batch's results teach (a payer that cannot
@@ -413,9 +413,9 @@ const maxRescored = 32
 // before the next batch is built, not only the ones that arrive later.
 // At most maxRescored go back per call; each is scored again only once
 // per lesson.
-func (l *Loop) popBest() (int32, bool) {
+func (l *Loop) popBest(q *txQueue) (int32, bool) {
 	for back := 0; ; back++ {
-		nd, ok := l.q.popMax()
+		nd, ok := q.popMax()
 		if !ok {
 			return 0, false
 		}
@@ -430,10 +430,10 @@ func (l *Loop) popBest() (int32, bool) {
 			return nd.slot, true
 		}
 		nd.key = orderKey(s)
-		if next, ok := l.q.max(); !ok || !above(&next, &nd) {
+		if next, ok := q.max(); !ok || !above(&next, &nd) {
 			return nd.slot, true
 		}
-		l.q.push(nd) // room: one was just popped
+		q.push(nd) // room: one was just popped
 		l.rescored++
 	}
 }
@@ -441,15 +441,17 @@ func (l *Loop) popBest() (int32, bool) {
 func (l *Loop) expired(t *txRec) bool { return l.now-t.arrived > int64(l.cfg.QueueTTL) }
 
 // expire frees up to limit of the lowest queued entries that are too old
-// and the oldest votes that are.
+// (in the queue and in the check lane) and the oldest votes that are.
 func (l *Loop) expire(limit int) {
-	for k := 0; k < limit; k++ {
-		m, ok := l.q.min()
-		if !ok || l.now-m.enq <= int64(l.cfg.QueueTTL) {
-			break
+	for _, q := range [2]*txQueue{&l.q, &l.checkQ} {
+		for k := 0; k < limit; k++ {
+			m, ok := q.min()
+			if !ok || l.now-m.enq <= int64(l.cfg.QueueTTL) {
+				break
+			}
+			q.popMin()
+			l.end(m.slot, EndExpired)
 		}
-		l.q.popMin()
-		l.end(m.slot, EndExpired)
 	}
 	for k := 0; k < limit && l.vLen > 0; k++ {
 		s := l.votes[l.vHead]
