@@ -21,6 +21,16 @@ import (
 // never takes an execution slot. Each resolved-pubkeys array is freed
 // when its transaction ends.
 
+// checkMaxWorkingSlot is the max_working_slot of a CHECK sent as a
+// PackToWorker message (4.0–4.3): Agave's worker refuses a CHECK, as an
+// EXECUTE, with MAX_WORKING_SLOT_EXCEEDED when its working bank's slot is
+// above it (ExternalWorker::check_batch in core/src/banking_stage/
+// consume_worker.rs, read in karmaol/4.0.3salsa 089be60e, a 4.0.3 fork).
+// A check holds for whatever bank is working, so it names no limit; with
+// 0 every CHECK came back unprocessed and its transactions went on
+// unchecked.
+const checkMaxWorkingSlot = ^uint64(0)
+
 // checkFlight is one CHECK batch sent: its array, its transactions'
 // slots and where it went (worker index, or −1 for the check queue).
 type checkFlight struct {
@@ -121,7 +131,7 @@ func (l *Loop) sendCheck(f *checkFlight) bool {
 		if l.abi == bindings.ABI44 {
 			_ = bindings.PackToCheckWorker{Flags: l.checkFlags, Batch: batch}.Encode(l.abi, b)
 		} else {
-			_ = bindings.PackToWorker{Flags: l.checkFlags, Batch: batch}.Encode(b)
+			_ = bindings.PackToWorker{Flags: l.checkFlags, MaxWorkingSlot: checkMaxWorkingSlot, Batch: batch}.Encode(b)
 		}
 		p.Commit()
 		f.worker = -1
@@ -139,7 +149,7 @@ func (l *Loop) sendCheck(f *checkFlight) bool {
 			l.st.SendFull++
 			return false
 		}
-		_ = bindings.PackToWorker{Flags: l.checkFlags, Batch: batch}.Encode(b)
+		_ = bindings.PackToWorker{Flags: l.checkFlags, MaxWorkingSlot: checkMaxWorkingSlot, Batch: batch}.Encode(b)
 		p.Commit()
 		r.f[(r.head+r.size)%len(r.f)] = flight{arr: off, n: int32(f.n), sent: l.now, check: true}
 		r.size++
