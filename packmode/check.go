@@ -65,6 +65,7 @@ func (l *Loop) pushCheck(slot int32) {
 // checkStage sends the waiting transactions to CHECK, best first, at
 // most one batch per free flight.
 func (l *Loop) checkStage() {
+	l.rescoreLeft = maxRescored
 	for l.checkQ.Len() > 0 {
 		fi := -1
 		for i := range l.checks {

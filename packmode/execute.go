@@ -73,6 +73,7 @@ func (l *Loop) schedule() {
 	}
 	l.lastSched, l.lastEpoch, l.lastReceived = l.now, l.epoch, l.st.Received
 	limit := len(l.rings) * l.cfg.Depth * l.cfg.BatchSize
+	l.rescoreLeft = maxRescored
 	l.deferred = l.deferred[:0]
 	misses := 0
 	for k := 0; k < limit && misses < l.cfg.Lookahead; k++ {

@@ -22,7 +22,7 @@ func bareLoop(pol Policy, n int) *Loop {
 	if pol == PolicyModel {
 		cfg.Model = model.New(model.DefaultParams())
 	}
-	return &Loop{cfg: cfg, st: &Stats{}, txs: make([]txRec, n), q: newTxQueue(n)}
+	return &Loop{cfg: cfg, st: &Stats{}, txs: make([]txRec, n), q: newTxQueue(n), rescoreLeft: maxRescored}
 }
 
 func v4(a, b, c, d byte) [16]byte { return [16]byte{10: 0xff, 11: 0xff, 12: a, 13: b, 14: c, 15: d} }
@@ -257,5 +257,39 @@ func TestCheckLaneRanked(t *testing.T) {
 				}
 			}
 		})
+	}
+}
+
+// TestPopBestKeepsSmallChanges: a lesson that moves a queued
+// transaction's score by a hair (an honest sender's one failure) does not
+// put it back behind a neighbour it barely trailed, and a round puts back
+// at most its budget.
+func TestPopBestKeepsSmallChanges(t *testing.T) {
+	a, b := v4(10, 1, 0, 1), v4(10, 1, 0, 2)
+	l := bareLoop(PolicyModel, 4)
+	for i := range 100 { // both senders are known payers
+		l.learn(&txRec{ip: a, payer: payerKey(1, 0), fee: 100_000, cost: 100_000}, pack.ExecResult{})
+		l.learn(&txRec{ip: b, payer: payerKey(2, 0), fee: 100_000, cost: 100_000}, pack.ExecResult{})
+		_ = i
+	}
+	l.txs[0] = txRec{ip: a, payer: payerKey(1, 0), fee: 100_500, cost: 100_000, seq: 0}
+	l.txs[1] = txRec{ip: b, payer: payerKey(2, 0), fee: 100_000, cost: 100_000, seq: 1}
+	l.enqueue(0)
+	l.enqueue(1)
+	// One failure of a's: its score drops by about a percent, below b's.
+	l.learn(&txRec{ip: a, payer: payerKey(1, 1), fee: 100_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
+	if first, _ := l.popBest(&l.q); first != 0 || l.rescored != 0 {
+		t.Fatalf("popped %d first, %d put back: a small change churned the queue", first, l.rescored)
+	}
+	// An exhausted budget puts nothing back, however far a score fell.
+	spam := v4(198, 51, 100, 7)
+	l.txs[2] = txRec{ip: spam, payer: payerKey(3, 0), fee: 1_000_000, cost: 100_000, seq: 2}
+	l.enqueue(2)
+	for i := range 50 {
+		l.learn(&txRec{ip: spam, payer: payerKey(3, byte(i+1)), fee: 1_000_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonAccountNotFound})
+	}
+	l.rescoreLeft = 0
+	if first, _ := l.popBest(&l.q); first != 2 {
+		t.Fatalf("popped %d first with no budget left, want the stale top (2)", first)
 	}
 }

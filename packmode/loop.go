@@ -117,8 +117,10 @@ type Loop struct {
 	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
 	wall0 int64
 	// rescored counts transactions popBest put back after the model
-	// lowered their score.
-	rescored uint64
+	// lowered their score; rescoreLeft is what the current round may
+	// still put back.
+	rescored    uint64
+	rescoreLeft int
 }
 
 // newLoop sizes every table for s.
@@ -401,32 +403,38 @@ func (l *Loop) requeue(slot int32, rescore bool) {
 	}
 }
 
-// maxRescored bounds how many transactions one popBest puts back.
-const maxRescored = 32
+// maxRescored bounds how many transactions the pops of one scheduling
+// or CHECK round put back; rescoreDrop is how far a score must fall to
+// be put back (a lesson moves an honest sender's score by a hair: that
+// must not churn the queue).
+const (
+	maxRescored = 64
+	rescoreDrop = 0.9
+)
 
 // popBest pops the highest transaction of q (the queue or the check
-// lane). Under the model policy a
-// transaction scored before the model last learnt is scored again when
-// it reaches the top, and goes back into the queue when it has fallen
-// below the next one: what a batch's results teach (a payer that cannot
-// pay, a sybil's neighbourhood) reorders the transactions already queued
-// before the next batch is built, not only the ones that arrive later.
-// At most maxRescored go back per call; each is scored again only once
-// per lesson.
+// lane). Under the model policy a transaction scored before the model
+// last learnt is scored again when it reaches the top, and goes back into
+// q when its score fell by more than a tenth and below the next one's:
+// what a batch's results teach (a payer that cannot pay, a sybil's
+// neighbourhood) reorders the transactions already queued before the
+// next batch is built, not only the ones that arrive later. Each is
+// scored again once per lesson; at most l.rescoreLeft (maxRescored per
+// round) go back.
 func (l *Loop) popBest(q *txQueue) (int32, bool) {
-	for back := 0; ; back++ {
+	for {
 		nd, ok := q.popMax()
 		if !ok {
 			return 0, false
 		}
 		t := &l.txs[nd.slot]
-		if l.cfg.Policy != PolicyModel || t.learned == l.st.Learned || back == maxRescored {
+		if l.cfg.Policy != PolicyModel || t.learned == l.st.Learned || l.rescoreLeft <= 0 {
 			return nd.slot, true
 		}
 		s := l.score(t)
 		old := t.score
 		t.score = s
-		if !(s < old) {
+		if !(s < old*rescoreDrop) {
 			return nd.slot, true
 		}
 		nd.key = orderKey(s)
@@ -434,6 +442,7 @@ func (l *Loop) popBest(q *txQueue) (int32, bool) {
 			return nd.slot, true
 		}
 		q.push(nd) // room: one was just popped
+		l.rescoreLeft--
 		l.rescored++
 	}
 }
