@@ -49,6 +49,7 @@ type packDemoResult struct {
 	// SchedulerMisses are not-included results the scheduler caused
 	// (account in use, cost limits, bank, max working slot).
 	SchedulerMisses uint64  `json:"scheduler_misses"`
+	Checked         uint64  `json:"checked"` // transactions the CHECK stage checked (--check)
 	VotesFed        uint64  `json:"votes_fed"`
 	VotesLanded     uint64  `json:"votes_landed"`
 	ExecP50Ms       float64 `json:"arrival_to_execution_p50_ms"`
@@ -141,7 +142,7 @@ func runPackDemo(c *cli.Context, traffic sim.Config, dur time.Duration) error {
 	}
 	var results []packDemoResult
 	for _, pol := range []packmode.Policy{packmode.PolicyModel, packmode.PolicyFeeOnly, packmode.PolicyFIFO} {
-		r, err := packDemoOne(c.Context, filepath.Join(dir, pol.String()+".ipc"), story, pol, dur, c.Bool("verbose"))
+		r, err := packDemoOne(c.Context, filepath.Join(dir, pol.String()+".ipc"), story, pol, dur, c.Bool("check"), c.Bool("verbose"))
 		if err != nil {
 			return fmt.Errorf("pack demo, policy %s: %w", pol, err)
 		}
@@ -158,9 +159,9 @@ func runPackDemo(c *cli.Context, traffic sim.Config, dur time.Duration) error {
 			return err
 		}
 	} else {
-		printPackDemo(c.App.Writer, results, dur)
+		printPackDemo(c.App.Writer, results, dur, c.Bool("check"))
 	}
-	if err := writePackReport(report, results, dur); err != nil {
+	if err := writePackReport(report, results, dur, c.Bool("check")); err != nil {
 		return err
 	}
 	if !c.Bool("json") {
@@ -169,7 +170,7 @@ func runPackDemo(c *cli.Context, traffic sim.Config, dur time.Duration) error {
 	return nil
 }
 
-func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode.Policy, dur time.Duration, verbose bool) (packDemoResult, error) {
+func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode.Policy, dur time.Duration, check, verbose bool) (packDemoResult, error) {
 	res := packDemoResult{Policy: pol.String()}
 	log := slog.New(slog.DiscardHandler)
 	if verbose {
@@ -198,6 +199,7 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 	cfg := packmode.DefaultConfig()
 	cfg.Policy = pol
 	cfg.Logger = log
+	cfg.Check = check
 	if pol == packmode.PolicyModel {
 		cfg.Model = model.New(model.DefaultParams())
 	}
@@ -234,6 +236,7 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 		res.SchedulerMisses += ss.NotIncluded[k]
 	}
 	res.SchedulerMisses += ss.MaxSlotExceeded
+	res.Checked = ss.Checked
 	res.VotesFed, res.VotesLanded = ss.Votes, ps.VotesLanded
 	res.ExecP50Ms = float64(ps.ToExecution.Quantile(0.5)) / 1e6
 	res.ExecP99Ms = float64(ps.ToExecution.Quantile(0.99)) / 1e6
@@ -343,8 +346,16 @@ failed executions: execution slots spent on transactions that failed for their s
 scheduler misses: transactions not included for the scheduler's fault (account in use, cost limits, no bank, max working slot).
 `
 
-func printPackDemo(w io.Writer, rs []packDemoResult, dur time.Duration) {
-	fmt.Fprintf(w, "qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, same story:\n\n", dur)
+// packDemoCheck says whether the policies ran with the CHECK stage.
+func packDemoCheck(check bool) string {
+	if check {
+		return "with the CHECK stage"
+	}
+	return "without the CHECK stage"
+}
+
+func printPackDemo(w io.Writer, rs []packDemoResult, dur time.Duration, check bool) {
+	fmt.Fprintf(w, "qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, %s, same story:\n\n", dur, packDemoCheck(check))
 	tw := tabwriter.NewWriter(w, 0, 4, 2, ' ', tabwriter.AlignRight)
 	fmt.Fprintln(tw, strings.Join(packDemoHeader, "\t")+"\t")
 	for i := range rs {
@@ -361,9 +372,9 @@ func printPackDemo(w io.Writer, rs []packDemoResult, dur time.Duration) {
 
 // writePackReport writes the pack demo's HTML report to path: the table
 // and two charts (value against the oracle; where execution slots went).
-func writePackReport(path string, rs []packDemoResult, dur time.Duration) (err error) {
+func writePackReport(path string, rs []packDemoResult, dur time.Duration, check bool) (err error) {
 	p := sim.TablePage{Title: "qos pack-mode demo report", Header: packDemoHeader,
-		Note: fmt.Sprintf("qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, the same post-sigverify story for each: "+
+		Note: fmt.Sprintf("qos pack against the stand-in validator (Agave 4.1 ABI), %v per policy, "+packDemoCheck(check)+", the same post-sigverify story for each: "+
 			"honest senders (some through staked forwarders) and, outbidding them with transactions that cannot pay, a spam farm (empty fee payers, stale blockhashes, "+
 			"replays after a %v dedup window), a sybil rotating IPs and fee payers, a reputation farmer and spam through the forwarders.", dur, packDemoDedupWindow) +
 			strings.ReplaceAll(packDemoLegend, "\n", " ")}

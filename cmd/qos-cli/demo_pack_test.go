@@ -60,6 +60,21 @@ func TestDemoPackMode(t *testing.T) {
 		t.Errorf("failed executions: model %d, fee-only %d", rs[0].FailedExecutions, rs[1].FailedExecutions)
 	}
 	checkPackReport(t, report, rs)
+
+	// --check: every policy runs the CHECK stage.
+	out, err = run("--mode", "pack", "--duration", "1500ms", "--json", "--check", "--report", report)
+	if err != nil {
+		t.Fatal(err)
+	}
+	rs = nil
+	if err := json.Unmarshal([]byte(out), &rs); err != nil {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	for _, r := range rs {
+		if r.Checked == 0 || r.Included == 0 || r.Leaks != 0 {
+			t.Errorf("--check, %s: %+v", r.Policy, r)
+		}
+	}
 }
 
 // checkPackReport checks the HTML report at path is well-formed and holds
