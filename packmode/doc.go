@@ -60,9 +60,10 @@
 //
 // A lesson also reorders what is already queued: a transaction scored
 // before the model last learnt is scored again when it reaches the top of
-// the queue (or of the CHECK lane) and goes back when it has fallen below
-// the next (popBest), so a spammer's claims queued before its first batch
-// failed do not take the next batches.
+// the queue (or of the CHECK lane) and goes back when its score fell by
+// more than a tenth and below the next one's (popBest; at most 64 per
+// round), so a spammer's claims queued before its first batch failed do
+// not take the next batches.
 //
 // With the CHECK stage, the lane waiting for CHECK is ranked by score
 // under the model policy (the check capacity goes to senders that pay
