@@ -201,7 +201,7 @@ func TestPopBestRescores(t *testing.T) {
 				}
 			}
 			// The spammer's first batch comes back: every claim failed.
-			for i := range 50 {
+			for i := range rescoreEvery {
 				tx := txRec{ip: spamIP, payer: payerKey(2, byte(i+1)), fee: 1_000_000, cost: 100_000}
 				l.learn(&tx, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
 			}
@@ -276,8 +276,12 @@ func TestPopBestKeepsSmallChanges(t *testing.T) {
 	l.txs[1] = txRec{ip: b, payer: payerKey(2, 0), fee: 100_000, cost: 100_000, seq: 1}
 	l.enqueue(0)
 	l.enqueue(1)
-	// One failure of a's: its score drops by about a percent, below b's.
+	// One failure of a's: its score drops by about a percent, below b's;
+	// a batch of other results makes the queued scores stale.
 	l.learn(&txRec{ip: a, payer: payerKey(1, 1), fee: 100_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
+	for range rescoreEvery {
+		l.learn(&txRec{ip: v4(10, 1, 0, 3), payer: payerKey(4, 0), fee: 100_000, cost: 100_000}, pack.ExecResult{})
+	}
 	if first, _ := l.popBest(&l.q); first != 0 || l.rescored != 0 {
 		t.Fatalf("popped %d first, %d put back: a small change churned the queue", first, l.rescored)
 	}
@@ -285,7 +289,7 @@ func TestPopBestKeepsSmallChanges(t *testing.T) {
 	spam := v4(198, 51, 100, 7)
 	l.txs[2] = txRec{ip: spam, payer: payerKey(3, 0), fee: 1_000_000, cost: 100_000, seq: 2}
 	l.enqueue(2)
-	for i := range 50 {
+	for i := range rescoreEvery {
 		l.learn(&txRec{ip: spam, payer: payerKey(3, byte(i+1)), fee: 1_000_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonAccountNotFound})
 	}
 	l.rescoreLeft = 0

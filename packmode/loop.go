@@ -410,6 +410,10 @@ func (l *Loop) requeue(slot int32, rescore bool) {
 const (
 	maxRescored = 64
 	rescoreDrop = 0.9
+	// rescoreEvery is how many lessons (results learnt) make a queued
+	// score stale: about a batch's; a transaction popped again and again
+	// (blocked by locks) is not scored again on every pop.
+	rescoreEvery = 64
 )
 
 // popBest pops the highest transaction of q (the queue or the check
@@ -418,8 +422,8 @@ const (
 // q when its score fell by more than a tenth and below the next one's:
 // what a batch's results teach (a payer that cannot pay, a sybil's
 // neighbourhood) reorders the transactions already queued before the
-// next batch is built, not only the ones that arrive later. Each is
-// scored again once per lesson; at most l.rescoreLeft (maxRescored per
+// next batch is built, not only the ones that arrive later. A score is
+// stale after rescoreEvery lessons; at most l.rescoreLeft (maxRescored per
 // round) go back.
 func (l *Loop) popBest(q *txQueue) (int32, bool) {
 	for {
@@ -428,7 +432,8 @@ func (l *Loop) popBest(q *txQueue) (int32, bool) {
 			return 0, false
 		}
 		t := &l.txs[nd.slot]
-		if l.cfg.Policy != PolicyModel || t.learned == l.st.Learned || l.rescoreLeft <= 0 {
+		if l.cfg.Policy != PolicyModel || l.st.Learned-t.learned < rescoreEvery || l.rescoreLeft <= 0 ||
+			t.blocked == l.epoch+1 { // blocked: it is deferred unparsed anyway
 			return nd.slot, true
 		}
 		s := l.score(t)
