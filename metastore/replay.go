@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -65,7 +66,7 @@ func (r *Row) Apply(m *model.IPSigner) {
 // (PackForwardedChannel) is keyed by ForwardedKey of its fee payer, not by
 // the forwarder's IP.
 func (r *Row) PackObservation() (model.Observation, bool) {
-	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: r.Reason, CostUnits: r.CostUnits,
+	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: bindings.NotIncludedReason(r.Reason), CostUnits: r.CostUnits,
 		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
 	ip := r.Key()
 	if r.Channel == PackForwardedChannel {

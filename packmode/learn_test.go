@@ -51,7 +51,7 @@ func TestLearnChargesTheClaim(t *testing.T) {
 			tx.payer = payerKey(2, byte(i))
 			tx.payer[3] = byte(i >> 8)
 			tx.fee = 1_000_000
-			res.Reason = pack.ReasonAccountNotFound
+			res.Reason = bindings.ReasonAccountNotFound
 		}
 		if v := l.learn(&tx, res); (v.Blame == pack.BlameSender) != (i%10 == 9) {
 			t.Fatalf("result %d: verdict %+v", i, v)
@@ -61,7 +61,7 @@ func TestLearnChargesTheClaim(t *testing.T) {
 		h := txRec{ip: honest, payer: payerKey(3, byte(i%8)), fee: 200_000, cost: cost}
 		hr := pack.ExecResult{}
 		if i%10 == 4 {
-			hr.Reason = pack.ReasonInsufficientFundsForFee
+			hr.Reason = bindings.ReasonInsufficientFundsForFee
 		}
 		l.learn(&h, hr)
 	}
@@ -96,7 +96,7 @@ func TestForwardedLearnsByPayer(t *testing.T) {
 			l.learn(&h, pack.ExecResult{CostUnits: 100_000})
 			s := txRec{ip: fwd, flags: flags, payer: payerKey(2, byte(i)), fee: 1_000_000, cost: 100_000}
 			s.payer[3] = byte(i >> 8)
-			l.learn(&s, pack.ExecResult{Reason: pack.ReasonAccountNotFound})
+			l.learn(&s, pack.ExecResult{Reason: bindings.ReasonAccountNotFound})
 		}
 		rows.Flush()
 		return l, rows.Collect(nil)
@@ -203,7 +203,7 @@ func TestPopBestRescores(t *testing.T) {
 			// The spammer's first batch comes back: every claim failed.
 			for i := range rescoreEvery {
 				tx := txRec{ip: spamIP, payer: payerKey(2, byte(i+1)), fee: 1_000_000, cost: 100_000}
-				l.learn(&tx, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
+				l.learn(&tx, pack.ExecResult{Reason: bindings.ReasonInsufficientFundsForFee})
 			}
 			first, ok := l.popBest(&l.q)
 			if !ok || first != tc.wantFirst {
@@ -239,7 +239,7 @@ func TestCheckLaneRanked(t *testing.T) {
 			if tc.pol == PolicyModel { // the spammer's claims have failed before
 				for i := range 50 {
 					tx := txRec{ip: spamIP, payer: payerKey(2, byte(i+1)), fee: 1_000_000, cost: 100_000}
-					l.learn(&tx, pack.ExecResult{Reason: pack.ReasonBlockhashNotFound})
+					l.learn(&tx, pack.ExecResult{Reason: bindings.ReasonBlockhashNotFound})
 				}
 			}
 			l.txs[0] = txRec{ip: spamIP, payer: payerKey(2, 0), fee: 1_000_000, cost: 100_000, seq: 0}
@@ -278,7 +278,7 @@ func TestPopBestKeepsSmallChanges(t *testing.T) {
 	l.enqueue(1)
 	// One failure of a's: its score drops by about a percent, below b's;
 	// a batch of other results makes the queued scores stale.
-	l.learn(&txRec{ip: a, payer: payerKey(1, 1), fee: 100_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonInsufficientFundsForFee})
+	l.learn(&txRec{ip: a, payer: payerKey(1, 1), fee: 100_000, cost: 100_000}, pack.ExecResult{Reason: bindings.ReasonInsufficientFundsForFee})
 	for range rescoreEvery {
 		l.learn(&txRec{ip: v4(10, 1, 0, 3), payer: payerKey(4, 0), fee: 100_000, cost: 100_000}, pack.ExecResult{})
 	}
@@ -290,7 +290,7 @@ func TestPopBestKeepsSmallChanges(t *testing.T) {
 	l.txs[2] = txRec{ip: spam, payer: payerKey(3, 0), fee: 1_000_000, cost: 100_000, seq: 2}
 	l.enqueue(2)
 	for i := range rescoreEvery {
-		l.learn(&txRec{ip: spam, payer: payerKey(3, byte(i+1)), fee: 1_000_000, cost: 100_000}, pack.ExecResult{Reason: pack.ReasonAccountNotFound})
+		l.learn(&txRec{ip: spam, payer: payerKey(3, byte(i+1)), fee: 1_000_000, cost: 100_000}, pack.ExecResult{Reason: bindings.ReasonAccountNotFound})
 	}
 	l.rescoreLeft = 0
 	if first, _ := l.popBest(&l.q); first != 2 {

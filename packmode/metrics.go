@@ -5,6 +5,7 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
@@ -81,8 +82,11 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 		}
 	}
 	for i, v := range st.Reasons {
-		if v > 0 {
-			name := pack.ReasonName(uint8(i))
+		// The scheduler's own misses are exported from the start, at 0
+		// while they do not occur (pack's batches should never meet
+		// ACCOUNT_IN_USE).
+		if v > 0 || pack.SchedulerMiss(bindings.NotIncludedReason(i)) {
+			name := pack.ReasonName(bindings.NotIncludedReason(i))
 			if name == "" {
 				name = strconv.Itoa(i)
 			}

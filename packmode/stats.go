@@ -113,6 +113,7 @@ type Stats struct {
 	CheckBatches uint64 // CHECK batches sent
 	CheckFailed  uint64 // transactions the CHECK stage ended (reason in Reasons)
 	CheckSkipped uint64 // transactions queued unchecked (CHECK could not be sent or answered)
+	CheckRetried uint64 // transactions with unresolved lookups sent to CHECK again (never executed unresolved)
 	Penalized    uint64 // unparsable transactions charged to their IP
 	Rows         uint64 // metastore rows handed over (Config.Rows)
 	RowsDropped  uint64 // metastore rows dropped: no free batch in the hand-off

@@ -71,6 +71,12 @@ func packCommand() *cli.Command {
 			Usage: "batches in flight per worker"},
 		&cli.BoolFlag{Name: "check", Category: cliflags.CatQueue, EnvVars: cliflags.Env("check"),
 			Usage: "run every non-vote transaction through the validator's CHECK (status, fee-payer balance, lookup tables) before it may execute"},
+		&cli.BoolFlag{Name: "relax-intrabatch-account-locks", Category: catAgave, Value: true, EnvVars: cliflags.Env("relax-intrabatch-account-locks"),
+			Usage: "the validator lets transactions of one batch conflict (SIMD-0083, active on every cluster): conflicting transactions share a batch and run in order; false keeps them in separate batches"},
+		&cli.BoolFlag{Name: "spill-to-next-slot", Category: catAgave, Value: true, EnvVars: cliflags.Env("spill-to-next-slot"),
+			Usage: "a batch that misses its slot may run in the next slot of the same leader window (max_working_slot = slot + 1); false: it comes back MAX_WORKING_SLOT_EXCEEDED"},
+		&cli.IntFlag{Name: "leader-end-cutoff", Category: catAgave, Value: d.EndCutoff, EnvVars: cliflags.Env("leader-end-cutoff"),
+			Usage: "no EXECUTE batch from this percent of the leader window's last slot on (later ones would find no bank: BANK_NOT_AVAILABLE); above 100: none"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
 			Usage: "model file: loaded at start if present, saved on shutdown"},
 		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
@@ -139,6 +145,11 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 	cfg.Depth = c.Int("batch-depth")
 	cfg.IdleSleep = c.Duration("idle-sleep")
 	cfg.Check = c.Bool("check")
+	cfg.StrictBatchLocks = !c.Bool("relax-intrabatch-account-locks")
+	cfg.KeepBatchesInSlot = !c.Bool("spill-to-next-slot")
+	if cfg.EndCutoff = c.Int("leader-end-cutoff"); cfg.EndCutoff < 1 {
+		return fmt.Errorf("--leader-end-cutoff %d: want a percent of the slot, 1 or more (above 100: no cutoff)", cfg.EndCutoff)
+	}
 	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
 		return err
 	}
