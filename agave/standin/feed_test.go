@@ -529,8 +529,8 @@ func TestFeederAgentShares(t *testing.T) {
 		t.Fatalf("spam stale share %.2f of %d, want about 0.5", share, spamFed)
 	}
 	// A sender keeps its forwarder; both forwarders carry traffic.
-	a := netip.MustParseAddr("10.9.0.7")
-	if f.source(a, 1) != f.source(a, 1) || f.source(a, 0) != a {
+	a, same := netip.MustParseAddr("10.9.0.7"), netip.AddrFrom4([4]byte{10, 9, 0, 7})
+	if f.source(a, 1) != f.source(same, 1) || f.source(a, 0) != a {
 		t.Fatal("source: a sender's forwarder changed, or a direct packet was re-addressed")
 	}
 	seen := map[netip.Addr]bool{}
