@@ -62,11 +62,34 @@ func (r *Row) Apply(m *model.IPSigner) {
 // PackObservation is what the pack loop's model learnt from a
 // RowPackResult: pack.Judge of the reported result against the fee and
 // estimated cost (CUs), mapped by pack.ModelObservation; learn is false
-// for a reason that blames nobody.
+// for a reason that blames nobody. A forwarded transaction's row
+// (PackForwardedChannel) is keyed by ForwardedKey of its fee payer, not by
+// the forwarder's IP.
 func (r *Row) PackObservation() (model.Observation, bool) {
 	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: bindings.NotIncludedReason(r.Reason), CostUnits: r.CostUnits,
 		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
-	return pack.ModelObservation(r.Key(), r.Signer, r.Fee, v)
+	ip := r.Key()
+	if r.Channel == PackForwardedChannel {
+		ip = ForwardedKey(r.Signer)
+	}
+	return pack.ModelObservation(ip, r.Signer, r.Fee, v)
+}
+
+// ForwardedKey is the model's IP key for a transaction a staked node
+// forwarded, whose source address is the forwarder's: a key of its fee
+// payer in 0100::/32 (inside 0100::/8, which IANA reserves and no packet
+// comes from), /48 = 0100:0000:p0p1, /64 = 0100:0000:p0p1:p2p3 for the
+// payer's first four bytes. The model then judges forwarded senders by
+// their own outcomes (a payer's /64), its /32 record is what forwarded
+// senders do as a whole (the prior of a payer it barely knows), and
+// the forwarder's address is neither charged nor credited for what it
+// passed on. Payer keys are uniform, so a sender shares its /64 with
+// another only by grinding about 2^32 keys.
+func ForwardedKey(payer [32]byte) model.IP {
+	var ip model.IP
+	ip[0] = 0x01
+	copy(ip[4:8], payer[:4])
+	return ip
 }
 
 // Progress reports how far a replay got.

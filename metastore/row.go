@@ -42,6 +42,12 @@ const SigverifyChannel uint8 = 255
 // has one source of transactions).
 const PackChannel uint8 = 254
 
+// PackForwardedChannel is the Channel of a pack-mode result whose
+// transaction came FORWARDED by a staked node: its IP is the forwarder's,
+// not the sender's, so the model keys it by its fee payer instead
+// (ForwardedKey; Row.PackObservation).
+const PackForwardedChannel uint8 = 253
+
 // String returns the kind's stable name.
 func (k RowKind) String() string {
 	switch k {

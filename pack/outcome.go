@@ -55,7 +55,9 @@ type Verdict struct {
 	// Value is fee / Cost for an included transaction (0 otherwise).
 	Value float64
 	// Cost is the cost units an included transaction took (the reported
-	// ones, or the estimate when none were reported; at least 1).
+	// ones, or the estimate when none were reported; at least 1); for a
+	// sender-caused refusal the estimate (at least 1), the cost its claim
+	// was made for.
 	Cost uint64
 }
 
@@ -162,6 +164,9 @@ func Judge(r ExecResult, fee, estimate uint64) Verdict {
 		cost = max(cost, 1)
 		return Verdict{Blame: Credit, Value: float64(fee) / float64(cost), Cost: cost}
 	}
+	if row.blame == BlameSender {
+		return Verdict{Blame: BlameSender, Cost: max(estimate, 1)}
+	}
 	return Verdict{Blame: row.blame, Retry: row.retry}
 }
 
@@ -181,16 +186,20 @@ func JudgeUnprocessed(processedCode bindings.ProcessedCode) Verdict {
 //   - Credit: Fee = the fee, CUs = ExecNanos = Verdict.Cost (executed, so
 //     paid: the model's claim and paid value are fee per cost unit; in
 //     pack mode the execution-time field carries cost units);
-//   - BlameSender: Fee = 0, not executed, SenderFault: the model counts
-//     an unpaid outcome at the sender's usual claim, which lowers both
-//     the fee payer's and the IP's paid share (the payer's alone once the
-//     payer explains it: model.Observation.SenderFault).
+//   - BlameSender: Fee = the fee, CUs = Verdict.Cost (the estimate), not
+//     executed, SenderFault: the model counts an unpaid outcome at the
+//     fee per cost unit the transaction claimed (value-weighted, as a
+//     failed signature's claim in sidecar mode: a sender that pays for
+//     cheap transactions and fails its expensive claims is judged by the
+//     value it failed to pay), which lowers both the fee payer's and the
+//     IP's paid share (the payer's alone once the payer explains it:
+//     model.Observation.SenderFault).
 func ModelObservation(ip model.IP, payer model.Signer, fee uint64, v Verdict) (obs model.Observation, learn bool) {
 	switch v.Blame {
 	case Credit:
 		return model.Observation{IP: ip, Signer: payer, Fee: fee, CUs: v.Cost, ExecNanos: max(v.Cost, 1)}, true
 	case BlameSender:
-		return model.Observation{IP: ip, Signer: payer, SenderFault: true}, true
+		return model.Observation{IP: ip, Signer: payer, Fee: fee, CUs: v.Cost, SenderFault: true}, true
 	}
 	return model.Observation{}, false
 }

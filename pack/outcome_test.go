@@ -118,8 +118,8 @@ func TestJudgeValueAndModelObservation(t *testing.T) {
 			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 2500, ExecNanos: 2500}},
 		{"included without reported cost: the estimate", ExecResult{}, 10_000, 5000, 2, true,
 			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 5000, ExecNanos: 5000}},
-		{"sender fault: an unpaid outcome against both keys", ExecResult{Reason: bindings.ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
-			model.Observation{IP: ip, Signer: payer, SenderFault: true}},
+		{"sender fault: an unpaid outcome against both keys, at its claim", ExecResult{Reason: bindings.ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
+			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 5000, SenderFault: true}},
 		{"scheduler miss: not learned", ExecResult{Reason: bindings.ReasonAccountInUse}, 10_000, 5000, 0, false, model.Observation{}},
 	}
 	for _, tt := range tests {

@@ -7,7 +7,11 @@ import (
 )
 
 // The CHECK stage (Config.Check): admitted non-vote transactions wait in
-// a FIFO lane and go to the validator's check workers in batches — on
+// a lane — ranked by reputation × fee per cost under the model policy, so
+// the check capacity goes to the senders that pay before a spammer's
+// claims; in arrival order under fee-only and FIFO, as Agave's own
+// scheduler checks what it receives in arrival order and ranks it by fee
+// afterwards — and go to the validator's check workers in batches — on
 // 4.0–4.2 as PackToWorker messages with check flags on the execution
 // workers' queues, on 4.3/4.4 over pack_to_check_worker — asking for the
 // status check (already processed, blockhash too old), the fee payer's
@@ -36,22 +40,32 @@ type checkFlight struct {
 	inUse  bool
 }
 
-// pushCheck appends slot to the check lane (a full lane evicts the new
-// transaction: its place is not earned yet).
+// pushCheck puts slot into the check lane (scored under the model policy,
+// else in arrival order); a full lane evicts its lowest entry, or the
+// newcomer when it is not above it (in arrival order: the newcomer).
 func (l *Loop) pushCheck(slot int32) {
-	if l.cLen == len(l.checkLane) {
+	t := &l.txs[slot]
+	t.state = txChecking
+	key := orderKey(0)
+	if l.cfg.Policy == PolicyModel {
+		t.score = l.score(t)
+		key = orderKey(t.score)
+	}
+	ok, out := l.checkQ.push(node{key: key, ord: ^t.seq, enq: t.arrived, slot: slot})
+	if !ok {
 		l.end(slot, EndEvicted)
 		return
 	}
-	l.checkLane[(l.cHead+l.cLen)%len(l.checkLane)] = slot
-	l.cLen++
-	l.txs[slot].state = txChecking
+	if out >= 0 {
+		l.end(out, EndEvicted)
+	}
 }
 
-// checkStage sends the waiting transactions to CHECK, at most one batch
-// per free flight.
+// checkStage sends the waiting transactions to CHECK, best first, at
+// most one batch per free flight.
 func (l *Loop) checkStage() {
-	for l.cLen > 0 {
+	l.rescoreLeft = maxRescored
+	for l.checkQ.Len() > 0 {
 		fi := -1
 		for i := range l.checks {
 			if !l.checks[i].inUse {
@@ -64,10 +78,11 @@ func (l *Loop) checkStage() {
 		}
 		f := &l.checks[fi]
 		f.n = 0
-		for f.n < l.checkBatch && l.cLen > 0 {
-			s := l.checkLane[l.cHead]
-			l.cHead = (l.cHead + 1) % len(l.checkLane)
-			l.cLen--
+		for f.n < l.checkBatch {
+			s, ok := l.popBest(&l.checkQ)
+			if !ok {
+				break
+			}
 			if l.expired(&l.txs[s]) {
 				l.end(s, EndExpired)
 				continue
@@ -79,9 +94,8 @@ func (l *Loop) checkStage() {
 			return
 		}
 		if !l.sendCheck(f) {
-			// Could not send: back to the lane's head is not possible in
-			// a FIFO without a copy; queue them unchecked instead (those
-			// whose lookups need resolving wait in the lane).
+			// Could not send: queue them unchecked (those whose lookups
+			// need resolving wait in the lane).
 			for _, s := range f.slots[:f.n] {
 				l.unchecked(s)
 			}

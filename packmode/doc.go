@@ -39,7 +39,41 @@
 // Config.Rows without blocking; the model's observation is built from
 // that row (metastore.Row.PackObservation: pack.Judge, then
 // pack.ModelObservation; policy "model" only), exactly as replay builds
-// it from the stored row.
+// it from the stored row. What it teaches:
+//
+//   - included: credit at the fee per cost unit paid;
+//   - refused for the sender's fault, at CHECK (with Config.Check: the fee
+//     payer cannot pay, blockhash not found, already processed, lookup
+//     tables) or at execution: an unpaid outcome at the fee per cost unit
+//     the transaction claimed, against its fee payer and its source IP —
+//     value-weighted, so a sender paying for cheap transactions cannot
+//     hide expensive claims that never pay behind them;
+//   - refused for the scheduler's or validator's reasons: nothing.
+//
+// The TPU flags: a FORWARDED transaction's source address is the staked
+// node that forwarded it, which vouches for nothing it passes on, so the
+// model keys such a transaction by its fee payer
+// (metastore.ForwardedKey, rows of channel PackForwardedChannel) for its
+// score and for what its result teaches: the forwarder's address is
+// neither charged for a spammer it forwarded nor credited for an honest
+// sender, senders behind one forwarder do not share a reputation, and a
+// payer the model does not know yet scores what forwarded senders have
+// been paying as a whole. An unparsable forwarded transaction penalises
+// nobody. FROM_STAKED_NODE alone changes nothing yet: a prior for staked
+// sources needs a prior argument in the model (a staked node's first
+// paid outcome would otherwise shrink it toward the newcomers' rate).
+//
+// A lesson also reorders what is already queued: a transaction scored
+// before the model last learnt is scored again when it reaches the top of
+// the queue (or of the CHECK lane) and goes back when its score fell by
+// more than a tenth and below the next one's (popBest; at most 64 per
+// round), so a spammer's claims queued before its first batch failed do
+// not take the next batches.
+//
+// With the CHECK stage, the lane waiting for CHECK is ranked by score
+// under the model policy (the check capacity goes to senders that pay
+// first) and keeps arrival order under fee-only and FIFO (Agave checks
+// what it receives in arrival order and ranks by fee afterwards).
 //
 // Nothing in a pass allocates once the loop is warm.
 package packmode

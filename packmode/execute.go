@@ -75,6 +75,7 @@ func (l *Loop) schedule() {
 	}
 	l.lastSched, l.lastEpoch, l.lastReceived = l.now, l.epoch, l.st.Received
 	limit := len(l.rings) * l.cfg.Depth * l.cfg.BatchSize
+	l.rescoreLeft = maxRescored
 	l.deferred = l.deferred[:0]
 	misses := 0
 	for k := 0; k < limit && misses < l.cfg.Lookahead; k++ {
@@ -84,11 +85,10 @@ func (l *Loop) schedule() {
 			slot, _ = l.popVote()
 			votes--
 		} else {
-			nd, ok := l.q.popMax()
-			if !ok {
+			var ok bool
+			if slot, ok = l.popBest(&l.q); !ok {
 				break
 			}
-			slot = nd.slot
 		}
 		t := &l.txs[slot]
 		if l.expired(t) {

@@ -123,7 +123,7 @@ func hostileRunner(f testing.TB) func(t *testing.T, ops []byte) {
 					inflight += int64(l.checks[i].n)
 				}
 			}
-			if held := int64(l.q.Len()+l.vLen+l.cLen) + inflight; st.Held != held {
+			if held := int64(l.q.Len()+l.vLen+l.checkQ.Len()) + inflight; st.Held != held {
 				t.Fatalf("held %d, but %d queued, %d votes, %d in flight", st.Held, l.q.Len(), l.vLen, inflight)
 			}
 			if int64(len(l.free))+st.Held != int64(len(l.txs)) {

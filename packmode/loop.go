@@ -40,7 +40,8 @@ type txRec struct {
 	seq     uint64 // arrival order
 	blocked uint32 // Loop.epoch+1 when the scheduler last found it blocked
 	score   float64
-	arrived int64 // loop clock, ns
+	learned uint64 // Stats.Learned when score was computed (policy model)
+	arrived int64  // loop clock, ns
 	// resolved is the CHECK stage's resolved lookup keys (ours: freed
 	// when the transaction ends); checkedOK that it passed the check.
 	resolved  bindings.SharablePubkeys
@@ -100,8 +101,7 @@ type Loop struct {
 	rings    []workerRing
 
 	// The CHECK stage (check.go); checks is empty without it.
-	checkLane       []int32
-	cHead, cLen     int
+	checkQ          txQueue // the check lane, ranked as q
 	checks          []checkFlight
 	checkFlags      uint16
 	checkBatch      int // transactions per CHECK batch
@@ -120,6 +120,11 @@ type Loop struct {
 	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
 	wall0 int64
 	meter meters // worker busy time and slot cost (stats.go)
+	// rescored counts transactions popBest put back after the model
+	// lowered their score; rescoreLeft is what the current round may
+	// still put back.
+	rescored    uint64
+	rescoreLeft int
 }
 
 // newLoop sizes every table for s.
@@ -178,7 +183,7 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		// Agave's allocation; agave v4.4 scheduler-bindings CheckResponse).
 		checkBatch: min(cfg.BatchSize, maxBlock/max(bindings.CheckResponseSize(s.Profile.ABI), 1)),
 	}
-	l.checkLane = make([]int32, cfg.QueueCapacity)
+	l.checkQ = newTxQueue(cfg.QueueCapacity)
 	for i := range l.free {
 		l.free[i] = int32(n - 1 - i)
 	}
@@ -282,7 +287,7 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 	info, r := l.eval.InspectTx(data, netip.AddrFrom16(m.SrcAddr).Unmap(), 0)
 	if r != score.OK {
 		l.st.Rejects[r]++
-		if r.Parse() {
+		if r.Parse() && m.Flags&bindings.TpuForwarded == 0 { // a forwarder's address proves nothing: see forwarded
 			if l.cfg.Policy == PolicyModel {
 				l.cfg.Model.Penalize(model.IPv6(m.SrcAddr), 0) // unparsable: what it claimed is unknown
 				l.st.Penalized++
@@ -370,7 +375,8 @@ func (l *Loop) popVote() (int32, bool) {
 func (l *Loop) score(t *txRec) float64 {
 	switch l.cfg.Policy {
 	case PolicyModel:
-		return score.Score(l.cfg.Model.Forward(model.IPv6(t.ip), model.Signer(t.payer)), t.fee, t.cost)
+		t.learned = l.st.Learned
+		return score.Score(l.cfg.Model.Forward(modelKey(t), model.Signer(t.payer)), t.fee, t.cost)
 	case PolicyFeeOnly:
 		return score.Score(1, t.fee, t.cost)
 	}
@@ -405,18 +411,69 @@ func (l *Loop) requeue(slot int32, rescore bool) {
 	}
 }
 
+// maxRescored bounds how many transactions the pops of one scheduling
+// or CHECK round put back; rescoreDrop is how far a score must fall to
+// be put back (a lesson moves an honest sender's score by a hair: that
+// must not churn the queue).
+const (
+	maxRescored = 64
+	rescoreDrop = 0.9
+	// rescoreEvery is how many lessons (results learnt) make a queued
+	// score stale: about a batch's; a transaction popped again and again
+	// (blocked by locks) is not scored again on every pop.
+	rescoreEvery = 64
+)
+
+// popBest pops the highest transaction of q (the queue or the check
+// lane). Under the model policy a transaction scored before the model
+// last learnt is scored again when it reaches the top, and goes back into
+// q when its score fell by more than a tenth and below the next one's:
+// what a batch's results teach (a payer that cannot pay, a sybil's
+// neighbourhood) reorders the transactions already queued before the
+// next batch is built, not only the ones that arrive later. A score is
+// stale after rescoreEvery lessons; at most l.rescoreLeft (maxRescored per
+// round) go back.
+func (l *Loop) popBest(q *txQueue) (int32, bool) {
+	for {
+		nd, ok := q.popMax()
+		if !ok {
+			return 0, false
+		}
+		t := &l.txs[nd.slot]
+		if l.cfg.Policy != PolicyModel || l.st.Learned-t.learned < rescoreEvery || l.rescoreLeft <= 0 ||
+			t.blocked == l.epoch+1 { // blocked: it is deferred unparsed anyway
+			return nd.slot, true
+		}
+		s := l.score(t)
+		old := t.score
+		t.score = s
+		if !(s < old*rescoreDrop) {
+			return nd.slot, true
+		}
+		nd.key = orderKey(s)
+		if next, ok := q.max(); !ok || !above(&next, &nd) {
+			return nd.slot, true
+		}
+		q.push(nd) // room: one was just popped
+		l.rescoreLeft--
+		l.rescored++
+	}
+}
+
 func (l *Loop) expired(t *txRec) bool { return l.now-t.arrived > int64(l.cfg.QueueTTL) }
 
 // expire frees up to limit of the lowest queued entries that are too old
-// and the oldest votes that are.
+// (in the queue and in the check lane) and the oldest votes that are.
 func (l *Loop) expire(limit int) {
-	for k := 0; k < limit; k++ {
-		m, ok := l.q.min()
-		if !ok || l.now-m.enq <= int64(l.cfg.QueueTTL) {
-			break
+	for _, q := range [2]*txQueue{&l.q, &l.checkQ} {
+		for k := 0; k < limit; k++ {
+			m, ok := q.min()
+			if !ok || l.now-m.enq <= int64(l.cfg.QueueTTL) {
+				break
+			}
+			q.popMin()
+			l.end(m.slot, EndExpired)
 		}
-		l.q.popMin()
-		l.end(m.slot, EndExpired)
 	}
 	for k := 0; k < limit && l.vLen > 0; k++ {
 		s := l.votes[l.vHead]

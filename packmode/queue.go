@@ -83,6 +83,14 @@ func (q *txQueue) popMax() (node, bool) {
 	return nd, true
 }
 
+// max returns the highest entry without removing it.
+func (q *txQueue) max() (node, bool) {
+	if q.n == 0 {
+		return node{}, false
+	}
+	return q.h[q.maxIndex()], true
+}
+
 // min returns the lowest entry without removing it.
 func (q *txQueue) min() (node, bool) {
 	if q.n == 0 {

@@ -290,11 +290,12 @@ func (l *Loop) batchesOut() int {
 // abandon frees every queued payload and vote (not the ones in flight:
 // their worker may still read them).
 func (l *Loop) abandon() {
-	for l.cLen > 0 {
-		s := l.checkLane[l.cHead]
-		l.cHead = (l.cHead + 1) % len(l.checkLane)
-		l.cLen--
-		l.end(s, EndShutdown)
+	for {
+		nd, ok := l.checkQ.popMax()
+		if !ok {
+			break
+		}
+		l.end(nd.slot, EndShutdown)
 	}
 	for {
 		nd, ok := l.q.popMax()

@@ -31,7 +31,11 @@
 //     On request a share of the traffic names a blockhash the bank does not
 //     know (StaleShare) and a share is sent again once the dedup window has
 //     passed (ReplayShare, DedupWindow), so the bank answers
-//     BLOCKHASH_NOT_FOUND and ALREADY_PROCESSED.
+//     BLOCKHASH_NOT_FOUND and ALREADY_PROCESSED; AgentShares sets these
+//     shares and the share of empty fee payers per agent (a spammer's,
+//     not the honest senders'). With Forwarders, a forwarded packet
+//     arrives from one of those staked nodes' addresses, as in Agave,
+//     not from its sender's.
 //   - The progress tracker (session.go) publishes leader state, slot,
 //     progress through the slot, the leader window, and while a leader bank
 //     is ready the remaining block cost and the latest blockhash, on every

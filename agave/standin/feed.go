@@ -4,11 +4,13 @@ import (
 	"crypto/sha256"
 	"encoding/binary"
 	"fmt"
+	"net/netip"
 	"sync"
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/channels"
+	"github.com/solqos/qos/score"
 	"github.com/solqos/qos/sim"
 )
 
@@ -23,7 +25,16 @@ type Truth struct {
 	Funded bool   // its fee payer could pay the fee when it was fed
 	Stale  bool   // it names a blockhash the bank no longer knows: it can never land
 	Flags  bindings.TpuFlags
-	FedAt  time.Duration // since the session's start
+	FedAt  time.Duration // since the stand-in's start (the slot clock's origin)
+	// Cost is the block cost the bank charges it if included (signatures,
+	// write locks, instruction data, requested compute units, loaded
+	// accounts data: the estimate the bank charges); 0 when it does not
+	// load (a translation failure).
+	Cost uint64
+	// Writable holds the first 8 bytes of its first NWritable writable
+	// accounts (at most 4), for a bound on the per-account cost limit.
+	Writable  [4]uint64
+	NWritable uint8
 }
 
 // truthTable maps first signatures to Truth, up to a bound.
@@ -87,8 +98,75 @@ type FeedConfig struct {
 	// (no replay reaches pack then).
 	ReplayShare float64
 	DedupWindow time.Duration
+	// AgentShares overrides UnfundedShare, StaleShare and ReplayShare for
+	// the traffic's agents it names: a spammer whose fee payers are empty
+	// and whose transactions are stale or replayed, next to honest
+	// senders that rarely are.
+	AgentShares map[string]Shares
+	// Forwarders are the staked nodes that forward the traffic of the
+	// fwd channel: a forwarded packet arrives from one of them (chosen
+	// by its sender's address, so a sender keeps its forwarder), as in
+	// Agave a forwarded packet's source address is the forwarder's, not
+	// the original sender's. Empty: the sender's own address.
+	Forwarders []netip.Addr
 	// TruthLimit bounds the ground-truth table (default 1<<21).
 	TruthLimit int
+}
+
+// Shares is what share of one agent's traffic its sender spoils: fee
+// payers with an empty account, packets naming a stale blockhash,
+// published transactions re-sent after the dedup window.
+type Shares struct {
+	Unfunded float64 `json:"unfunded"`
+	Stale    float64 `json:"stale"`
+	Replay   float64 `json:"replay"`
+}
+
+// Validate reports the first share out of [0, 1] or agent name that the
+// traffic does not have.
+func (c *FeedConfig) Validate() error {
+	check := func(what string, s Shares) error {
+		for _, v := range [...]struct {
+			name string
+			x    float64
+		}{{"unfunded", s.Unfunded}, {"stale", s.Stale}, {"replay", s.Replay}} {
+			if !(v.x >= 0 && v.x <= 1) {
+				return fmt.Errorf("feed: %s %s share %v: must be in [0, 1]", what, v.name, v.x)
+			}
+		}
+		return nil
+	}
+	if err := check("default", Shares{c.UnfundedShare, c.StaleShare, c.ReplayShare}); err != nil {
+		return err
+	}
+	for name, s := range c.AgentShares {
+		found := false
+		for i := range c.Traffic.Agents {
+			found = found || c.Traffic.Agents[i].Name == name
+		}
+		if !found {
+			return fmt.Errorf("feed: shares for agent %q: the traffic has no such agent", name)
+		}
+		if err := check("agent "+name, s); err != nil {
+			return err
+		}
+	}
+	for _, a := range c.Forwarders {
+		if !a.IsValid() {
+			return fmt.Errorf("feed: forwarder address %v is not valid", a)
+		}
+	}
+	return nil
+}
+
+// shares returns agent a's shares.
+func (c *FeedConfig) shares(a int) Shares {
+	if a >= 0 && a < len(c.Traffic.Agents) {
+		if s, ok := c.AgentShares[c.Traffic.Agents[a].Name]; ok {
+			return s
+		}
+	}
+	return Shares{c.UnfundedShare, c.StaleShare, c.ReplayShare}
 }
 
 // Vote111111111111111111111111111111111111111.
@@ -147,7 +225,7 @@ func fundBank(b *Bank, tr *sim.Traffic, cfg *FeedConfig) {
 	for a := 0; a < tr.Agents(); a++ {
 		for s := 0; s < tr.Signers(a); s++ {
 			k, _ := tr.Payer(a, s)
-			if unfunded(cfg.UnfundedShare, a, s) {
+			if unfunded(cfg.shares(a).Unfunded, a, s) {
 				b.Fund(k, 0)
 			} else {
 				b.Fund(k, cfg.PayerBalance)
@@ -213,11 +291,16 @@ type feeder struct {
 	readIdx uint64  // the client's tpu_to_pack read index at the last sync
 	early   []early // payloads freed before their message was seen read
 
-	staleCut  uint64 // a packet is stale when its draw is below this
-	replayCut uint64 // a published packet is held for replay when its draw is below this
+	// Per agent: a valid packet is made stale when its draw is below
+	// staleCut, a published one held for replay when below replayCut.
+	staleCut  []uint64
+	replayCut []uint64
+	anyReplay bool
 	window    time.Duration
-	draws     uint64   // splitmix64 state for those draws
-	replays   []replay // ring of replayRing, oldest at rHead
+	fwd       []netip.Addr // Forwarders
+	ld        txn          // the bank's view of a fed transaction (its cost)
+	draws     uint64       // splitmix64 state for those draws
+	replays   []replay     // ring of replayRing, oldest at rHead
 	rHead     int
 	rLen      int
 
@@ -248,14 +331,21 @@ func newFeeder(tr *sim.Traffic, cfg *FeedConfig, alloc blockAllocator, mem []byt
 			f.early = append(f.early, early{off, seq})
 		}
 	}
-	f.staleCut = shareCut(cfg.StaleShare)
-	if cfg.DedupWindow > 0 {
-		f.window = cfg.DedupWindow
-		f.replayCut = shareCut(cfg.ReplayShare)
+	f.staleCut = make([]uint64, tr.Agents())
+	f.replayCut = make([]uint64, tr.Agents())
+	f.window = cfg.DedupWindow
+	for a := range f.staleCut {
+		sh := cfg.shares(a)
+		f.staleCut[a] = shareCut(sh.Stale)
+		if cfg.DedupWindow > 0 {
+			f.replayCut[a] = shareCut(sh.Replay)
+			f.anyReplay = f.anyReplay || f.replayCut[a] > 0
+		}
 	}
-	if f.replayCut > 0 {
+	if f.anyReplay {
 		f.replays = make([]replay, replayRing)
 	}
+	f.fwd = cfg.Forwarders
 	f.draws = uint64(cfg.Traffic.Seed) ^ 0x9e3779b97f4a7c15
 	for i := range f.voterAuth {
 		f.voterAuth[i], f.voterAcct[i] = voterKey(i)
@@ -335,15 +425,8 @@ func (f *feeder) round() int {
 			d = f.publish(r.data[:r.n], false, r.p.Channel, r.src, now, drop, true)
 		} else {
 			if !f.has {
-				stale := f.staleCut > 0 && f.draw() < f.staleCut
-				if stale {
-					f.tr.SetBlockhash(staleHash)
-				}
 				f.pending = f.tr.NextPacket(&f.pkt)
-				if stale {
-					f.tr.SetBlockhash(f.hash)
-				}
-				f.stale = stale
+				f.stale = f.makeStale()
 				f.has = true
 			}
 			if time.Duration(f.pending.At) > now {
@@ -353,10 +436,11 @@ func (f *feeder) round() int {
 			handled++
 			var src [16]byte
 			if a, ok := f.pkt.Addr(); ok {
-				src = a.As16() // IPv4 as ::ffff:a.b.c.d, as tpu_to_pack.rs map_src_addr
+				src = f.source(a, f.pending.Channel).As16() // IPv4 as ::ffff:a.b.c.d, as tpu_to_pack.rs map_src_addr
 			}
 			d = f.publish(f.pkt.Data(), false, f.pending.Channel, src, now, drop, false)
-			if d == dropNone && !f.stale && f.replayCut > 0 && f.rLen < len(f.replays) && f.draw() < f.replayCut {
+			if d == dropNone && !f.stale && f.replayCut[f.pending.Agent] > 0 && f.rLen < len(f.replays) &&
+				f.draw() < f.replayCut[f.pending.Agent] {
 				r := &f.replays[(f.rHead+f.rLen)%len(f.replays)]
 				f.rLen++
 				data := f.pkt.Data()
@@ -389,6 +473,38 @@ func (f *feeder) round() int {
 		f.fc = Stats{}
 	}
 	return handled
+}
+
+// makeStale draws whether the pending packet names a stale blockhash
+// (its agent's stale share) and, if so, writes staleHash into it and signs
+// it again. Only a packet that verifies and parses is made stale: the
+// simulator's bad signatures and garbage stay what they are.
+func (f *feeder) makeStale() bool {
+	a := f.pending.Agent
+	if a < 0 || a >= len(f.staleCut) || f.staleCut[a] == 0 || f.draw() >= f.staleCut[a] {
+		return false
+	}
+	data := f.pkt.Data()
+	if f.pending.Kind == sim.PacketUnparsable || !f.sv.Verify(data) || f.ld.view.Parse(data) != score.OK {
+		return false
+	}
+	copy(f.ld.view.RecentBlockhash(data), staleHash[:]) // a subslice of data
+	return f.sv.Sign(data)
+}
+
+// source is the address a packet from a arrives from: its forwarder's for
+// the fwd channel when forwarders are configured (chosen by a hash of a,
+// so a sender keeps its forwarder), else a.
+func (f *feeder) source(a netip.Addr, channel int) netip.Addr {
+	if channel != 1 || len(f.fwd) == 0 {
+		return a
+	}
+	b := a.As16()
+	h := binary.LittleEndian.Uint64(b[8:]) ^ binary.LittleEndian.Uint64(b[:8])*0x9e3779b97f4a7c15
+	h = (h ^ h>>30) * 0xbf58476d1ce4e5b9 // splitmix64's finaliser
+	h = (h ^ h>>27) * 0x94d049bb133111eb
+	h ^= h >> 31
+	return f.fwd[h%uint64(len(f.fwd))]
 }
 
 // makeVote builds the next simple vote transaction: legacy, the voter's
@@ -505,9 +621,20 @@ func (f *feeder) publish(data []byte, vote bool, channel int, src [16]byte, now 
 	} else {
 		p := &f.pending
 		tr.Agent, tr.Seq, tr.Fee, tr.CUs = int32(p.Agent), p.Seq, p.Fee, p.CUs
-		payer, _ := f.tr.Payer(p.Agent, p.Signer)
-		bal, _ := f.bank.Balance(payer)
-		tr.Funded = bal >= p.Fee
+		f.ld.load(data, f.bank.tables, f.bank.fp)
+		if f.ld.reason == ReasonNone {
+			tr.Cost = f.ld.cost
+			for i := 0; i < f.ld.nacc && tr.NWritable < uint8(len(tr.Writable)); i++ {
+				if f.ld.writable[i] {
+					tr.Writable[tr.NWritable] = binary.LittleEndian.Uint64(f.ld.acc[i][:8])
+					tr.NWritable++
+				}
+			}
+		}
+		// The payer the transaction names (a fresh payer of a sybil is
+		// not the agent's signer p.Signer).
+		bal, _ := f.bank.Balance(f.ld.payer)
+		tr.Funded = f.ld.parsed && bal >= p.Fee
 		if f.stale {
 			tr.Stale = true
 			f.fc.Stale++

@@ -2,7 +2,9 @@ package standin
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
+	"math"
 	"net"
 	"net/netip"
 	"testing"
@@ -349,6 +351,11 @@ func TestFeederStaleAndReplays(t *testing.T) {
 	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, NewAudit(), &st, truth, time.Now().Add(-30*time.Millisecond))
 	for f.round() > 0 && prod.Len() < prod.Capacity()-2*feedBatchMax {
 	}
+	// Catching up may take less than the window: feed again once the
+	// first copies' replays are due.
+	time.Sleep(15 * time.Millisecond)
+	for f.round() > 0 && prod.Len() < prod.Capacity()-2*feedBatchMax {
+	}
 	s := st.snapshot()
 	if s.Stale == 0 || s.Replayed == 0 || s.Deduplicated == 0 {
 		t.Fatalf("feed counts %+v: want stale, replayed and deduplicated packets", s)
@@ -405,5 +412,162 @@ func TestFeederStaleAndReplays(t *testing.T) {
 	// The story's own duplicates that come after the window pass too.
 	if stale != s.Stale || replays < s.Replayed || processed == 0 {
 		t.Fatalf("read %d stale, %d replays (%d of included ones); fed %+v", stale, replays, processed, s)
+	}
+}
+
+// TestFeederAgentShares: per-agent shares spoil only the agents they
+// name (the spammer's payers empty, half its packets stale, still
+// verifying), forwarded packets arrive from the configured forwarders
+// (a sender keeps its forwarder), and every truth carries the cost the
+// bank charges and the writable accounts.
+func TestFeederAgentShares(t *testing.T) {
+	ar, err := shm.Create("allocator", 64<<20, false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ar.Close()
+	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
+		t.Fatal(err)
+	}
+	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
+	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 16384), false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer qr.Close()
+	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
+		t.Fatal(err)
+	}
+	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
+	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+
+	valid := []sim.MixConfig{{Kind: sim.KindValid, Weight: 1, PriceMedian: 1000, PriceSigma: 0.5, CUMin: 10_000, CUMax: 100_000}}
+	traffic := sim.DefaultConfig()
+	traffic.Agents = []sim.AgentConfig{
+		{Name: "honest", Channel: "tpu", PPS: 20_000, IPBase: "10.1.0.1", IPCount: 4, Signers: 8, V0Share: 0.5, Mix: valid},
+		{Name: "spam", Channel: "tpu", PPS: 20_000, IPBase: "198.51.100.1", IPCount: 4, Signers: 8, V0Share: 0.5, Mix: valid},
+		{Name: "relayed", Channel: "fwd", PPS: 20_000, IPBase: "10.9.0.1", IPCount: 64, Signers: 8, Mix: valid},
+	}
+	fwds := []netip.Addr{netip.MustParseAddr("192.0.2.10"), netip.MustParseAddr("192.0.2.11")}
+	cfg := FeedConfig{Traffic: traffic, PayerBalance: 1 << 40, AgentShares: map[string]Shares{"spam": {Unfunded: 1, Stale: 0.5}},
+		Forwarders: fwds}
+	if err := cfg.Validate(); err != nil {
+		t.Fatal(err)
+	}
+	tr, err := sim.NewTraffic(cfg.Traffic)
+	if err != nil {
+		t.Fatal(err)
+	}
+	bank := NewBank(BankConfig{})
+	bank.SetSlot(5, true)
+	fundBank(bank, tr, &cfg)
+	var st counters
+	truth := newTruthTable(1 << 20)
+	f := newFeeder(tr, &cfg, feedA, ar.Bytes(), prod, prod.Capacity(), bank, NewAudit(), &st, truth, time.Now().Add(-50*time.Millisecond))
+	for f.round() > 0 && prod.Len() < prod.Capacity()-2*feedBatchMax {
+	}
+	mem := ar.Bytes()
+	var sv sim.Sigverify
+	live := bank.LatestBlockhash()
+	var n [3]int
+	spamStale, spamFed := 0, 0
+	var ld txn
+	cons.Sync()
+	for {
+		b, ok := cons.TryRead()
+		if !ok {
+			break
+		}
+		m, err := bindings.DecodeTpuToPack(b)
+		if err != nil {
+			t.Fatal(err)
+		}
+		data, err := m.Transaction.Bytes(mem)
+		if err != nil {
+			t.Fatal(err)
+		}
+		var sig [64]byte
+		copy(sig[:], data[1:65])
+		tt := truth.m[sig]
+		ld.load(data, bank.tables, bank.fp)
+		if !sv.Verify(data) || ld.reason != ReasonNone {
+			t.Fatalf("agent %d: a fed transaction that does not verify or load (%v)", tt.Agent, ld.reason)
+		}
+		if tt.Cost != ld.cost || tt.NWritable == 0 || tt.Writable[0] != binary.LittleEndian.Uint64(ld.payer[:8]) {
+			t.Fatalf("agent %d: truth cost %d, writable %x (%d); the bank charges %d", tt.Agent, tt.Cost, tt.Writable, tt.NWritable, ld.cost)
+		}
+		stale := ld.blockhash == staleHash
+		if stale != tt.Stale || !stale && ld.blockhash != live {
+			t.Fatalf("agent %d: blockhash %x, truth stale %v", tt.Agent, ld.blockhash[:4], tt.Stale)
+		}
+		src := netip.AddrFrom16(m.SrcAddr).Unmap()
+		switch tt.Agent {
+		case 0:
+			if !tt.Funded || stale || src.As4()[0] != 10 {
+				t.Fatalf("honest: %+v from %v", tt, src)
+			}
+		case 1:
+			spamFed++
+			if stale {
+				spamStale++
+			}
+			if tt.Funded {
+				t.Fatalf("spam: funded %+v", tt)
+			}
+		case 2:
+			if src != fwds[0] && src != fwds[1] || m.Flags&bindings.TpuForwarded == 0 {
+				t.Fatalf("relayed: from %v, flags %v", src, m.Flags)
+			}
+		}
+		n[tt.Agent]++
+	}
+	cons.Finalize()
+	if n[0] == 0 || n[1] == 0 || n[2] == 0 {
+		t.Fatalf("fed per agent %v", n)
+	}
+	if share := float64(spamStale) / float64(spamFed); share < 0.35 || share > 0.65 {
+		t.Fatalf("spam stale share %.2f of %d, want about 0.5", share, spamFed)
+	}
+	// A sender keeps its forwarder; both forwarders carry traffic.
+	a, same := netip.MustParseAddr("10.9.0.7"), netip.AddrFrom4([4]byte{10, 9, 0, 7})
+	if f.source(a, 1) != f.source(same, 1) || f.source(a, 0) != a {
+		t.Fatal("source: a sender's forwarder changed, or a direct packet was re-addressed")
+	}
+	seen := map[netip.Addr]bool{}
+	for i := range 64 {
+		seen[f.source(netip.AddrFrom4([4]byte{10, 9, 0, byte(i)}), 1)] = true
+	}
+	if len(seen) != len(fwds) {
+		t.Fatalf("64 senders use forwarders %v", seen)
+	}
+}
+
+// TestFeedConfigValidate: shares outside [0, 1], shares for an agent the
+// traffic lacks and invalid forwarders are refused.
+func TestFeedConfigValidate(t *testing.T) {
+	base := func() FeedConfig { return FeedConfig{Traffic: sim.DefaultConfig()} }
+	tests := []struct {
+		name  string
+		edit  func(*FeedConfig)
+		valid bool
+	}{
+		{"defaults", func(*FeedConfig) {}, true},
+		{"agent shares", func(c *FeedConfig) {
+			c.AgentShares = map[string]Shares{"spammer": {Unfunded: 1, Stale: 0.3, Replay: 0.3}}
+		}, true},
+		{"unknown agent", func(c *FeedConfig) { c.AgentShares = map[string]Shares{"nobody": {}} }, false},
+		{"agent share above 1", func(c *FeedConfig) { c.AgentShares = map[string]Shares{"spammer": {Stale: 1.5}} }, false},
+		{"negative default", func(c *FeedConfig) { c.ReplayShare = -0.1 }, false},
+		{"NaN default", func(c *FeedConfig) { c.StaleShare = math.NaN() }, false},
+		{"invalid forwarder", func(c *FeedConfig) { c.Forwarders = []netip.Addr{{}} }, false},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			c := base()
+			tt.edit(&c)
+			if err := c.Validate(); (err == nil) != tt.valid {
+				t.Fatalf("Validate() = %v, want valid %v", err, tt.valid)
+			}
+		})
 	}
 }

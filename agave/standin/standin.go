@@ -110,6 +110,9 @@ func New(cfg Config) (*Standin, error) {
 	if cfg.Feed.UnfundedShare < 0 || cfg.Feed.UnfundedShare > 1 {
 		return nil, fmt.Errorf("stand-in validator: unfunded share %v: must be in [0, 1]", cfg.Feed.UnfundedShare)
 	}
+	if err := cfg.Feed.Validate(); err != nil {
+		return nil, fmt.Errorf("stand-in validator: %w", err)
+	}
 	if cfg.Feed.VotePPS < 0 || cfg.Feed.VotePPS > 1e6 {
 		return nil, fmt.Errorf("stand-in validator: vote rate %v/s: must be in [0, 1e6]", cfg.Feed.VotePPS)
 	}

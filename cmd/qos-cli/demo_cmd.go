@@ -61,6 +61,7 @@ func demoCommand() *cli.Command {
 			&cli.StringFlag{Name: "shm-dir", Value: channels.DefaultShmDir, Usage: "directory for the demo's channel files"},
 			&cli.BoolFlag{Name: "verbose", Usage: "show the sidecar's own log"},
 			&cli.StringFlag{Name: "mode", Value: "sidecar", Usage: "sidecar (the daemon in front of sigverify) or pack (qos pack against the stand-in Agave validator)"},
+			&cli.BoolFlag{Name: "check", Usage: "with --mode pack: every policy runs the CHECK stage (status, fee payer, lookup tables) before execution"},
 		},
 		Action: runDemo,
 	}
