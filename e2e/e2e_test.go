@@ -6,6 +6,7 @@ import (
 	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -180,8 +181,14 @@ func TestDaemonAgainstSimulator(t *testing.T) {
 	if m.Value <= fee.Value || m.Value <= fifo.Value {
 		t.Errorf("model captured %d lamports; fee-only %d, fifo %d: the model must beat both", m.Value, fee.Value, fifo.Value)
 	}
-	if m.AttackerShareAfterWarmup >= 0.05 {
-		t.Errorf("model: attackers' share of output after warm-up %.2f%%, want < 5%%", 100*m.AttackerShareAfterWarmup)
+	share, end, after := attackerShareAfterExperience(m)
+	if after == 0 {
+		t.Fatalf("model: no packet reached sigverify after the warm-up: %v", m.OutPPSSeries)
+	}
+	t.Logf("model: attackers' share of output %.2f%% after the warm-up counted in packets (it ended at %.1f s), %.2f%% after %.1f s; per %.1f s: %.3f",
+		100*share, end, 100*m.AttackerShareAfterWarmup, m.WarmupS, m.BucketS, m.AttackerShareSeries)
+	if share >= 0.05 {
+		t.Errorf("model: attackers' share of output after warm-up %.2f%%, want < 5%%", 100*share)
 	}
 
 	// The model saved on SIGTERM is loaded by the next start, and with no
@@ -223,4 +230,47 @@ func TestDaemonAgainstSimulator(t *testing.T) {
 		t.Fatalf("model changed across an idle restart: %v", d)
 	}
 	t.Logf("restart kept the model: %d IPs, %d signers; %d forward pairs compared", len(snap.IPs), len(snap.Signers), checked)
+}
+
+// attackerShareAfterExperience returns the attackers' share of the packets
+// that reached sigverify after the first WarmupS/DurationS of them, and
+// when (s) that warm-up ended. The warm-up is counted in packets, the
+// feedback the model learns from, rather than in seconds: on a machine too
+// busy to run the daemon and simulator at full speed it ends later instead
+// of leaving the model less to learn from. On a quiet one the output rate
+// is steady and it ends at WarmupS. It ends at the series' bucket boundary
+// nearest to that count. after is the number of packets after it.
+func attackerShareAfterExperience(r sim.Result) (share, end float64, after uint64) {
+	if len(r.Agents) == 0 || r.DurationS <= 0 {
+		return 0, 0, 0
+	}
+	n := len(r.Agents[0].OutSeries)
+	out, att := make([]uint64, n), make([]uint64, n)
+	var total uint64
+	for _, a := range r.Agents {
+		for b, o := range a.OutSeries {
+			out[b] += o
+			if a.Attacker {
+				att[b] += o
+			}
+			total += o
+		}
+	}
+	target := float64(total) * r.WarmupS / r.DurationS
+	k, cum, best := 0, 0.0, target // boundary k: buckets [0, k) are the warm-up
+	for b := range n {
+		cum += float64(out[b])
+		if d := math.Abs(cum - target); d < best {
+			k, best = b+1, d
+		}
+	}
+	var o, a uint64
+	for b := k; b < n; b++ {
+		o += out[b]
+		a += att[b]
+	}
+	if o == 0 {
+		return 0, float64(k) * r.BucketS, 0
+	}
+	return float64(a) / float64(o), float64(k) * r.BucketS, o
 }
