@@ -16,6 +16,7 @@ import (
 	"testing"
 	"time"
 
+	dto "github.com/prometheus/client_model/go"
 	"github.com/prometheus/common/expfmt"
 	"github.com/prometheus/common/model"
 
@@ -294,6 +295,9 @@ func exportProblems(exprs []string, page []byte) (problems []string, checked int
 			name, sel := m[1], m[2]
 			f := fams[name]
 			if f == nil {
+				f = seriesFamily(fams, name)
+			}
+			if f == nil {
 				problems = append(problems, fmt.Sprintf("query %q: metric %s is not exported", e, name))
 				continue
 			}
@@ -323,6 +327,23 @@ func exportProblems(exprs []string, page []byte) (problems []string, checked int
 		}
 	}
 	return problems, checked, nil
+}
+
+// seriesFamily returns the histogram or summary family whose _bucket,
+// _sum or _count series name is (histogram_quantile reads _bucket), or
+// nil.
+func seriesFamily(fams map[string]*dto.MetricFamily, name string) *dto.MetricFamily {
+	for _, suffix := range []string{"_bucket", "_sum", "_count"} {
+		base, ok := strings.CutSuffix(name, suffix)
+		if !ok || fams[base] == nil {
+			continue
+		}
+		switch t := fams[base].GetType(); {
+		case t == dto.MetricType_HISTOGRAM, t == dto.MetricType_SUMMARY && suffix != "_bucket":
+			return fams[base]
+		}
+	}
+	return nil
 }
 
 // TestDashboardQueriesExported: the dashboard is well formed and every

@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
@@ -63,7 +64,7 @@ func (r *Row) Apply(m *model.IPSigner) {
 // estimated cost (CUs), mapped by pack.ModelObservation; learn is false
 // for a reason that blames nobody.
 func (r *Row) PackObservation() (model.Observation, bool) {
-	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: r.Reason, CostUnits: r.CostUnits,
+	v := pack.Judge(pack.ExecResult{Slot: r.Slot, Reason: bindings.NotIncludedReason(r.Reason), CostUnits: r.CostUnits,
 		FeePayerBalance: r.FeePayerBalance}, r.Fee, r.CUs)
 	return pack.ModelObservation(r.Key(), r.Signer, r.Fee, v)
 }
@@ -101,6 +102,8 @@ type ReplayOptions struct {
 	PageRows int          // rows per keyset page (default 8192)
 	// Progress, when set, is called after every page and once at the end.
 	Progress func(Progress)
+	// Kinds, when set, counts the rows read by kind.
+	Kinds *KindCounts
 }
 
 // Replay rebuilds the model from the rows in the range, in the order the
@@ -112,7 +115,12 @@ func Replay(ctx context.Context, conn *pgx.Conn, opt ReplayOptions) (*model.IPSi
 		return nil, 0, err
 	}
 	m := model.New(opt.Params)
-	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) { r.Apply(m) })
+	n, err := scan(ctx, conn, opt.From, opt.To, opt.PageRows, -1, opt.Progress, func(r *Row) {
+		if opt.Kinds != nil {
+			opt.Kinds.count(r)
+		}
+		r.Apply(m)
+	})
 	if err != nil {
 		return nil, n, err
 	}
@@ -179,6 +187,8 @@ type BacktestOptions struct {
 	Frozen   bool
 	PageRows int
 	Progress func(Progress)
+	// Kinds, when set, counts the rows read by kind.
+	Kinds *KindCounts
 }
 
 // ShareResult is the value captured when admitting the top K test rows.
@@ -285,6 +295,9 @@ func Backtest(ctx context.Context, conn *pgx.Conn, opt BacktestOptions) ([]Backt
 	}
 	var seen, feedback int64 // completed rows, penalty rows
 	_, err = scan(ctx, conn, opt.From, opt.To, opt.PageRows, total, opt.Progress, func(r *Row) {
+		if opt.Kinds != nil {
+			opt.Kinds.count(r)
+		}
 		if r.Kind.Penalty() || !r.Kind.Valid() {
 			feedback++
 			if opt.Frozen && seen >= trainN {

@@ -16,9 +16,13 @@ type BudgetParams struct {
 	// VoteLimit is the most cost units votes may take of one block
 	// (VoteCostLimit).
 	VoteLimit uint64
-	// VoteReserve is the block space kept for votes: a non-vote
-	// transaction is scheduled only if it leaves VoteReserve − (cost of
-	// the votes already scheduled in the slot) units free.
+	// VoteReserve is the block space kept for a slot's votes: a non-vote
+	// transaction is scheduled only if it leaves free VoteReserve − (cost
+	// of the votes already scheduled in the slot), but no more than the
+	// share of VoteReserve the rest of the slot may still bring (it
+	// shrinks with the progress message's current_slot_progress, to
+	// nothing at the slot's end: votes arrive through the slot, and
+	// space kept for ones that cannot come any more is wasted).
 	VoteReserve uint64
 	// Accounts is how many distinct writable accounts one block may
 	// charge before further ones are deferred (the per-account table's
@@ -80,6 +84,7 @@ type Budget struct {
 	inflight  uint64 // reserved for this slot, not yet settled
 	settled   uint64 // actual cost settled since the last progress message
 	votes     uint64 // votes' units this slot (reserved + executed)
+	progress  uint8  // current_slot_progress of the last progress message, 0..100
 }
 
 // ErrAccountTableFull: the per-account cost table of this slot has no
@@ -109,7 +114,7 @@ func (b *Budget) Params() BudgetParams { return b.p }
 func (b *Budget) StartSlot(s, remaining uint64) {
 	if s+1 != b.gen {
 		b.gen, b.n = s+1, 0
-		b.inflight, b.settled, b.votes = 0, 0, 0
+		b.inflight, b.settled, b.votes, b.progress = 0, 0, 0, 0
 	}
 	b.SetRemaining(remaining)
 }
@@ -137,6 +142,11 @@ func (b *Budget) SetRemaining(remaining uint64) {
 	b.settled = 0
 }
 
+// SetProgress records how far through the current slot the validator is,
+// in percent (current_slot_progress; above 100 counts as 100): the vote
+// reserve shrinks with it.
+func (b *Budget) SetProgress(percent uint8) { b.progress = min(percent, 100) }
+
 // Slot returns the current slot (meaningless before StartSlot).
 func (b *Budget) Slot() uint64 { return b.gen - 1 }
 
@@ -154,14 +164,24 @@ func (b *Budget) Available(vote bool) uint64 {
 		}
 		return min(avail, b.p.VoteLimit-b.votes)
 	}
-	if b.votes < b.p.VoteReserve {
-		keep := b.p.VoteReserve - b.votes
+	if keep := b.voteKeep(); keep > 0 {
 		if avail <= keep {
 			return 0
 		}
 		avail -= keep
 	}
 	return avail
+}
+
+// voteKeep is the block space still kept for votes: the reserve less the
+// votes already scheduled this slot, and no more than the reserve's share
+// of the slot still to come.
+func (b *Budget) voteKeep() uint64 {
+	keep := satSub(b.p.VoteReserve, b.votes)
+	if rest := b.p.VoteReserve / 100 * uint64(100-b.progress); rest < keep {
+		keep = rest
+	}
+	return keep
 }
 
 // InFlight returns the units reserved and not yet settled this slot.

@@ -10,16 +10,22 @@ func TestBudgetAvailable(t *testing.T) {
 		inflight      uint64
 		votes         uint64
 		settled       uint64
+		progress      uint8
 		nonVote, vote uint64
 	}{
-		{"fresh block: non-votes leave the reserve", 1000, 0, 0, 0, 900, 300},
-		{"progress above the limit is capped", 5000, 0, 0, 0, 900, 300},
-		{"in flight and settled are taken off", 1000, 200, 0, 100, 600, 300},
-		{"votes used part of the reserve", 1000, 0, 60, 0, 960, 240},
-		{"votes used all of it", 1000, 0, 150, 0, 1000, 150},
-		{"vote limit reached", 1000, 0, 300, 0, 1000, 0},
-		{"block nearly full: only votes", 80, 0, 0, 0, 0, 80},
-		{"over-reserved", 100, 150, 0, 0, 0, 0},
+		{"fresh block: non-votes leave the reserve", 1000, 0, 0, 0, 0, 900, 300},
+		{"progress above the limit is capped", 5000, 0, 0, 0, 0, 900, 300},
+		{"in flight and settled are taken off", 1000, 200, 0, 100, 0, 600, 300},
+		{"votes used part of the reserve", 1000, 0, 60, 0, 0, 960, 240},
+		{"votes used all of it", 1000, 0, 150, 0, 0, 1000, 150},
+		{"vote limit reached", 1000, 0, 300, 0, 0, 1000, 0},
+		{"block nearly full: only votes", 80, 0, 0, 0, 0, 0, 80},
+		{"over-reserved", 100, 150, 0, 0, 0, 0, 0},
+		{"slot 70 % through: 30 % of the reserve is kept", 1000, 0, 0, 0, 70, 970, 300},
+		{"slot 70 % through, votes used less than that share", 1000, 0, 20, 0, 70, 970, 280},
+		{"slot 70 % through, votes used more than the rest", 1000, 0, 80, 0, 70, 980, 220},
+		{"slot's end: nothing kept", 80, 0, 0, 0, 100, 80, 80},
+		{"progress above 100 counts as 100", 1000, 0, 0, 0, 250, 1000, 300},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -29,6 +35,7 @@ func TestBudgetAvailable(t *testing.T) {
 			}
 			b.StartSlot(5, tt.remaining)
 			b.inflight, b.votes, b.settled = tt.inflight, tt.votes, tt.settled
+			b.SetProgress(tt.progress)
 			if got := b.Available(false); got != tt.nonVote {
 				t.Errorf("Available(non-vote) = %d, want %d", got, tt.nonVote)
 			}

@@ -3,6 +3,7 @@ package pack
 import (
 	"testing"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/score"
 )
 
@@ -42,6 +43,10 @@ func FuzzKeysAndCost(f *testing.F) {
 		}
 		if err == nil && ks.Len() != v.NumStaticKeys()+cut/32+(len(resolved)-cut)/32 {
 			t.Fatalf("FromView kept %d keys of %d static + resolved", ks.Len(), v.NumStaticKeys())
+		}
+		// A lock set is only ever complete: every lookup index resolved.
+		if nw, nr := v.NumLookupAccounts(); err == nil && (cut != 32*nw || len(resolved)-cut != 32*nr) {
+			t.Fatalf("FromView accepted %d+%d resolved bytes for %d+%d lookup indexes", cut, len(resolved)-cut, nw, nr)
 		}
 		b, r := v.Budget(data, score.DefaultFeeParams())
 		if r != score.OK {
@@ -85,7 +90,7 @@ func FuzzScheduler(f *testing.F) {
 				if a&1 == 1 {
 					slot++
 				}
-				s.OnProgress(Progress{LeaderState: b % 3, CurrentSlot: slot, RemainingCostUnits: uint64(c) << 14})
+				s.OnProgress(Progress{LeaderState: bindings.LeaderState(b % 3), CurrentSlot: slot, RemainingCostUnits: uint64(c) << 14})
 			case 1, 2: // candidate
 				ks.Reset()
 				for j := range 1 + int(a%4) {
@@ -111,7 +116,7 @@ func FuzzScheduler(f *testing.F) {
 					n = int(b % 6)
 				}
 				for j := range n {
-					res[j] = ExecResult{Reason: b, CostUnits: uint64(c) << 8}
+					res[j] = ExecResult{Reason: bindings.NotIncludedReason(b), CostUnits: uint64(c) << 8}
 				}
 				_ = s.Finish(ref, res[:n])
 				live = append(live[:k], live[k+1:]...)

@@ -37,6 +37,15 @@ var ErrTooManyLocks = errors.New("pack: transaction locks more than 128 accounts
 // view's last Parse failed or parsed other bytes.
 var ErrNoTransaction = errors.New("pack: the view holds no transaction parsed from these bytes")
 
+// ErrUnresolvedLookups is returned by Keys.FromView when the resolved
+// lookup keys given do not match the transaction's address-table lookup
+// indexes (none given for a v0 transaction with lookups, or a different
+// number): its lock set is then unknown, and a batch holding it could
+// collide with another worker's in the validator's account locks
+// (ACCOUNT_IN_USE). Resolve its lookups first (a CHECK with
+// LOAD_ADDRESS_LOOKUP_TABLES).
+var ErrUnresolvedLookups = errors.New("pack: the transaction's address-table lookups are not resolved: its lock set is unknown")
+
 // Reset empties k.
 func (k *Keys) Reset() { k.n, k.nw, k.over = 0, 0, false }
 
@@ -95,23 +104,34 @@ func (k *Keys) AddReadonly(key *Pubkey) {
 // upgradeable loader is not among the keys. Resolved writable lookup keys
 // are demoted by the same reserved-key rule.
 //
-// Without resolved keys (no CHECK with LOAD_ADDRESS_LOOKUP_TABLES yet)
-// the lock set of a v0 transaction with lookups is incomplete: the
-// scheduler cannot see conflicts on those accounts, and Agave may answer
-// ACCOUNT_IN_USE (a scheduler miss, retried).
+// A v0 transaction with lookups must come with exactly its resolved keys
+// (as many writable and readonly ones as it has lookup indexes):
+// without them its lock set is unknown, the scheduler could not see its
+// conflicts on those accounts, and Agave would answer ACCOUNT_IN_USE
+// whenever another worker's batch holds one of them. So FromView
+// refuses it (ErrUnresolvedLookups) rather than return a partial set.
+// Agave's own schedulers never meet the case: its receive_and_buffer
+// resolves every lookup against the root bank before a transaction
+// enters the container (anza-xyz/agave core/src/banking_stage/
+// transaction_scheduler/receive_and_buffer.rs translate_to_runtime_view,
+// read in the code index's copies of the 4.x line).
 //
-// It returns ErrTooManyLocks when the transaction references more than
-// MaxTxLocks accounts, or ErrNoTransaction when v holds no transaction
-// parsed from data. It never allocates.
+// It returns ErrNoTransaction when v holds no transaction parsed from
+// data, ErrTooManyLocks when the transaction references more than
+// MaxTxLocks accounts, or ErrUnresolvedLookups. It never allocates.
 func (k *Keys) FromView(v *score.View, data []byte, resolvedW, resolvedR []byte) error {
 	k.Reset()
 	if v.Result() != score.OK || v.Size() != len(data) {
 		return ErrNoTransaction
 	}
 	nkeys := v.NumStaticKeys()
-	if nkeys+len(resolvedW)/32+len(resolvedR)/32 > MaxTxLocks {
+	nw, nr := v.NumLookupAccounts()
+	if nkeys+nw+nr > MaxTxLocks {
 		k.over = true
 		return ErrTooManyLocks
+	}
+	if len(resolvedW) != nw*32 || len(resolvedR) != nr*32 {
+		return ErrUnresolvedLookups
 	}
 	// Program indexes (static keys are < 38, so one word holds them all).
 	var progs uint64
@@ -224,6 +244,16 @@ var reservedFirst = func() (t [256]bool) {
 	}
 	return t
 }()
+
+// ReservedKey reports whether key is one of Agave's reserved account keys
+// (builtin programs and sysvars: reservedKeys), a write lock on which
+// Agave demotes to a read lock.
+func ReservedKey(key *Pubkey) bool { return reservedKey(key) }
+
+// IsUpgradeableLoader reports whether key is the upgradeable BPF loader,
+// whose presence among a transaction's keys keeps its invoked programs
+// writable (see FromView).
+func IsUpgradeableLoader(key *Pubkey) bool { return *key == bpfLoaderUpgradeable }
 
 // reservedKey reports whether Agave demotes a write lock on key.
 func reservedKey(key *Pubkey) bool {

@@ -124,10 +124,45 @@ func TestKeysFromViewErrors(t *testing.T) {
 	tx := testTx{nreq: 1, nrou: 1, keys: []Pubkey{key(1), key(2)}, ixs: []testIx{{prog: 1}}}
 	v, data, _ := tx.parse(t)
 	var ks Keys
-	// 2 static + 127 resolved > 128.
+	// 2 static + 127 looked up > 128, whether resolved or not.
+	idx := make([]byte, 127)
+	for i := range idx {
+		idx[i] = byte(i)
+	}
+	big := testTx{v0: true, nreq: 1, nrou: 1, keys: []Pubkey{key(1), key(2)}, ixs: []testIx{{prog: 1}},
+		luts: []testLookup{{table: key(50), writable: idx}}}
+	bv, bdata, _ := big.parse(t)
 	res := make([]byte, 127*32)
-	if err := ks.FromView(v, data, res, nil); !errors.Is(err, ErrTooManyLocks) || !ks.Overflow() {
-		t.Errorf("FromView with 129 keys: %v, overflow %v; want ErrTooManyLocks", err, ks.Overflow())
+	for _, r := range [][]byte{res, nil} {
+		if err := ks.FromView(bv, bdata, r, nil); !errors.Is(err, ErrTooManyLocks) || !ks.Overflow() {
+			t.Errorf("FromView with 129 keys (%d resolved): %v, overflow %v; want ErrTooManyLocks", len(r)/32, err, ks.Overflow())
+		}
+	}
+	// Resolved keys that do not match the lookups: the lock set is unknown.
+	lut := testTx{v0: true, nreq: 1, nrou: 1, keys: []Pubkey{key(1), key(2)}, ixs: []testIx{{prog: 1, accs: []byte{2, 3}}},
+		luts: []testLookup{{table: key(50), writable: []byte{0}, readonly: []byte{1}}}}
+	lv, ldata, _ := lut.parse(t)
+	k7, k8 := key(7), key(8)
+	for _, tc := range []struct {
+		name string
+		w, r []byte
+	}{
+		{"none", nil, nil},
+		{"writable only", k7[:], nil},
+		{"readonly only", nil, k8[:]},
+		{"swapped counts", append(k7[:], k8[:]...), nil},
+		{"a partial key", k7[:31], k8[:]},
+	} {
+		if err := ks.FromView(lv, ldata, tc.w, tc.r); !errors.Is(err, ErrUnresolvedLookups) || ks.Len() != 0 {
+			t.Errorf("FromView with %s resolved: %v, %d keys; want ErrUnresolvedLookups and none", tc.name, err, ks.Len())
+		}
+	}
+	if err := ks.FromView(lv, ldata, k7[:], k8[:]); err != nil || ks.Len() != 4 {
+		t.Errorf("FromView with both resolved: %v, %d keys; want 4", err, ks.Len())
+	}
+	// Resolved keys for a transaction without lookups are refused too.
+	if err := ks.FromView(v, data, k7[:], nil); !errors.Is(err, ErrUnresolvedLookups) {
+		t.Errorf("FromView of a legacy transaction with a resolved key: %v, want ErrUnresolvedLookups", err)
 	}
 	if err := ks.FromView(v, data[:len(data)-1], nil, nil); !errors.Is(err, ErrNoTransaction) {
 		t.Errorf("FromView on other bytes: %v, want ErrNoTransaction", err)

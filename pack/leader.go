@@ -1,12 +1,6 @@
 package pack
 
-// Leader states of a progress message (agave_scheduler_bindings
-// leader_state, the same in every bindings version from Agave 4.0).
-const (
-	NotLeader      uint8 = 0 // not leader, or the leader slot has no bank
-	LeaderStarting uint8 = 1 // leader slot, bank not ready yet
-	LeaderReady    uint8 = 2 // leader slot with a working bank: execute
-)
+import "github.com/solqos/qos/agave/bindings"
 
 // Progress is one decoded progress_tracker message, every field any
 // bindings version carries (a version without a field leaves it zero):
@@ -14,8 +8,9 @@ const (
 // progress; 4.1–4.3 add the epoch and latest blockhash; 4.4 adds the
 // remaining allocated-accounts data size and the target bank time.
 type Progress struct {
-	// LeaderState is NotLeader, LeaderStarting or LeaderReady.
-	LeaderState uint8
+	// LeaderState is bindings.NotLeader, bindings.LeaderStarting or bindings.LeaderReady
+	// (the same in every bindings version from Agave 4.0).
+	LeaderState bindings.LeaderState
 	// CurrentSlotProgress is how far through the current slot the
 	// validator is, in percent.
 	CurrentSlotProgress uint8
@@ -52,6 +47,15 @@ type Leader struct {
 	// budget it was charged to; a batch that misses it comes back as
 	// MAX_WORKING_SLOT_EXCEEDED and is rescheduled.
 	Slack uint64
+	// EndCutoff stops EXECUTE in the leader window's last slot once the
+	// slot is this many percent through (current_slot_progress; 0: never).
+	// A batch that reaches its worker after the window ended waits 50 ms
+	// for a bank that does not come and is answered BANK_NOT_AVAILABLE,
+	// with every EXECUTE queued behind it (consume_worker.rs external::
+	// ExternalWorker::execute_batch and should_drain_executes, read at
+	// karmaol/4.0.3salsa 089be60e, an Agave 4.0 fork): in earlier slots of
+	// the window Slack lets it run in the next one instead.
+	EndCutoff uint8
 }
 
 // Update records a progress message and reports whether the current
@@ -66,10 +70,17 @@ func (l *Leader) Update(p Progress) (slotChanged bool) {
 func (l *Leader) Progress() Progress { return l.p }
 
 // CanExecute reports whether EXECUTE batches may be sent: the last
-// progress message said LEADER_READY. (LEADER_STARTING means the bank is
-// not ready; a batch sent then waits in the worker and may come back
+// progress message said LEADER_READY, and it is not the end of the leader
+// window's last slot (EndCutoff). (LEADER_STARTING means the bank is not
+// ready; a batch sent then waits in the worker and may come back
 // BANK_NOT_AVAILABLE.)
-func (l *Leader) CanExecute() bool { return l.seen && l.p.LeaderState == LeaderReady }
+func (l *Leader) CanExecute() bool {
+	if !l.seen || l.p.LeaderState != bindings.LeaderReady {
+		return false
+	}
+	last := l.p.LeaderRangeEnd <= l.p.CurrentSlot
+	return !last || l.EndCutoff == 0 || l.p.CurrentSlotProgress < l.EndCutoff
+}
 
 // MaxWorkingSlot returns the max_working_slot for an EXECUTE batch sent
 // now: the current slot plus Slack, but not past the leader window's end

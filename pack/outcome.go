@@ -3,6 +3,8 @@ package pack
 import (
 	"fmt"
 
+	"github.com/solqos/qos/agave/bindings"
+
 	"github.com/solqos/qos/model"
 )
 
@@ -10,8 +12,9 @@ import (
 type ExecResult struct {
 	// Slot is the execution_slot (the bank's slot).
 	Slot uint64
-	// Reason is the not_included_reason; ReasonNone means included.
-	Reason uint8
+	// Reason is the not_included_reason; bindings.ReasonNone means
+	// included.
+	Reason bindings.NotIncludedReason
 	// CostUnits is the block cost Agave charged (CostModel::
 	// calculate_cost_for_executed_transaction(..).sum()), 0 when not
 	// included.
@@ -20,62 +23,10 @@ type ExecResult struct {
 	FeePayerBalance uint64
 }
 
-// Not-included reasons of an ExecutionResponse, read from agave
-// v4.0.0-rc.0 (8e3bcf0c) scheduler-bindings/src/lib.rs
-// (not_included_reasons; PARTIAL_BATCH_CANCELLED = 2 from Agave 4.3).
-// Codes 64 and up translate the SDK's TransactionError.
-const (
-	ReasonNone                           uint8 = 0
-	ReasonBankNotAvailable               uint8 = 1
-	ReasonPartialBatchCancelled          uint8 = 2
-	ReasonAllOrNothingBatchFailure       uint8 = 3
-	ReasonAccountInUse                   uint8 = 64
-	ReasonAccountLoadedTwice             uint8 = 65
-	ReasonAccountNotFound                uint8 = 66
-	ReasonProgramAccountNotFound         uint8 = 67
-	ReasonInsufficientFundsForFee        uint8 = 68
-	ReasonInvalidAccountForFee           uint8 = 69
-	ReasonAlreadyProcessed               uint8 = 70
-	ReasonBlockhashNotFound              uint8 = 71
-	ReasonInstructionError               uint8 = 72
-	ReasonCallChainTooDeep               uint8 = 73
-	ReasonMissingSignatureForFee         uint8 = 74
-	ReasonInvalidAccountIndex            uint8 = 75
-	ReasonSignatureFailure               uint8 = 76
-	ReasonInvalidProgramForExecution     uint8 = 77
-	ReasonSanitizeFailure                uint8 = 78
-	ReasonClusterMaintenance             uint8 = 79
-	ReasonAccountBorrowOutstanding       uint8 = 80
-	ReasonWouldExceedMaxBlockCostLimit   uint8 = 81
-	ReasonUnsupportedVersion             uint8 = 82
-	ReasonInvalidWritableAccount         uint8 = 83
-	ReasonWouldExceedMaxAccountCostLimit uint8 = 84
-	ReasonWouldExceedAccountDataBlock    uint8 = 85
-	ReasonTooManyAccountLocks            uint8 = 86
-	ReasonLookupTableNotFound            uint8 = 87
-	ReasonInvalidLookupTableOwner        uint8 = 88
-	ReasonInvalidLookupTableData         uint8 = 89
-	ReasonInvalidLookupTableIndex        uint8 = 90
-	ReasonInvalidRentPayingAccount       uint8 = 91
-	ReasonWouldExceedMaxVoteCostLimit    uint8 = 92
-	ReasonWouldExceedAccountDataTotal    uint8 = 93
-	ReasonDuplicateInstruction           uint8 = 94
-	ReasonInsufficientFundsForRent       uint8 = 95
-	ReasonMaxLoadedAccountsDataSize      uint8 = 96
-	ReasonInvalidLoadedAccountsDataSize  uint8 = 97
-	ReasonResanitizationNeeded           uint8 = 98
-	ReasonProgramExecutionRestricted     uint8 = 99
-	ReasonUnbalancedTransaction          uint8 = 100
-	ReasonProgramCacheHitMaxLimit        uint8 = 101
-)
-
-// Processed codes of a WorkerToPack message (processed_codes): when not
-// ProcessedOK the batch carries no per-transaction results.
-const (
-	ProcessedOK                     uint8 = 0
-	ProcessedInvalid                uint8 = 1
-	ProcessedMaxWorkingSlotExceeded uint8 = 2
-)
+// The not-included reasons (bindings.NotIncludedReason) and processed
+// codes (bindings.ProcessedCode) are the bindings' own, read from agave
+// v4.0.0-rc.0 (8e3bcf0c) scheduler-bindings/src/lib.rs and later
+// versions (see package bindings).
 
 // Blame says whom an execution result teaches the model about.
 type Blame uint8
@@ -134,55 +85,67 @@ var reasonTable = func() (t [256]reasonRule) {
 	for i := range t {
 		t[i] = reasonRule{name: fmt.Sprintf("reason_%d", i), blame: BlameNone}
 	}
-	set := func(r uint8, name string, b Blame, retry bool) { t[r] = reasonRule{name, b, retry} }
-	set(ReasonNone, "none", Credit, false)
-	set(ReasonBankNotAvailable, "bank_not_available", BlameNone, true)
-	set(ReasonPartialBatchCancelled, "partial_batch_cancelled", BlameNone, true)
-	set(ReasonAllOrNothingBatchFailure, "all_or_nothing_batch_failure", BlameNone, true)
-	set(ReasonAccountInUse, "account_in_use", BlameNone, true)
-	set(ReasonAccountLoadedTwice, "account_loaded_twice", BlameSender, false)
-	set(ReasonAccountNotFound, "account_not_found", BlameSender, false)
-	set(ReasonProgramAccountNotFound, "program_account_not_found", BlameSender, false)
-	set(ReasonInsufficientFundsForFee, "insufficient_funds_for_fee", BlameSender, false)
-	set(ReasonInvalidAccountForFee, "invalid_account_for_fee", BlameSender, false)
-	set(ReasonAlreadyProcessed, "already_processed", BlameSender, false)
-	set(ReasonBlockhashNotFound, "blockhash_not_found", BlameSender, false)
-	set(ReasonInstructionError, "instruction_error", BlameSender, false)
-	set(ReasonCallChainTooDeep, "call_chain_too_deep", BlameSender, false)
-	set(ReasonMissingSignatureForFee, "missing_signature_for_fee", BlameSender, false)
-	set(ReasonInvalidAccountIndex, "invalid_account_index", BlameSender, false)
-	set(ReasonSignatureFailure, "signature_failure", BlameSender, false)
-	set(ReasonInvalidProgramForExecution, "invalid_program_for_execution", BlameSender, false)
-	set(ReasonSanitizeFailure, "sanitize_failure", BlameSender, false)
-	set(ReasonClusterMaintenance, "cluster_maintenance", BlameNone, false)
-	set(ReasonAccountBorrowOutstanding, "account_borrow_outstanding", BlameSender, false)
-	set(ReasonWouldExceedMaxBlockCostLimit, "would_exceed_max_block_cost_limit", BlameNone, true)
-	set(ReasonUnsupportedVersion, "unsupported_version", BlameSender, false)
-	set(ReasonInvalidWritableAccount, "invalid_writable_account", BlameSender, false)
-	set(ReasonWouldExceedMaxAccountCostLimit, "would_exceed_max_account_cost_limit", BlameNone, true)
-	set(ReasonWouldExceedAccountDataBlock, "would_exceed_account_data_block_limit", BlameNone, true)
-	set(ReasonTooManyAccountLocks, "too_many_account_locks", BlameSender, false)
-	set(ReasonLookupTableNotFound, "address_lookup_table_not_found", BlameSender, false)
-	set(ReasonInvalidLookupTableOwner, "invalid_address_lookup_table_owner", BlameSender, false)
-	set(ReasonInvalidLookupTableData, "invalid_address_lookup_table_data", BlameSender, false)
-	set(ReasonInvalidLookupTableIndex, "invalid_address_lookup_table_index", BlameSender, false)
-	set(ReasonInvalidRentPayingAccount, "invalid_rent_paying_account", BlameSender, false)
-	set(ReasonWouldExceedMaxVoteCostLimit, "would_exceed_max_vote_cost_limit", BlameNone, true)
-	set(ReasonWouldExceedAccountDataTotal, "would_exceed_account_data_total_limit", BlameNone, false)
-	set(ReasonDuplicateInstruction, "duplicate_instruction", BlameSender, false)
-	set(ReasonInsufficientFundsForRent, "insufficient_funds_for_rent", BlameSender, false)
-	set(ReasonMaxLoadedAccountsDataSize, "max_loaded_accounts_data_size_exceeded", BlameSender, false)
-	set(ReasonInvalidLoadedAccountsDataSize, "invalid_loaded_accounts_data_size_limit", BlameSender, false)
-	set(ReasonResanitizationNeeded, "resanitization_needed", BlameNone, true)
-	set(ReasonProgramExecutionRestricted, "program_execution_temporarily_restricted", BlameNone, false)
-	set(ReasonUnbalancedTransaction, "unbalanced_transaction", BlameNone, false)
-	set(ReasonProgramCacheHitMaxLimit, "program_cache_hit_max_limit", BlameNone, true)
+	set := func(r bindings.NotIncludedReason, name string, b Blame, retry bool) {
+		t[r] = reasonRule{name, b, retry}
+	}
+	set(bindings.ReasonNone, "none", Credit, false)
+	set(bindings.ReasonBankNotAvailable, "bank_not_available", BlameNone, true)
+	set(bindings.ReasonPartialBatchCancelled, "partial_batch_cancelled", BlameNone, true)
+	set(bindings.ReasonAllOrNothingBatchFailure, "all_or_nothing_batch_failure", BlameNone, true)
+	set(bindings.ReasonAccountInUse, "account_in_use", BlameNone, true)
+	set(bindings.ReasonAccountLoadedTwice, "account_loaded_twice", BlameSender, false)
+	set(bindings.ReasonAccountNotFound, "account_not_found", BlameSender, false)
+	set(bindings.ReasonProgramAccountNotFound, "program_account_not_found", BlameSender, false)
+	set(bindings.ReasonInsufficientFundsForFee, "insufficient_funds_for_fee", BlameSender, false)
+	set(bindings.ReasonInvalidAccountForFee, "invalid_account_for_fee", BlameSender, false)
+	set(bindings.ReasonAlreadyProcessed, "already_processed", BlameSender, false)
+	set(bindings.ReasonBlockhashNotFound, "blockhash_not_found", BlameSender, false)
+	set(bindings.ReasonInstructionError, "instruction_error", BlameSender, false)
+	set(bindings.ReasonCallChainTooDeep, "call_chain_too_deep", BlameSender, false)
+	set(bindings.ReasonMissingSignatureForFee, "missing_signature_for_fee", BlameSender, false)
+	set(bindings.ReasonInvalidAccountIndex, "invalid_account_index", BlameSender, false)
+	set(bindings.ReasonSignatureFailure, "signature_failure", BlameSender, false)
+	set(bindings.ReasonInvalidProgramForExecution, "invalid_program_for_execution", BlameSender, false)
+	set(bindings.ReasonSanitizeFailure, "sanitize_failure", BlameSender, false)
+	set(bindings.ReasonClusterMaintenance, "cluster_maintenance", BlameNone, false)
+	set(bindings.ReasonAccountBorrowOutstanding, "account_borrow_outstanding", BlameSender, false)
+	set(bindings.ReasonWouldExceedMaxBlockCostLimit, "would_exceed_max_block_cost_limit", BlameNone, true)
+	set(bindings.ReasonUnsupportedVersion, "unsupported_version", BlameSender, false)
+	set(bindings.ReasonInvalidWritableAccount, "invalid_writable_account", BlameSender, false)
+	set(bindings.ReasonWouldExceedMaxAccountCostLimit, "would_exceed_max_account_cost_limit", BlameNone, true)
+	set(bindings.ReasonWouldExceedAccountDataBlockLimit, "would_exceed_account_data_block_limit", BlameNone, true)
+	set(bindings.ReasonTooManyAccountLocks, "too_many_account_locks", BlameSender, false)
+	set(bindings.ReasonAddressLookupTableNotFound, "address_lookup_table_not_found", BlameSender, false)
+	set(bindings.ReasonInvalidAddressLookupTableOwner, "invalid_address_lookup_table_owner", BlameSender, false)
+	set(bindings.ReasonInvalidAddressLookupTableData, "invalid_address_lookup_table_data", BlameSender, false)
+	set(bindings.ReasonInvalidAddressLookupTableIndex, "invalid_address_lookup_table_index", BlameSender, false)
+	set(bindings.ReasonInvalidRentPayingAccount, "invalid_rent_paying_account", BlameSender, false)
+	set(bindings.ReasonWouldExceedMaxVoteCostLimit, "would_exceed_max_vote_cost_limit", BlameNone, true)
+	set(bindings.ReasonWouldExceedAccountDataTotalLimit, "would_exceed_account_data_total_limit", BlameNone, false)
+	set(bindings.ReasonDuplicateInstruction, "duplicate_instruction", BlameSender, false)
+	set(bindings.ReasonInsufficientFundsForRent, "insufficient_funds_for_rent", BlameSender, false)
+	set(bindings.ReasonMaxLoadedAccountsDataSizeExceeded, "max_loaded_accounts_data_size_exceeded", BlameSender, false)
+	set(bindings.ReasonInvalidLoadedAccountsDataSizeLimit, "invalid_loaded_accounts_data_size_limit", BlameSender, false)
+	set(bindings.ReasonResanitizationNeeded, "resanitization_needed", BlameNone, true)
+	set(bindings.ReasonProgramExecutionTemporarilyRestricted, "program_execution_temporarily_restricted", BlameNone, false)
+	set(bindings.ReasonUnbalancedTransaction, "unbalanced_transaction", BlameNone, false)
+	set(bindings.ReasonProgramCacheHitMaxLimit, "program_cache_hit_max_limit", BlameNone, true)
 	return t
 }()
 
 // ReasonName returns the snake_case name of a not-included reason
 // ("reason_N" for a code this table does not know).
-func ReasonName(r uint8) string { return reasonTable[r].name }
+func ReasonName(r bindings.NotIncludedReason) string { return reasonTable[r].name }
+
+// SchedulerMiss reports whether reason r is a miss the scheduler or the
+// slot's timing caused (it blames nobody and the transaction may go
+// again: account in use, cost limits, no bank, a cancelled batch): the
+// reasons a dashboard watches, exported even while they have not
+// occurred.
+func SchedulerMiss(r bindings.NotIncludedReason) bool {
+	row := reasonTable[r]
+	return r != bindings.ReasonNone && row.blame == BlameNone && row.retry
+}
 
 // Judge maps one execution result to its verdict: included → Credit with
 // Value = fee / cost units (fee the transaction's total fee in lamports;
@@ -191,7 +154,7 @@ func ReasonName(r uint8) string { return reasonTable[r].name }
 // blames nobody and is not retried.
 func Judge(r ExecResult, fee, estimate uint64) Verdict {
 	row := reasonTable[r.Reason]
-	if r.Reason == ReasonNone {
+	if r.Reason == bindings.ReasonNone {
 		cost := r.CostUnits
 		if cost == 0 {
 			cost = estimate
@@ -206,7 +169,7 @@ func Judge(r ExecResult, fee, estimate uint64) Verdict {
 // worker did not process: MAX_WORKING_SLOT_EXCEEDED (the slot moved on)
 // and INVALID (a malformed message, the scheduler's own fault) blame
 // nobody and the transactions may be retried.
-func JudgeUnprocessed(processedCode uint8) Verdict {
+func JudgeUnprocessed(processedCode bindings.ProcessedCode) Verdict {
 	_ = processedCode
 	return Verdict{Blame: BlameNone, Retry: true}
 }

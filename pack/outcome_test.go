@@ -4,6 +4,7 @@ import (
 	"math"
 	"testing"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/model"
 )
 
@@ -11,7 +12,7 @@ import (
 // reason Agave 4.0 defines.
 func TestJudgeTable(t *testing.T) {
 	type row struct {
-		reason uint8
+		reason bindings.NotIncludedReason
 		name   string
 		blame  Blame
 		retry  bool
@@ -21,53 +22,53 @@ func TestJudgeTable(t *testing.T) {
 		sender = BlameSender
 	)
 	rows := []row{
-		{ReasonNone, "none", Credit, false},
+		{bindings.ReasonNone, "none", Credit, false},
 		// Scheduler-caused: nobody is blamed, the transaction may go again.
-		{ReasonBankNotAvailable, "bank_not_available", none, true},
-		{ReasonPartialBatchCancelled, "partial_batch_cancelled", none, true},
-		{ReasonAllOrNothingBatchFailure, "all_or_nothing_batch_failure", none, true},
-		{ReasonAccountInUse, "account_in_use", none, true},
-		{ReasonWouldExceedMaxBlockCostLimit, "would_exceed_max_block_cost_limit", none, true},
-		{ReasonWouldExceedMaxAccountCostLimit, "would_exceed_max_account_cost_limit", none, true},
-		{ReasonWouldExceedAccountDataBlock, "would_exceed_account_data_block_limit", none, true},
-		{ReasonWouldExceedMaxVoteCostLimit, "would_exceed_max_vote_cost_limit", none, true},
-		{ReasonResanitizationNeeded, "resanitization_needed", none, true},
-		{ReasonProgramCacheHitMaxLimit, "program_cache_hit_max_limit", none, true},
+		{bindings.ReasonBankNotAvailable, "bank_not_available", none, true},
+		{bindings.ReasonPartialBatchCancelled, "partial_batch_cancelled", none, true},
+		{bindings.ReasonAllOrNothingBatchFailure, "all_or_nothing_batch_failure", none, true},
+		{bindings.ReasonAccountInUse, "account_in_use", none, true},
+		{bindings.ReasonWouldExceedMaxBlockCostLimit, "would_exceed_max_block_cost_limit", none, true},
+		{bindings.ReasonWouldExceedMaxAccountCostLimit, "would_exceed_max_account_cost_limit", none, true},
+		{bindings.ReasonWouldExceedAccountDataBlockLimit, "would_exceed_account_data_block_limit", none, true},
+		{bindings.ReasonWouldExceedMaxVoteCostLimit, "would_exceed_max_vote_cost_limit", none, true},
+		{bindings.ReasonResanitizationNeeded, "resanitization_needed", none, true},
+		{bindings.ReasonProgramCacheHitMaxLimit, "program_cache_hit_max_limit", none, true},
 		// Validator-side: nobody is blamed, the transaction is dropped.
-		{ReasonClusterMaintenance, "cluster_maintenance", none, false},
-		{ReasonWouldExceedAccountDataTotal, "would_exceed_account_data_total_limit", none, false},
-		{ReasonProgramExecutionRestricted, "program_execution_temporarily_restricted", none, false},
-		{ReasonUnbalancedTransaction, "unbalanced_transaction", none, false},
+		{bindings.ReasonClusterMaintenance, "cluster_maintenance", none, false},
+		{bindings.ReasonWouldExceedAccountDataTotalLimit, "would_exceed_account_data_total_limit", none, false},
+		{bindings.ReasonProgramExecutionTemporarilyRestricted, "program_execution_temporarily_restricted", none, false},
+		{bindings.ReasonUnbalancedTransaction, "unbalanced_transaction", none, false},
 		// Sender-caused: the fee payer and the IP are blamed.
-		{ReasonAccountLoadedTwice, "account_loaded_twice", sender, false},
-		{ReasonAccountNotFound, "account_not_found", sender, false},
-		{ReasonProgramAccountNotFound, "program_account_not_found", sender, false},
-		{ReasonInsufficientFundsForFee, "insufficient_funds_for_fee", sender, false},
-		{ReasonInvalidAccountForFee, "invalid_account_for_fee", sender, false},
-		{ReasonAlreadyProcessed, "already_processed", sender, false},
-		{ReasonBlockhashNotFound, "blockhash_not_found", sender, false},
-		{ReasonInstructionError, "instruction_error", sender, false},
-		{ReasonCallChainTooDeep, "call_chain_too_deep", sender, false},
-		{ReasonMissingSignatureForFee, "missing_signature_for_fee", sender, false},
-		{ReasonInvalidAccountIndex, "invalid_account_index", sender, false},
-		{ReasonSignatureFailure, "signature_failure", sender, false},
-		{ReasonInvalidProgramForExecution, "invalid_program_for_execution", sender, false},
-		{ReasonSanitizeFailure, "sanitize_failure", sender, false},
-		{ReasonAccountBorrowOutstanding, "account_borrow_outstanding", sender, false},
-		{ReasonUnsupportedVersion, "unsupported_version", sender, false},
-		{ReasonInvalidWritableAccount, "invalid_writable_account", sender, false},
-		{ReasonTooManyAccountLocks, "too_many_account_locks", sender, false},
-		{ReasonLookupTableNotFound, "address_lookup_table_not_found", sender, false},
-		{ReasonInvalidLookupTableOwner, "invalid_address_lookup_table_owner", sender, false},
-		{ReasonInvalidLookupTableData, "invalid_address_lookup_table_data", sender, false},
-		{ReasonInvalidLookupTableIndex, "invalid_address_lookup_table_index", sender, false},
-		{ReasonInvalidRentPayingAccount, "invalid_rent_paying_account", sender, false},
-		{ReasonDuplicateInstruction, "duplicate_instruction", sender, false},
-		{ReasonInsufficientFundsForRent, "insufficient_funds_for_rent", sender, false},
-		{ReasonMaxLoadedAccountsDataSize, "max_loaded_accounts_data_size_exceeded", sender, false},
-		{ReasonInvalidLoadedAccountsDataSize, "invalid_loaded_accounts_data_size_limit", sender, false},
+		{bindings.ReasonAccountLoadedTwice, "account_loaded_twice", sender, false},
+		{bindings.ReasonAccountNotFound, "account_not_found", sender, false},
+		{bindings.ReasonProgramAccountNotFound, "program_account_not_found", sender, false},
+		{bindings.ReasonInsufficientFundsForFee, "insufficient_funds_for_fee", sender, false},
+		{bindings.ReasonInvalidAccountForFee, "invalid_account_for_fee", sender, false},
+		{bindings.ReasonAlreadyProcessed, "already_processed", sender, false},
+		{bindings.ReasonBlockhashNotFound, "blockhash_not_found", sender, false},
+		{bindings.ReasonInstructionError, "instruction_error", sender, false},
+		{bindings.ReasonCallChainTooDeep, "call_chain_too_deep", sender, false},
+		{bindings.ReasonMissingSignatureForFee, "missing_signature_for_fee", sender, false},
+		{bindings.ReasonInvalidAccountIndex, "invalid_account_index", sender, false},
+		{bindings.ReasonSignatureFailure, "signature_failure", sender, false},
+		{bindings.ReasonInvalidProgramForExecution, "invalid_program_for_execution", sender, false},
+		{bindings.ReasonSanitizeFailure, "sanitize_failure", sender, false},
+		{bindings.ReasonAccountBorrowOutstanding, "account_borrow_outstanding", sender, false},
+		{bindings.ReasonUnsupportedVersion, "unsupported_version", sender, false},
+		{bindings.ReasonInvalidWritableAccount, "invalid_writable_account", sender, false},
+		{bindings.ReasonTooManyAccountLocks, "too_many_account_locks", sender, false},
+		{bindings.ReasonAddressLookupTableNotFound, "address_lookup_table_not_found", sender, false},
+		{bindings.ReasonInvalidAddressLookupTableOwner, "invalid_address_lookup_table_owner", sender, false},
+		{bindings.ReasonInvalidAddressLookupTableData, "invalid_address_lookup_table_data", sender, false},
+		{bindings.ReasonInvalidAddressLookupTableIndex, "invalid_address_lookup_table_index", sender, false},
+		{bindings.ReasonInvalidRentPayingAccount, "invalid_rent_paying_account", sender, false},
+		{bindings.ReasonDuplicateInstruction, "duplicate_instruction", sender, false},
+		{bindings.ReasonInsufficientFundsForRent, "insufficient_funds_for_rent", sender, false},
+		{bindings.ReasonMaxLoadedAccountsDataSizeExceeded, "max_loaded_accounts_data_size_exceeded", sender, false},
+		{bindings.ReasonInvalidLoadedAccountsDataSizeLimit, "invalid_loaded_accounts_data_size_limit", sender, false},
 	}
-	seen := map[uint8]bool{}
+	seen := map[bindings.NotIncludedReason]bool{}
 	for _, r := range rows {
 		seen[r.reason] = true
 		if got := ReasonName(r.reason); got != r.name {
@@ -77,21 +78,25 @@ func TestJudgeTable(t *testing.T) {
 		if v.Blame != r.blame || v.Retry != r.retry {
 			t.Errorf("%s: blame %d retry %v, want blame %d retry %v", r.name, v.Blame, v.Retry, r.blame, r.retry)
 		}
+		if miss := r.blame == none && r.retry; SchedulerMiss(r.reason) != miss {
+			t.Errorf("SchedulerMiss(%s) = %v, want %v", r.name, !miss, miss)
+		}
 	}
 	// Every code 0..101 that Agave 4.0 names is in the table above; the
 	// rest are unknown: nobody blamed, no retry, a generic name.
 	for c := 0; c < 256; c++ {
-		if seen[uint8(c)] {
+		r := bindings.NotIncludedReason(c)
+		if seen[r] {
 			continue
 		}
 		if (c >= 64 && c <= 101) || c <= 3 {
 			t.Errorf("reason %d is named by Agave 4.0 but missing from the test table", c)
 		}
-		v := Judge(ExecResult{Reason: uint8(c)}, 5000, 1000)
+		v := Judge(ExecResult{Reason: r}, 5000, 1000)
 		if v.Blame != BlameNone || v.Retry {
 			t.Errorf("unknown reason %d: %+v", c, v)
 		}
-		if ReasonName(uint8(c)) == "" {
+		if ReasonName(r) == "" {
 			t.Errorf("unknown reason %d has no name", c)
 		}
 	}
@@ -113,9 +118,9 @@ func TestJudgeValueAndModelObservation(t *testing.T) {
 			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 2500, ExecNanos: 2500}},
 		{"included without reported cost: the estimate", ExecResult{}, 10_000, 5000, 2, true,
 			model.Observation{IP: ip, Signer: payer, Fee: 10_000, CUs: 5000, ExecNanos: 5000}},
-		{"sender fault: an unpaid outcome against both keys", ExecResult{Reason: ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
+		{"sender fault: an unpaid outcome against both keys", ExecResult{Reason: bindings.ReasonInsufficientFundsForFee}, 10_000, 5000, 0, true,
 			model.Observation{IP: ip, Signer: payer, SenderFault: true}},
-		{"scheduler miss: not learned", ExecResult{Reason: ReasonAccountInUse}, 10_000, 5000, 0, false, model.Observation{}},
+		{"scheduler miss: not learned", ExecResult{Reason: bindings.ReasonAccountInUse}, 10_000, 5000, 0, false, model.Observation{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -135,10 +140,10 @@ func TestJudgeValueAndModelObservation(t *testing.T) {
 			}
 		})
 	}
-	if v := JudgeUnprocessed(ProcessedMaxWorkingSlotExceeded); v.Blame != BlameNone || !v.Retry {
+	if v := JudgeUnprocessed(bindings.MaxWorkingSlotExceeded); v.Blame != BlameNone || !v.Retry {
 		t.Errorf("max working slot exceeded: %+v", v)
 	}
-	if v := JudgeUnprocessed(ProcessedInvalid); v.Blame != BlameNone || !v.Retry {
+	if v := JudgeUnprocessed(bindings.Invalid); v.Blame != BlameNone || !v.Retry {
 		t.Errorf("invalid: %+v", v)
 	}
 	if s := Outcome(200).String(); s != "outcome_200" {

@@ -6,6 +6,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/score"
 )
 
@@ -14,8 +15,8 @@ import (
 // of 8 hot accounts (AMM pools, popular mints) and the rest drawn from
 // 200 000 with a skew toward low numbers; a program from 16, called with
 // 1–2 readonly accounts from 1 000 (oracles, configs); a compute-budget
-// limit and price. About 40 % are v0 with one lookup whose resolved keys
-// are provided.
+// limit and price. About 40 % are v0 with one lookup (one writable
+// index) whose resolved key is provided.
 type workload struct {
 	views []score.View
 	data  [][]byte
@@ -73,7 +74,7 @@ func newWorkload(tb testing.TB, n int, seed uint64) *workload {
 			}}
 		if rng.IntN(5) < 2 {
 			tx.v0 = true
-			tx.luts = []testLookup{{table: key(3_000_000 + uint64(rng.IntN(50))), writable: []byte{0}, readonly: []byte{1}}}
+			tx.luts = []testLookup{{table: key(3_000_000 + uint64(rng.IntN(50))), writable: []byte{0}}}
 			r := key(200_000_000 + skew(50_000))
 			w.res[i] = r[:]
 		}
@@ -118,7 +119,7 @@ func newDriver(tb testing.TB, workers int, w *workload) *driver {
 
 func (d *driver) newSlot() {
 	d.slot++
-	d.s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: d.slot, LeaderRangeEnd: d.slot + 3,
+	d.s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: d.slot, LeaderRangeEnd: d.slot + 3,
 		RemainingCostUnits: BlockCostLimit})
 }
 

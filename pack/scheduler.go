@@ -4,6 +4,8 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+
+	"github.com/solqos/qos/agave/bindings"
 )
 
 // MaxBatch is the most transactions one batch may carry
@@ -36,6 +38,9 @@ type Params struct {
 	Budget BudgetParams
 	// Slack is Leader.Slack (slots past the current one a batch may run in).
 	Slack uint64
+	// EndCutoff is Leader.EndCutoff (no EXECUTE from this percent of the
+	// leader window's last slot on; 0: none).
+	EndCutoff uint8
 }
 
 // DefaultParams returns a scheduler for workers workers: depth 2, full
@@ -234,7 +239,7 @@ func NewScheduler(p Params) (*Scheduler, error) {
 		p:       p,
 		locks:   locks,
 		budget:  budget,
-		leader:  Leader{Slack: p.Slack},
+		leader:  Leader{Slack: p.Slack, EndCutoff: p.EndCutoff},
 		batches: make([]batchState, nb),
 		workers: make([]workerState, p.Workers),
 		free:    make([]int32, nb),
@@ -287,9 +292,11 @@ func (s *Scheduler) OnProgress(p Progress) {
 			}
 		}
 		s.budget.StartSlot(p.CurrentSlot, p.RemainingCostUnits)
+		s.budget.SetProgress(p.CurrentSlotProgress)
 		return
 	}
 	s.budget.SetRemaining(p.RemainingCostUnits)
+	s.budget.SetProgress(p.CurrentSlotProgress)
 }
 
 // seal moves worker w's open batch to the ready list (an empty one back
@@ -532,7 +539,7 @@ func (s *Scheduler) Finish(ref BatchRef, results []ExecResult) error {
 	for i := range int(bs.n) {
 		r := &s.recs[base+i]
 		var actual uint64
-		if len(results) != 0 && results[i].Reason == ReasonNone {
+		if len(results) != 0 && results[i].Reason == bindings.ReasonNone {
 			actual = results[i].CostUnits
 		}
 		s.budget.settle(bs.gen, r.cost, actual, r.vote, s.acct[r.off:r.off+uint32(r.nw)])

@@ -4,6 +4,8 @@ import (
 	"errors"
 	"math/rand/v2"
 	"testing"
+
+	"github.com/solqos/qos/agave/bindings"
 )
 
 // simTx is a transaction of the simulated workload.
@@ -57,7 +59,7 @@ func newSim(t *testing.T, p Params, seed uint64) *sim {
 }
 
 func (m *sim) progress() {
-	m.s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: m.slot, NextLeaderSlot: m.slot,
+	m.s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: m.slot, NextLeaderSlot: m.slot,
 		LeaderRangeEnd: m.slot + 3, RemainingCostUnits: m.limit - m.bankUsed})
 }
 
@@ -196,7 +198,7 @@ func (m *sim) execute(w int) {
 		r := ExecResult{Slot: m.slot}
 		switch m.rng.IntN(10) {
 		case 0:
-			r.Reason = ReasonInsufficientFundsForFee
+			r.Reason = bindings.ReasonInsufficientFundsForFee
 		default:
 			r.CostUnits = tx.cost / 2 * uint64(1+m.rng.IntN(2)) // actual ≤ estimate
 			if m.bankUsed+r.CostUnits > m.limit {
@@ -313,7 +315,7 @@ func TestSchedulerBudgetNeverExceeded(t *testing.T) {
 		t.Fatal(err)
 	}
 	const remaining = 5_000_000
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 7, RemainingCostUnits: remaining})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 7, RemainingCostUnits: remaining})
 	rng := rand.New(rand.NewPCG(1, 2))
 	var reserved uint64
 	perAcct := map[Pubkey]uint64{}
@@ -363,7 +365,7 @@ func TestSchedulerAccountLimit(t *testing.T) {
 	p.Budget.AccountLimit = 1_000_000
 	p.Budget.VoteReserve = 0
 	s, _ := NewScheduler(p)
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 50_000_000})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 50_000_000})
 	hot := key(1)
 	var scheduled int
 	for id := uint64(0); id < 20; id++ {
@@ -410,7 +412,7 @@ func TestSchedulerVoteReserve(t *testing.T) {
 	p.Budget.VoteReserve = 100 * 3428
 	s, _ := NewScheduler(p)
 	const remaining = 2_000_000
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
 	var nonVote uint64
 	for id := uint64(0); id < 1000; id++ {
 		if s.Try(id, keysW([]uint64{id}, nil), 10_000, false).Outcome == Scheduled {
@@ -437,7 +439,7 @@ func TestSchedulerVoteReserve(t *testing.T) {
 	p.Budget.VoteLimit = 10 * 3428
 	p.Budget.VoteReserve = 0
 	s2, _ := NewScheduler(p)
-	s2.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
+	s2.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
 	votes = 0
 	for id := uint64(0); id < 50; id++ {
 		if s2.Try(id, keysW([]uint64{id}, nil), 3428, true).Outcome == Scheduled {
@@ -447,6 +449,19 @@ func TestSchedulerVoteReserve(t *testing.T) {
 	if votes != 10 || s2.Stats().Outcomes[DeferVoteCost] != 40 {
 		t.Errorf("votes %d (want 10), DeferVoteCost %d (want 40)", votes, s2.Stats().Outcomes[DeferVoteCost])
 	}
+	// Through the slot the reserve shrinks: at 90 % only a tenth of it is
+	// kept, and a new slot keeps all of it again.
+	p.Budget.VoteLimit, p.Budget.VoteReserve = VoteCostLimit, 100*3428
+	s3, _ := NewScheduler(p)
+	s3.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining})
+	s3.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: remaining, CurrentSlotProgress: 90})
+	if got, want := s3.Budget().Available(false), remaining-10*3428; got != uint64(want) {
+		t.Errorf("available at 90 %%: %d, want %d", got, want)
+	}
+	s3.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 2, RemainingCostUnits: remaining})
+	if got, want := s3.Budget().Available(false), remaining-100*3428; got != uint64(want) {
+		t.Errorf("available in a new slot: %d, want %d", got, want)
+	}
 }
 
 func TestSchedulerLeaderState(t *testing.T) {
@@ -455,16 +470,16 @@ func TestSchedulerLeaderState(t *testing.T) {
 	if d := s.Try(1, ks, 1000, false); d.Outcome != DeferNotLeader {
 		t.Errorf("before any progress: %v", d.Outcome)
 	}
-	s.OnProgress(Progress{LeaderState: LeaderStarting, CurrentSlot: 10, RemainingCostUnits: 1 << 30})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderStarting, CurrentSlot: 10, RemainingCostUnits: 1 << 30})
 	if d := s.Try(1, ks, 1000, false); d.Outcome != DeferNotLeader {
 		t.Errorf("leader starting: %v", d.Outcome)
 	}
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 10, LeaderRangeEnd: 13, RemainingCostUnits: 1 << 30})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 10, LeaderRangeEnd: 13, RemainingCostUnits: 1 << 30})
 	if d := s.Try(1, ks, 1000, false); d.Outcome != Scheduled {
 		t.Fatalf("leader ready: %v", d.Outcome)
 	}
 	// The slot moves on before Flush: the batch keeps slot 10.
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 11, LeaderRangeEnd: 13, RemainingCostUnits: 1 << 30})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 11, LeaderRangeEnd: 13, RemainingCostUnits: 1 << 30})
 	refs := s.Flush()
 	if len(refs) != 1 {
 		t.Fatalf("%d batches", len(refs))
@@ -486,7 +501,7 @@ func TestSchedulerLeaderState(t *testing.T) {
 	// Slack and the window end bound max_working_slot.
 	var l Leader
 	l.Slack = 5
-	l.Update(Progress{LeaderState: LeaderReady, CurrentSlot: 20, NextLeaderSlot: 20, LeaderRangeEnd: 23})
+	l.Update(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 20, NextLeaderSlot: 20, LeaderRangeEnd: 23})
 	if got := l.MaxWorkingSlot(); got != 23 {
 		t.Errorf("MaxWorkingSlot with slack 5 in window ending 23: %d", got)
 	}
@@ -494,9 +509,26 @@ func TestSchedulerLeaderState(t *testing.T) {
 	if got := l.MaxWorkingSlot(); got != 21 {
 		t.Errorf("MaxWorkingSlot with slack 1: %d", got)
 	}
-	l.Update(Progress{LeaderState: NotLeader, CurrentSlot: 30, NextLeaderSlot: 40, LeaderRangeEnd: 43})
+	l.Update(Progress{LeaderState: bindings.NotLeader, CurrentSlot: 30, NextLeaderSlot: 40, LeaderRangeEnd: 43})
 	if l.CanExecute() || l.SlotsUntilLeader() != 10 {
 		t.Errorf("not leader: CanExecute %v, SlotsUntilLeader %d", l.CanExecute(), l.SlotsUntilLeader())
+	}
+	// EndCutoff stops EXECUTE late in the window's last slot only.
+	for _, tc := range []struct {
+		cutoff, progress uint8
+		slot             uint64
+		want             bool
+	}{
+		{0, 99, 43, true},   // no cutoff
+		{97, 96, 43, true},  // last slot, before the cutoff
+		{97, 97, 43, false}, // last slot, at it
+		{97, 99, 42, true},  // not the last slot: the batch may run in the next
+	} {
+		l := Leader{EndCutoff: tc.cutoff}
+		l.Update(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: tc.slot, CurrentSlotProgress: tc.progress, NextLeaderSlot: 40, LeaderRangeEnd: 43})
+		if got := l.CanExecute(); got != tc.want {
+			t.Errorf("cutoff %d, slot %d at %d %%: CanExecute %v, want %v", tc.cutoff, tc.slot, tc.progress, got, tc.want)
+		}
 	}
 }
 
@@ -504,7 +536,7 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 	t.Run("spread over workers", func(t *testing.T) {
 		p := DefaultParams(4)
 		s, _ := NewScheduler(p)
-		s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
+		s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
 		per := make([]int, 4)
 		for id := uint64(0); id < 400; id++ {
 			d := s.Try(id, keysW([]uint64{id}, []uint64{1_000_000}), 1000, false)
@@ -526,7 +558,7 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 	t.Run("conflict starts a new batch on the same worker", func(t *testing.T) {
 		p := DefaultParams(2)
 		s, _ := NewScheduler(p)
-		s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
+		s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
 		a := s.Try(1, keysW([]uint64{7}, nil), 1000, false)
 		b := s.Try(2, keysW([]uint64{7}, nil), 1000, false)
 		if a.Outcome != Scheduled || b.Outcome != Scheduled || a.Worker != b.Worker {
@@ -556,7 +588,7 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 	t.Run("cross-worker conflict defers", func(t *testing.T) {
 		p := DefaultParams(2)
 		s, _ := NewScheduler(p)
-		s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
+		s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
 		a := s.Try(1, keysW([]uint64{1}, nil), 1000, false) // worker 0
 		b := s.Try(2, keysW([]uint64{2}, nil), 1000, false) // worker 1
 		if a.Worker == b.Worker {
@@ -568,7 +600,7 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 	})
 	t.Run("refusals", func(t *testing.T) {
 		s, _ := NewScheduler(DefaultParams(1))
-		s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
+		s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
 		if d := s.Try(1, keysW([]uint64{1}, nil), AccountCostLimit+1, false); d.Outcome != RefuseTooCostly {
 			t.Errorf("over the account limit: %v", d.Outcome)
 		}
@@ -585,7 +617,7 @@ func TestSchedulerBatchesAndWorkers(t *testing.T) {
 
 func TestSchedulerFinishErrors(t *testing.T) {
 	s, _ := NewScheduler(DefaultParams(1))
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 40})
 	s.Try(1, keysW([]uint64{1}, []uint64{2}), 1000, false)
 	s.Try(2, keysW([]uint64{3}, []uint64{2}), 1000, false)
 	refs := append([]BatchRef(nil), s.Flush()...)
@@ -617,7 +649,7 @@ func TestSchedulerFinishErrors(t *testing.T) {
 
 func TestSchedulerTryAll(t *testing.T) {
 	s, _ := NewScheduler(DefaultParams(2))
-	s.OnProgress(Progress{LeaderState: LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 30})
+	s.OnProgress(Progress{LeaderState: bindings.LeaderReady, CurrentSlot: 1, RemainingCostUnits: 1 << 30})
 	keys := []Keys{*keysW([]uint64{1}, nil), *keysW([]uint64{2}, nil), *keysW([]uint64{1, 2}, nil)}
 	cands := []Candidate{
 		{ID: 10, Cost: 1000, Keys: 0},

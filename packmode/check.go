@@ -16,6 +16,15 @@ import (
 // one that fails ends there, judged as its execution would have been, and
 // never takes an execution slot. Each resolved-pubkeys array is freed
 // when its transaction ends.
+//
+// Without Config.Check the stage still runs, for the transactions that
+// need it: those with address-table lookups go to CHECK with
+// LOAD_ADDRESS_LOOKUP_TABLES alone, because their lock set is unknown
+// until the lookups are resolved (pack.ErrUnresolvedLookups), and a batch
+// holding accounts the scheduler cannot see would collide with another
+// worker's in the validator's account locks (ACCOUNT_IN_USE). Such a
+// transaction never executes unresolved: when its CHECK cannot be sent or
+// is not processed, it waits in the lane for another (or until its TTL).
 
 // checkFlight is one CHECK batch sent: its array, its transactions'
 // slots and where it went (worker index, or −1 for the check queue).
@@ -71,10 +80,10 @@ func (l *Loop) checkStage() {
 		}
 		if !l.sendCheck(f) {
 			// Could not send: back to the lane's head is not possible in
-			// a FIFO without a copy; queue them unchecked instead.
+			// a FIFO without a copy; queue them unchecked instead (those
+			// whose lookups need resolving wait in the lane).
 			for _, s := range f.slots[:f.n] {
-				l.st.CheckSkipped++
-				l.enqueue(s)
+				l.unchecked(s)
 			}
 			return
 		}
@@ -108,7 +117,7 @@ func (l *Loop) sendCheck(f *checkFlight) bool {
 		if l.abi == bindings.ABI44 {
 			_ = bindings.PackToCheckWorker{Flags: l.checkFlags, Batch: batch}.Encode(l.abi, b)
 		} else {
-			_ = bindings.PackToWorker{Flags: l.checkFlags, Batch: batch}.Encode(b)
+			_ = bindings.PackToWorker{Flags: l.checkFlags, MaxWorkingSlot: checkMaxWorkingSlot, Batch: batch}.Encode(b)
 		}
 		p.Commit()
 		f.worker = -1
@@ -126,7 +135,7 @@ func (l *Loop) sendCheck(f *checkFlight) bool {
 			l.st.SendFull++
 			return false
 		}
-		_ = bindings.PackToWorker{Flags: l.checkFlags, Batch: batch}.Encode(b)
+		_ = bindings.PackToWorker{Flags: l.checkFlags, MaxWorkingSlot: checkMaxWorkingSlot, Batch: batch}.Encode(b)
 		p.Commit()
 		r.f[(r.head+r.size)%len(r.f)] = flight{arr: off, n: int32(f.n), sent: l.now, check: true}
 		r.size++
@@ -191,10 +200,10 @@ func (l *Loop) checkAnswer(m bindings.WorkerToPack) {
 		if processed {
 			l.st.BadResponse++
 		}
-		// Unchecked: it goes on to execution without the check.
+		// Unchecked: it goes on to execution without the check (or
+		// waits for another when its lookups need resolving).
 		for _, s := range f.slots[:f.n] {
-			l.st.CheckSkipped++
-			l.enqueue(s)
+			l.unchecked(s)
 		}
 	}
 	for i := 0; ok && i < f.n; i++ {
@@ -202,7 +211,7 @@ func (l *Loop) checkAnswer(m bindings.WorkerToPack) {
 		cr, err := resp.CheckResponse(l.abi, l.mem, i)
 		if err != nil {
 			l.st.BadResponse++
-			l.enqueue(s)
+			l.unchecked(s)
 			continue
 		}
 		l.checked(s, cr)
@@ -213,27 +222,61 @@ func (l *Loop) checkAnswer(m bindings.WorkerToPack) {
 	l.freeBlock(f.arr)
 }
 
+// checkMaxWorkingSlot is the max_working_slot of a CHECK sent as a
+// PackToWorker (4.0–4.3): a check needs no leader bank, so no slot may
+// exceed it. Agave's check_batch answers MAX_WORKING_SLOT_EXCEEDED when
+// the working bank's slot is past the message's (consume_worker.rs
+// external::ExternalWorker::check_batch, read at karmaol/4.0.3salsa
+// 089be60e, an Agave 4.0 fork); 0 there would refuse every check.
+const checkMaxWorkingSlot = ^uint64(0)
+
+// needsResolve reports whether the transaction v parsed has address-table
+// lookup indexes, so that its lock set is known only once CHECK resolved
+// them.
+func needsResolve(v *score.View) bool {
+	nw, nr := v.NumLookupAccounts()
+	return nw+nr > 0
+}
+
+// unchecked takes back a transaction whose CHECK was not sent or not
+// answered: it goes on to execution without the check, unless its
+// lookups are still unresolved, in which case it waits in the lane for
+// another CHECK.
+func (l *Loop) unchecked(s int32) {
+	t := &l.txs[s]
+	if t.lookups && t.resolved.NumPubkeys == 0 {
+		l.st.CheckRetried++
+		l.pushCheck(s)
+		return
+	}
+	l.st.CheckSkipped++
+	l.enqueue(s)
+}
+
 // checked applies one CheckResponse: the transaction ends (judged as its
 // execution would have been) or enters the queue with its resolved keys.
 func (l *Loop) checked(s int32, cr bindings.CheckResponse) {
 	t := &l.txs[s]
 	if cr.ResolvedPubkeys.NumPubkeys > 0 {
+		if t.resolved.NumPubkeys > 0 { // resolved again: the old array is ours
+			l.freeBlock(t.resolved.Offset)
+		}
 		t.resolved = cr.ResolvedPubkeys // ours now: freed when t ends
 	}
-	var reason uint8
+	var reason bindings.NotIncludedReason
 	switch {
 	case cr.ParsingAndSanitizationFlags&bindings.ParseFailed != 0:
-		reason = pack.ReasonSanitizeFailure
+		reason = bindings.ReasonSanitizeFailure
 	case cr.StatusCheckFlags&bindings.StatusAlreadyProcessed != 0:
-		reason = pack.ReasonAlreadyProcessed
+		reason = bindings.ReasonAlreadyProcessed
 	case cr.StatusCheckFlags&(bindings.StatusTooOld|bindings.StatusInvalidNonce) != 0:
-		reason = pack.ReasonBlockhashNotFound
+		reason = bindings.ReasonBlockhashNotFound
 	case cr.FeePayerBalanceFlags&bindings.FeePayerBalancePerformed != 0 && cr.FeePayerBalance < t.fee:
-		reason = pack.ReasonInsufficientFundsForFee
+		reason = bindings.ReasonInsufficientFundsForFee
 	case cr.ResolveFlags&bindings.ResolveFailed != 0:
-		reason = pack.ReasonLookupTableNotFound
+		reason = bindings.ReasonAddressLookupTableNotFound
 	}
-	if reason == pack.ReasonNone {
+	if reason == bindings.ReasonNone {
 		t.checkedOK = true
 		l.enqueue(s)
 		return

@@ -78,9 +78,27 @@ type Config struct {
 	// Lookahead is how many blocked transactions in a row a scheduling
 	// round skips before it stops.
 	Lookahead int
-	// IntraBatchConflicts lets a batch hold conflicting transactions
-	// (pack.Params; only with Agave's relax_intrabatch_account_locks).
-	IntraBatchConflicts bool
+	// StrictBatchLocks keeps conflicting transactions out of one batch
+	// (pack.Params.IntraBatchConflicts off), for a validator whose bank
+	// lacks relax_intrabatch_account_locks (SIMD-0083) and would fail the
+	// later of two conflicting transactions of a batch with
+	// ACCOUNT_IN_USE. The zero value batches them together, as Agave's own
+	// schedulers do since the feature is active on every cluster (anza-
+	// xyz/agave #11989 removed its gate, 2026-04): they then run in order
+	// on one worker instead of one batch each.
+	StrictBatchLocks bool
+	// KeepBatchesInSlot sends EXECUTE batches with max_working_slot = the
+	// current slot, so one that reaches its worker after the slot ended
+	// comes back MAX_WORKING_SLOT_EXCEEDED and is scheduled again. The
+	// zero value lets it run in the next slot of the same leader window
+	// (pack.Params.Slack 1), as Agave's worker does when the slot ends
+	// under it (it retries on the next bank up to max_working_slot).
+	KeepBatchesInSlot bool
+	// EndCutoff is how far through the leader window's last slot, in
+	// percent, EXECUTE batches stop (pack.Params.EndCutoff): later ones
+	// would find no bank (BANK_NOT_AVAILABLE). 0 means the default, 97
+	// (about the last two of 64 ticks); above 100, never.
+	EndCutoff int
 	// MaxWait is the longest the loop holds queued transactions back
 	// to fill batches while every worker is busy.
 	MaxWait time.Duration
@@ -110,6 +128,7 @@ func DefaultConfig() Config {
 		Fees:            score.DefaultFeeParams(),
 		MaxWait:         400 * time.Microsecond,
 		Lookahead:       128,
+		EndCutoff:       97,
 		ProgressTimeout: 2 * time.Second,
 		DrainTimeout:    2 * time.Second,
 	}
@@ -153,6 +172,9 @@ func (c Config) withDefaults() (Config, error) {
 	}
 	if c.Fees == (score.FeeParams{}) {
 		c.Fees = d.Fees
+	}
+	if c.EndCutoff <= 0 {
+		c.EndCutoff = d.EndCutoff
 	}
 	if c.Lookahead <= 0 {
 		c.Lookahead = d.Lookahead

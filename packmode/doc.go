@@ -10,11 +10,16 @@
 //	                     arrays freed
 //	tpu_to_pack ─► at most DrainBatch messages: admission (parse, fee, cost,
 //	               score by policy) into the priority queue, votes into
-//	               their own lane
+//	               their own lane; with Config.Check every non-vote, and
+//	               without it those with address-table lookups, go to
+//	               CHECK first (a lock set is known only with its lookups
+//	               resolved: pack never executes one that is not)
 //	expiry ─► the lowest queued entries older than the TTL are freed
 //	EXECUTE ─► only when LEADER_READY: votes first, then the queue by
-//	           score; pack.Scheduler builds conflict-free batches of ≤ 64
-//	           within the block and account budgets; each batch's array
+//	           score; pack.Scheduler builds batches of ≤ 64 that
+//	           conflict with no other worker's (and, with
+//	           StrictBatchLocks, not within themselves) within the block
+//	           and account budgets; each batch's array
 //	           is allocated from the client's allocator handle and sent to
 //	           its worker with max_working_slot
 //

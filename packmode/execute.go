@@ -1,6 +1,7 @@
 package packmode
 
 import (
+	"errors"
 	"time"
 
 	"github.com/solqos/qos/agave/bindings"
@@ -23,9 +24,10 @@ func (l *Loop) drainProgress() int {
 		if err != nil {
 			continue
 		}
+		l.progressSeen(m.CurrentSlot, m.LeaderState, m.RemainingCostUnits)
 		before := l.sched.Leader().Progress().CurrentSlot
 		l.sched.OnProgress(pack.Progress{
-			LeaderState: uint8(m.LeaderState), CurrentSlotProgress: m.CurrentSlotProgress,
+			LeaderState: m.LeaderState, CurrentSlotProgress: m.CurrentSlotProgress,
 			TargetBankTimeMs: m.TargetBankTimeMs, Epoch: m.Epoch, CurrentSlot: m.CurrentSlot,
 			NextLeaderSlot: m.NextLeaderSlot, LeaderRangeEnd: m.LeaderRangeEnd,
 			RemainingCostUnits:                 m.RemainingCostUnits,
@@ -111,6 +113,18 @@ func (l *Loop) schedule() {
 			if l.keys.Overflow() {
 				l.st.Outcomes[pack.RefuseTooManyLocks]++
 				l.end(slot, EndRefused)
+				continue
+			}
+			if errors.Is(err, pack.ErrUnresolvedLookups) {
+				// Its lock set is unknown (lookups not, or not fully,
+				// resolved): resolve them before it may execute.
+				if t.resolved.NumPubkeys > 0 {
+					l.freeBlock(t.resolved.Offset)
+					t.resolved = bindings.SharablePubkeys{}
+				}
+				t.lookups = true
+				l.st.CheckRetried++
+				l.pushCheck(slot)
 				continue
 			}
 			l.st.BadRegion++ // the bytes changed under us since admission
@@ -288,6 +302,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 	}
 	r.head = (r.head + 1) % len(r.f)
 	r.size--
+	l.workerAnswered(w, f.sent)
 	if f.check {
 		l.checkAnswer(m)
 		return
@@ -304,7 +319,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 				results = l.results[:0]
 				break
 			}
-			results = append(results, pack.ExecResult{Slot: er.ExecutionSlot, Reason: uint8(er.NotIncludedReason),
+			results = append(results, pack.ExecResult{Slot: er.ExecutionSlot, Reason: er.NotIncludedReason,
 				CostUnits: er.CostUnits, FeePayerBalance: er.FeePayerBalance})
 		}
 	} else if processed {
@@ -331,7 +346,7 @@ func (l *Loop) answer(w int, m bindings.WorkerToPack) {
 			l.st.Reasons[results[i].Reason]++
 			v = l.learn(t, results[i])
 		} else {
-			v = pack.JudgeUnprocessed(uint8(m.ProcessedCode))
+			v = pack.JudgeUnprocessed(m.ProcessedCode)
 		}
 		l.st.ToExecution.add(l.now - t.arrived)
 		switch {

@@ -30,7 +30,7 @@ func (l *Loop) learn(t *txRec, r pack.ExecResult) pack.Verdict {
 		Seed:       l.cfg.Seed,
 
 		Slot:            r.Slot,
-		Reason:          r.Reason,
+		Reason:          uint8(r.Reason),
 		CostUnits:       r.CostUnits,
 		FeePayerBalance: r.FeePayerBalance,
 	}

@@ -45,6 +45,9 @@ type txRec struct {
 	// when the transaction ends); checkedOK that it passed the check.
 	resolved  bindings.SharablePubkeys
 	checkedOK bool
+	// lookups: it has address-table lookup indexes (its lock set needs
+	// resolved keys before it may execute).
+	lookups bool
 }
 
 // flight is one batch sent to a worker.
@@ -116,6 +119,7 @@ type Loop struct {
 	lastReceived uint64
 	// wall0 is the unix ns of start: a row's ObservedAt is wall0 + now.
 	wall0 int64
+	meter meters // worker busy time and slot cost (stats.go)
 }
 
 // newLoop sizes every table for s.
@@ -128,7 +132,10 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		return nil, fmt.Errorf("pack mode on %s: %d workers (want 1..%d)", s.Socket, nw, pack.MaxWorkers)
 	}
 	pp := pack.Params{Workers: nw, Depth: cfg.Depth, BatchSize: cfg.BatchSize, Budget: cfg.Budget,
-		IntraBatchConflicts: cfg.IntraBatchConflicts}
+		IntraBatchConflicts: !cfg.StrictBatchLocks, EndCutoff: uint8(min(cfg.EndCutoff, 101))}
+	if !cfg.KeepBatchesInSlot {
+		pp.Slack = 1
+	}
 	sched, err := pack.NewScheduler(pp)
 	if err != nil {
 		return nil, fmt.Errorf("pack mode on %s: %w", s.Socket, err)
@@ -139,16 +146,18 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 	}
 	inflight := nw * (cfg.Depth + 1) * cfg.BatchSize
 	n := cfg.QueueCapacity + cfg.VoteCapacity + inflight
-	var checkFlags uint16
-	nchecks := 0
+	// Without Config.Check the CHECK stage still resolves the lookups of
+	// the transactions that have some (check.go: their lock set).
+	c := bindings.Check{LoadAddressLookupTables: true}
 	if cfg.Check {
-		c := bindings.Check{StatusChecks: true, LoadFeePayerBalance: true, LoadAddressLookupTables: true}
-		if checkFlags, err = bindings.CheckFlags(s.Profile.ABI, c); err != nil {
-			return nil, fmt.Errorf("pack mode on %s: check flags of %s: %w", s.Socket, s.Profile.Name, err)
-		}
-		nchecks = nw * cfg.Depth
-		n += cfg.QueueCapacity + nchecks*pack.MaxBatch
+		c.StatusChecks, c.LoadFeePayerBalance = true, true
 	}
+	checkFlags, err := bindings.CheckFlags(s.Profile.ABI, c)
+	if err != nil {
+		return nil, fmt.Errorf("pack mode on %s: check flags of %s: %w", s.Socket, s.Profile.Name, err)
+	}
+	nchecks := nw * cfg.Depth
+	n += cfg.QueueCapacity + nchecks*pack.MaxBatch
 	l := &Loop{
 		cfg: cfg, s: s, abi: s.Profile.ABI, mem: s.Memory(), alloc: s.Allocators[0], sched: sched, exec: exec,
 		txs:      make([]txRec, n),
@@ -169,9 +178,7 @@ func newLoop(cfg Config, s *session.Session, st *Stats) (*Loop, error) {
 		// Agave's allocation; agave v4.4 scheduler-bindings CheckResponse).
 		checkBatch: min(cfg.BatchSize, maxBlock/max(bindings.CheckResponseSize(s.Profile.ABI), 1)),
 	}
-	if cfg.Check {
-		l.checkLane = make([]int32, cfg.QueueCapacity)
-	}
+	l.checkLane = make([]int32, cfg.QueueCapacity)
 	for i := range l.free {
 		l.free[i] = int32(n - 1 - i)
 	}
@@ -304,7 +311,8 @@ func (l *Loop) admit(m bindings.TpuToPack) {
 		return
 	}
 	l.st.Admitted++
-	if l.cfg.Check {
+	t.lookups = needsResolve(l.eval.View())
+	if l.cfg.Check || t.lookups {
 		l.pushCheck(slot)
 		return
 	}

@@ -30,6 +30,9 @@ type RunConfig struct {
 	// Once: return after the first session ends instead of reconnecting
 	// (tests).
 	Once bool
+	// StatsInterval is the period of the summary log line and the window
+	// of Runner.Window (default DefaultStatsInterval).
+	StatsInterval time.Duration
 }
 
 // Runner logs on, runs sessions until its context ends, and reconnects
@@ -42,6 +45,8 @@ type Runner struct {
 	mu  sync.Mutex
 	pub Stats // published copy, under mu
 	up  bool
+
+	obs observer // the last stats interval (observe.go)
 }
 
 // NewRunner checks rc and returns a Runner.
@@ -85,6 +90,7 @@ func (r *Runner) publish(up bool) {
 func (r *Runner) Run(ctx context.Context) error {
 	log := r.cfg.Logger
 	backoff := r.rc.BackoffMin
+	defer r.startObserver()()
 	for {
 		s, err := session.Connect(ctx, r.rc.Socket, r.rc.Profile, r.rc.Logon, log)
 		if err != nil {
@@ -239,6 +245,7 @@ func (l *Loop) snapshot() {
 	b := l.sched.Budget()
 	l.st.CostUsed = b.InFlight()
 	l.st.SlotLimit = l.cfg.Budget.BlockLimit
+	l.snapshotMeters()
 }
 
 // shutdown stops admitting, waits (bounded) for the batches in flight,

@@ -24,6 +24,16 @@ type BankConfig struct {
 	MaxAge int
 	// Seed makes the blockhashes.
 	Seed uint64
+	// StrictBatchLocks models a bank without relax_intrabatch_account_locks
+	// (SIMD-0083): a transaction that conflicts with an earlier one of its
+	// own batch fails with ACCOUNT_IN_USE, as on clusters before the
+	// feature. The zero value is Agave 4.x on every cluster: the feature
+	// is active everywhere and later releases removed the gate (anza-xyz/
+	// agave #11989, merged 2026-04; accounts-db/src/accounts.rs
+	// lock_accounts then always calls AccountLocks::
+	// try_lock_transaction_batch, which judges each transaction against
+	// the locks held before the batch only, read at commit 00c7a217).
+	StrictBatchLocks bool
 }
 
 func (c *BankConfig) defaults() {
@@ -274,14 +284,27 @@ type result struct {
 // cost tracking for the whole batch (block limit → 81, per writable
 // account → 84), then account locks against other in-flight batches
 // (→ ACCOUNT_IN_USE; conflicts inside the batch are allowed, as with
-// SIMD-0083's relaxed intra-batch locks), then age and status checks
-// (BLOCKHASH_NOT_FOUND, ALREADY_PROCESSED, also for a repeat within the
-// batch), then the fee payer (ACCOUNT_NOT_FOUND, INSUFFICIENT_FUNDS_FOR_FEE),
-// then commit: the fee is charged and the signature recorded. With
-// allOrNothing one failure fails every transaction (the others with
-// ALL_OR_NOTHING_BATCH_FAILURE) and nothing is committed. Included and
-// still-pending transactions keep their locks until release. It fills
-// out[i] for every txs[i] and returns the slot executed in.
+// SIMD-0083's relaxed intra-batch locks, unless StrictBatchLocks), then
+// age and status checks (BLOCKHASH_NOT_FOUND, ALREADY_PROCESSED, also for
+// a repeat within the batch), then the fee payer (ACCOUNT_NOT_FOUND,
+// INSUFFICIENT_FUNDS_FOR_FEE), then commit: the fee is charged and the
+// signature recorded. With allOrNothing one failure fails every
+// transaction (the others with ALL_OR_NOTHING_BATCH_FAILURE) and nothing
+// is committed. Included and still-pending transactions keep their locks
+// until release, which the worker calls before it answers.
+//
+// The order, and the locks held only while the batch executes, records
+// and commits, are Agave's consumer: process_and_record_transactions_
+// with_pre_results runs QosService::select_and_accumulate_transaction_
+// costs, then bank.prepare_sanitized_batch_with_results (the locks),
+// executes and records, and drops the batch (unlocking) before it
+// returns; the external worker writes its ExecutionResponse after that
+// (anza-xyz/agave core/src/banking_stage/consumer.rs at commit 00c7a217;
+// consume_worker.rs external::ExternalWorker::execute_batch at
+// karmaol/4.0.3salsa 089be60e, an Agave 4.0 fork). So a scheduler that
+// holds its own locks until the response never sees ACCOUNT_IN_USE from
+// another worker's batch. It fills out[i] for every txs[i] and returns
+// the slot executed in.
 func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 	b.mu.Lock()
 	defer b.mu.Unlock()
@@ -313,16 +336,22 @@ func (b *Bank) execute(txs []txn, allOrNothing bool, out []result) uint64 {
 		}
 		t.costTaken = true
 	}
-	// Locks: judge every transaction against the locks held before this
-	// batch, then take them together.
+	// Locks. Relaxed (SIMD-0083): judge every transaction against the
+	// locks held before this batch, then take them together. Strict:
+	// take them one transaction at a time, so a later one that conflicts
+	// with an earlier one of the batch fails (the old per-transaction
+	// AccountLocks::try_lock_accounts).
 	for i := range txs {
 		t := &txs[i]
 		if t.reason == ReasonNone && b.conflicts(t) {
 			t.reason = ReasonAccountInUse
 		}
+		if b.cfg.StrictBatchLocks && t.reason == ReasonNone {
+			b.lock(t)
+		}
 	}
 	for i := range txs {
-		if txs[i].reason == ReasonNone {
+		if txs[i].reason == ReasonNone && !txs[i].locked {
 			b.lock(&txs[i])
 		}
 	}

@@ -225,6 +225,76 @@ func TestBankLocksAcrossInFlightBatches(t *testing.T) {
 	}
 }
 
+// TestBankIntraBatchLocks: with relaxed intra-batch locks (SIMD-0083,
+// the default) transactions of one batch may conflict with each other;
+// strict, a later one that conflicts with an earlier one of its batch
+// fails with ACCOUNT_IN_USE and takes no lock, while conflicts with other
+// batches fail either way.
+func TestBankIntraBatchLocks(t *testing.T) {
+	x, y, z, held := keyOf(0x50), keyOf(0x51), keyOf(0x52), keyOf(0x53)
+	for _, tc := range []struct {
+		name   string
+		strict bool
+		want   []Reason
+	}{
+		{"relaxed", false, []Reason{ReasonNone, ReasonNone, ReasonNone, ReasonNone, ReasonNone, ReasonAccountInUse}},
+		{"strict", true, []Reason{ReasonNone, ReasonAccountInUse, ReasonNone, ReasonAccountInUse, ReasonNone, ReasonAccountInUse}},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			b := newTestBank(t, BankConfig{StrictBatchLocks: tc.strict})
+			b.Fund(keyOf(5), funded)
+			b.Fund(keyOf(6), funded)
+			b.Fund(keyOf(9), funded)
+			h := b.LatestBlockhash()
+			_, other := run(t, b, false, testTx{id: 1, payer: keyOf(9), writable: []Key{held}, blockhash: h})
+			out, batch := run(t, b, false,
+				testTx{id: 2, payer: keyOf(1), writable: []Key{x}, blockhash: h},
+				testTx{id: 3, payer: keyOf(2), readonly: []Key{x}, blockhash: h}, // reads what 2 writes
+				testTx{id: 4, payer: keyOf(3), readonly: []Key{y}, blockhash: h},
+				testTx{id: 5, payer: keyOf(4), writable: []Key{y}, blockhash: h}, // writes what 4 reads
+				testTx{id: 6, payer: keyOf(5), readonly: []Key{y, z}, blockhash: h},
+				testTx{id: 7, payer: keyOf(6), readonly: []Key{held}, blockhash: h}, // another batch's
+			)
+			// Strict: 6 only reads y, which 4 read-locked (5 failed and
+			// took nothing), so it goes.
+			wantReasons(t, out, tc.want...)
+			b.release(batch)
+			b.release(other)
+			if len(b.locks) != 0 {
+				t.Fatalf("locks left after release: %v", b.locks)
+			}
+		})
+	}
+}
+
+// TestBankDemotesReservedWriteLocks: a write lock the message requests on
+// a reserved account (here the system program, all zero bytes) is taken
+// as a read lock, as Agave does, so two in-flight batches that both
+// "write" it do not collide; the cost still charges the requested lock.
+func TestBankDemotesReservedWriteLocks(t *testing.T) {
+	b := newTestBank(t, BankConfig{})
+	h := b.LatestBlockhash()
+	system := Key{}
+	tx := testTx{id: 1, payer: keyOf(1), writable: []Key{system, keyOf(0x60)}, blockhash: h}
+	var loaded txn
+	loadTx(t, b, tx, &loaded)
+	if !loaded.writable[0] || loaded.writable[1] || !loaded.writable[2] {
+		t.Fatalf("writable %v for payer, system program, 0x60: want true, false, true", loaded.writable[:3])
+	}
+	plain := testTx{id: 9, payer: keyOf(1), writable: []Key{keyOf(0x61), keyOf(0x60)}, blockhash: h}
+	var loadedPlain txn
+	loadTx(t, b, plain, &loadedPlain)
+	if loaded.cost != loadedPlain.cost {
+		t.Errorf("cost %d with a demoted write lock, %d without: the requested lock is charged either way", loaded.cost, loadedPlain.cost)
+	}
+	outA, batchA := run(t, b, false, tx)
+	outB, batchB := run(t, b, false, testTx{id: 2, payer: keyOf(2), writable: []Key{system}, blockhash: h})
+	wantReasons(t, outA, ReasonNone)
+	wantReasons(t, outB, ReasonNone)
+	b.release(batchA)
+	b.release(batchB)
+}
+
 func TestBankLookupResolution(t *testing.T) {
 	b := newTestBank(t, BankConfig{})
 	k := keyOf(0xa0)

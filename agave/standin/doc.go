@@ -43,7 +43,10 @@
 //     every response array (and resolved-pubkeys array) from their own slot.
 //   - The bank (bank.go, tx.go) charges real fees (score.View's Agave fee
 //     rules), tracks account locks across in-flight batches
-//     (ACCOUNT_IN_USE), the block and per-writable-account cost limits
+//     (ACCOUNT_IN_USE; held while a batch executes and released before
+//     its response, as Agave's consumer does; conflicts within a batch
+//     allowed as with SIMD-0083, or refused with BankConfig.
+//     StrictBatchLocks), the block and per-writable-account cost limits
 //     (reasons 81 and 84), recent blockhashes (BLOCKHASH_NOT_FOUND),
 //     processed signatures (ALREADY_PROCESSED), fee-payer balances (68, 66)
 //     and address lookup tables (87).

@@ -1,6 +1,7 @@
 package standin
 
 import (
+	"github.com/solqos/qos/pack"
 	"github.com/solqos/qos/score"
 )
 
@@ -104,13 +105,38 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 	if nkeys+nw+nr > TransactionAccountLockLimit {
 		return
 	}
+	// Agave demotes a writable key to a read lock when it is a reserved
+	// account (a builtin program or sysvar) or is called as a program
+	// while the upgradeable loader is not among the keys (SanitizedMessage
+	// is_writable; read in the code index's copies of the 4.x line). The
+	// reserved set is pack's (pack.ReservedKey), read from the same source.
+	var progs uint64
+	pi := t.view.Instructions()
+	var ins score.Instruction
+	for pi.Next(data, &ins) {
+		if int(ins.ProgramIndex) < nkeys && ins.ProgramIndex < 64 {
+			progs |= 1 << ins.ProgramIndex
+		}
+	}
 	nreq, nros, nrou := t.view.NumRequiredSignatures(), t.view.NumReadonlySigned(), t.view.NumReadonlyUnsigned()
 	for i := 0; i < nkeys; i++ {
 		t.acc[i] = Key(t.view.StaticKey(data, i))
+		if pack.IsUpgradeableLoader((*pack.Pubkey)(&t.acc[i])) {
+			progs = 0
+		}
+	}
+	requested := uint64(0) // write locks the message requests, before demotion
+	for i := 0; i < nkeys; i++ {
 		if i < nreq {
 			t.writable[i] = i < nreq-nros
 		} else {
 			t.writable[i] = i < nkeys-nrou
+		}
+		if t.writable[i] {
+			requested++
+		}
+		if t.writable[i] && (progs&(1<<i) != 0 || pack.ReservedKey((*pack.Pubkey)(&t.acc[i]))) {
+			t.writable[i] = false
 		}
 	}
 	t.nacc = nkeys
@@ -136,7 +162,10 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 					return
 				}
 				t.acc[t.nacc] = tab.addrs[ix]
-				t.writable[t.nacc] = pass == 0
+				t.writable[t.nacc] = pass == 0 && !pack.ReservedKey((*pack.Pubkey)(&tab.addrs[ix]))
+				if pass == 0 {
+					requested++
+				}
 				t.nacc++
 				t.nloaded++
 			}
@@ -160,12 +189,9 @@ func (t *txn) load(b []byte, tables map[Key]lookupTable, fp score.FeeParams) {
 	for ii.Next(data, &in) {
 		dataBytes += uint64(len(in.Data(data)))
 	}
-	writes := uint64(0)
-	for i := 0; i < t.nacc; i++ {
-		if t.writable[i] {
-			writes++
-		}
-	}
+	// Write locks are charged as requested, before the demotions
+	// (num_write_locks; pack.EstimateCost reads it the same way).
+	writes := requested
 	loaded := (uint64(bud.LoadedAccountsBytes) + loadedDataPage - 1) / loadedDataPage * loadedDataPageCost
 	t.cost = bud.Signatures*SignatureCost + writes*WriteLockUnits + dataBytes/InstructionDataBytesPer + bud.CUs + loaded
 	if t.simpleVote(data) {

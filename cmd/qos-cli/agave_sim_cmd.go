@@ -50,6 +50,7 @@ func agaveSimCommand() *cli.Command {
 			&cli.Uint64Flag{Name: "start-slot", Usage: "slot at start", Value: d.StartSlot, Category: categoryAgaveSim},
 			&cli.Uint64Flag{Name: "block-cost-limit", Usage: "block cost limit in cost units", Value: standin.MaxBlockUnits, Category: categoryAgaveSim},
 			&cli.Uint64Flag{Name: "account-cost-limit", Usage: "per-writable-account cost limit in cost units", Value: standin.MaxWritableAccountUnits, Category: categoryAgaveSim},
+			&cli.BoolFlag{Name: "relax-intrabatch-account-locks", Usage: "the bank lets transactions of one batch conflict with each other (SIMD-0083, active on every cluster since Agave 4.x; false: a later conflicting one fails with ACCOUNT_IN_USE)", Value: true, EnvVars: []string{"QOS_AGAVE_SIM_RELAX_INTRABATCH_ACCOUNT_LOCKS"}, Category: categoryAgaveSim},
 			&cli.Uint64Flag{Name: "exec-ns-per-cu", Usage: "execution time a batch holds its account locks, per included compute unit", Value: 1, Category: categoryAgaveSim},
 			&cli.StringFlag{Name: "config", Usage: "traffic simulator configuration (JSON, as qos-cli simulate --print-config)", EnvVars: []string{"QOS_SIM_CONFIG"}, Category: categoryAgaveSim},
 			&cli.Float64Flag{Name: "rate-scale", Usage: "multiply every agent's packet rate", Value: 1, Category: categoryAgaveSim},
@@ -97,7 +98,7 @@ func agaveSimConfig(c *cli.Context) (standin.Config, error) {
 		TicksPerSlot: c.Int("ticks-per-slot"), LeaderWindow: c.Int("leader-window"), LeaderEvery: c.Int("leader-every"),
 		BankStartTicks: 1}
 	cfg.Bank = standin.BankConfig{BlockCostLimit: c.Uint64("block-cost-limit"), AccountCostLimit: c.Uint64("account-cost-limit"),
-		Seed: uint64(c.Int64("seed"))}
+		Seed: uint64(c.Int64("seed")), StrictBatchLocks: !c.Bool("relax-intrabatch-account-locks")}
 	cfg.ExecNanosPerCU = c.Uint64("exec-ns-per-cu")
 	cfg.CheckWorkers = c.Int("check-workers")
 	traffic := sim.DefaultConfig()

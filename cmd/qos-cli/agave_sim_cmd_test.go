@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -117,5 +118,42 @@ func agaveSimLogon(t *testing.T, progressCap uint64, wantErr string) {
 	}
 	if rep.Stats.Fed == 0 || rep.Sessions[0].Undelivered == 0 {
 		t.Fatalf("nothing fed to a client that never reads: %+v", rep.Stats)
+	}
+}
+
+// TestAgaveSimIntraBatchLocksFlag: the bank relaxes intra-batch account
+// locks unless told otherwise, by flag or environment.
+func TestAgaveSimIntraBatchLocksFlag(t *testing.T) {
+	dir := t.TempDir()
+	for _, tc := range []struct {
+		args   []string
+		env    string
+		strict bool
+	}{
+		{nil, "", false},
+		{[]string{"--relax-intrabatch-account-locks=false"}, "", true},
+		{[]string{"--relax-intrabatch-account-locks"}, "", false},
+		{nil, "false", true},
+	} {
+		t.Setenv("QOS_AGAVE_SIM_RELAX_INTRABATCH_ACCOUNT_LOCKS", tc.env) // restored at the end
+		if tc.env == "" {
+			if err := os.Unsetenv("QOS_AGAVE_SIM_RELAX_INTRABATCH_ACCOUNT_LOCKS"); err != nil {
+				t.Fatal(err)
+			}
+		}
+		cmd := agaveSimCommand()
+		var got standin.Config
+		cmd.Action = func(c *cli.Context) error {
+			var err error
+			got, err = agaveSimConfig(c)
+			return err
+		}
+		app := &cli.App{Name: "qos-cli", Commands: []*cli.Command{cmd}, ExitErrHandler: func(*cli.Context, error) {}}
+		if err := app.Run(append([]string{"qos-cli", "agave-sim", "--ledger", dir}, tc.args...)); err != nil {
+			t.Fatalf("%v env %q: %v", tc.args, tc.env, err)
+		}
+		if got.Bank.StrictBatchLocks != tc.strict {
+			t.Errorf("%v env %q: strict batch locks %v, want %v", tc.args, tc.env, got.Bank.StrictBatchLocks, tc.strict)
+		}
 	}
 }

@@ -50,14 +50,15 @@ func replayCommand() *cli.Command {
 	return &cli.Command{
 		Name:  "replay",
 		Usage: "rebuild the model from the metastore's rows, write a model file, and evaluate rankings",
-		Description: "Streams the rows of the range (completed transactions and penalties) in the order the\n" +
-			"daemon applied them and feeds them to the model exactly as the daemon does (same Observe and\n" +
-			"Penalize calls, same batches), with the model constants of the flags. The rebuilt model is\n" +
-			"the daemon's exactly when the daemon ran with --db-feedback (the default) and dropped no row.\n" +
-			"--evaluate splits the completed transactions into training and test parts (penalties still\n" +
-			"update the model in their place) and measures, for budgets of 1, 5, 10 and 25 % of the test\n" +
-			"transactions, the fee of scheduled transactions captured by ranking on model score × fee/CU,\n" +
-			"on fee/CU alone, and by the oracle.",
+		Description: "Streams the rows of the range (sidecar mode's completed transactions, qos pack's\n" +
+			"execution results, penalties) in the order the daemon applied them and feeds them to the\n" +
+			"model exactly as the daemon does (same Observe and Penalize calls, same batches), with the\n" +
+			"model constants of the flags, and says how many rows of each kind it read. The rebuilt model\n" +
+			"is the daemon's exactly when the daemon ran with --db-feedback (the default) and dropped no row.\n" +
+			"--evaluate splits the transactions (completed or pack results) into training and test parts\n" +
+			"(penalties still update the model in their place) and measures, for budgets of 1, 5, 10 and\n" +
+			"25 % of the test transactions, the fee of scheduled transactions captured by ranking on\n" +
+			"model score × fee/CU, on fee/CU alone, and by the oracle.",
 		Flags:  append(flags, modelFlags()...),
 		Action: runReplay,
 	}
@@ -65,18 +66,24 @@ func replayCommand() *cli.Command {
 
 // replayReport is what --json prints.
 type replayReport struct {
-	DB        string               `json:"db"`
-	From      string               `json:"from,omitempty"`
-	To        string               `json:"to,omitempty"`
-	Rows      int64                `json:"rows"`
-	Completed int64                `json:"completed"` // completed-transaction rows
-	Penalties int64                `json:"feedback"`  // penalty rows (failed sigverify, unparsable)
-	Seconds   float64              `json:"seconds"`
-	ModelFile string               `json:"model_file,omitempty"`
-	Model     *model.Stats         `json:"model,omitempty"`
-	Frozen    bool                 `json:"frozen,omitempty"`
-	Results   []replayBacktestJSON `json:"results,omitempty"`
-	Best      *int                 `json:"best,omitempty"` // index in results (sweep)
+	DB   string `json:"db"`
+	From string `json:"from,omitempty"`
+	To   string `json:"to,omitempty"`
+	Rows int64  `json:"rows"`
+	// Completed counts sidecar mode's completed transactions (kind 0),
+	// PackResults qos pack's execution and CHECK results (kind 3),
+	// Penalties the penalty rows (failed sigverify, unparsable); Kinds
+	// every kind by name (metastore.RowKind.String).
+	Completed   int64                `json:"completed"`
+	PackResults int64                `json:"pack_results"`
+	Penalties   int64                `json:"feedback"`
+	Kinds       map[string]int64     `json:"kinds"`
+	Seconds     float64              `json:"seconds"`
+	ModelFile   string               `json:"model_file,omitempty"`
+	Model       *model.Stats         `json:"model,omitempty"`
+	Frozen      bool                 `json:"frozen,omitempty"`
+	Results     []replayBacktestJSON `json:"results,omitempty"`
+	Best        *int                 `json:"best,omitempty"` // index in results (sweep)
 }
 
 type replayBacktestJSON struct {
@@ -133,6 +140,7 @@ func runReplay(c *cli.Context) error {
 	start := time.Now()
 	var m *model.IPSigner
 	var results []metastore.BacktestResult
+	var kinds metastore.KindCounts
 	if evaluate || sweep {
 		results, err = metastore.Backtest(c.Context, conn, metastore.BacktestOptions{
 			From: from, To: to, Grid: grid,
@@ -140,25 +148,21 @@ func runReplay(c *cli.Context) error {
 			Frozen:        c.Bool("frozen"),
 			PageRows:      c.Int("page-rows"),
 			Progress:      prog.report,
+			Kinds:         &kinds,
 		})
 		if err != nil {
 			return err
 		}
 		m = results[0].Model
-		rep.Completed = results[0].TrainRows + results[0].TestRows
-		rep.Penalties = results[0].PenaltyRows
-		rep.Rows = rep.Completed + rep.Penalties
 	} else {
-		m, rep.Rows, err = metastore.Replay(c.Context, conn, metastore.ReplayOptions{
-			From: from, To: to, Params: params, PageRows: c.Int("page-rows"), Progress: prog.report,
+		m, _, err = metastore.Replay(c.Context, conn, metastore.ReplayOptions{
+			From: from, To: to, Params: params, PageRows: c.Int("page-rows"), Progress: prog.report, Kinds: &kinds,
 		})
 		if err != nil {
 			return err
 		}
-		// A fresh model: every penalty row was one penalty.
-		rep.Penalties = int64(m.Stats().Penalties)
-		rep.Completed = rep.Rows - rep.Penalties
 	}
+	rep.setKinds(&kinds)
 	rep.Seconds = time.Since(start).Seconds()
 	st := m.Stats()
 	rep.Model = &st
@@ -180,6 +184,44 @@ func runReplay(c *cli.Context) error {
 		return enc.Encode(rep)
 	}
 	return printReplay(c.App.Writer, &rep)
+}
+
+// setKinds fills the report's row counts from what the replay read.
+func (rep *replayReport) setKinds(k *metastore.KindCounts) {
+	rep.Rows = k.Total()
+	rep.Completed = k[metastore.RowCompleted]
+	rep.PackResults = k[metastore.RowPackResult]
+	rep.Penalties = k.Penalties()
+	rep.Kinds = make(map[string]int64, len(k))
+	for i, n := range k {
+		rep.Kinds[metastore.RowKind(i).String()] = n
+	}
+}
+
+// replaySummary says what a replay read, kind by kind (the kinds it
+// found; "no rows" when none): sidecar mode's completed transactions,
+// qos pack's results, penalties by cause.
+func replaySummary(rep *replayReport) string {
+	var parts []string
+	if rep.Completed > 0 {
+		parts = append(parts, fmt.Sprintf("%d completed transactions (sidecar)", rep.Completed))
+	}
+	if rep.PackResults > 0 {
+		parts = append(parts, fmt.Sprintf("%d execution results (qos pack)", rep.PackResults))
+	}
+	if rep.Penalties > 0 {
+		var causes []string
+		for _, k := range []metastore.RowKind{metastore.RowSigverifyFailed, metastore.RowUnparsable} {
+			if n := rep.Kinds[k.String()]; n > 0 {
+				causes = append(causes, fmt.Sprintf("%d %s", n, strings.ReplaceAll(k.String(), "_", " ")))
+			}
+		}
+		parts = append(parts, fmt.Sprintf("%d penalties (%s)", rep.Penalties, strings.Join(causes, ", ")))
+	}
+	if len(parts) == 0 {
+		return "no rows"
+	}
+	return strings.Join(parts, ", ")
 }
 
 func feeMerit(r metastore.BacktestResult) float64 {
@@ -262,8 +304,8 @@ func printReplay(w io.Writer, rep *replayReport) error {
 	if rep.Seconds > 0 {
 		rate = float64(rep.Rows) / rep.Seconds
 	}
-	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s): %d completed transactions, %d penalties\n",
-		rep.Rows, rep.DB, rep.Seconds, rate, rep.Completed, rep.Penalties)
+	fmt.Fprintf(w, "replayed %d rows from %s in %.1fs (%.0f rows/s): %s\n",
+		rep.Rows, rep.DB, rep.Seconds, rate, replaySummary(rep))
 	if st := rep.Model; st != nil {
 		fmt.Fprintf(w, "model: %d IPs, %d + %d prefixes, %d signers, %d observations (%d paid), unknown IP factor %.4g\n",
 			st.IPs, st.NearPrefixes, st.WidePrefixes, st.Signers, st.Observations, st.Paid, st.UnknownIP)

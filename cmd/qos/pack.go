@@ -71,10 +71,18 @@ func packCommand() *cli.Command {
 			Usage: "batches in flight per worker"},
 		&cli.BoolFlag{Name: "check", Category: cliflags.CatQueue, EnvVars: cliflags.Env("check"),
 			Usage: "run every non-vote transaction through the validator's CHECK (status, fee-payer balance, lookup tables) before it may execute"},
+		&cli.BoolFlag{Name: "relax-intrabatch-account-locks", Category: catAgave, Value: true, EnvVars: cliflags.Env("relax-intrabatch-account-locks"),
+			Usage: "the validator lets transactions of one batch conflict (SIMD-0083, active on every cluster): conflicting transactions share a batch and run in order; false keeps them in separate batches"},
+		&cli.BoolFlag{Name: "spill-to-next-slot", Category: catAgave, Value: true, EnvVars: cliflags.Env("spill-to-next-slot"),
+			Usage: "a batch that misses its slot may run in the next slot of the same leader window (max_working_slot = slot + 1); false: it comes back MAX_WORKING_SLOT_EXCEEDED"},
+		&cli.IntFlag{Name: "leader-end-cutoff", Category: catAgave, Value: d.EndCutoff, EnvVars: cliflags.Env("leader-end-cutoff"),
+			Usage: "no EXECUTE batch from this percent of the leader window's last slot on (later ones would find no bank: BANK_NOT_AVAILABLE); above 100: none"},
 		&cli.StringFlag{Name: "model-file", Category: cliflags.CatModel, EnvVars: cliflags.Env("model-file"),
 			Usage: "model file: loaded at start if present, saved on shutdown"},
 		&cli.StringFlag{Name: "metrics-addr", Category: cliflags.CatOps, EnvVars: cliflags.Env("metrics-addr"),
 			Usage: "serve Prometheus metrics on this address (/metrics)"},
+		&cli.DurationFlag{Name: "stats-interval", Category: cliflags.CatOps, Value: packmode.DefaultStatsInterval, EnvVars: cliflags.Env("stats-interval"),
+			Usage: "period of the summary log line, and the window of its latency quantiles and of the qos_pack_*_interval_seconds gauges (the Prometheus histograms stay cumulative)"},
 		&cli.DurationFlag{Name: "idle-sleep", Category: cliflags.CatOps, EnvVars: cliflags.Env("idle-sleep"),
 			Usage: "sleep this long when idle for a while (0: spin; the production setting)"},
 		&cli.BoolFlag{Name: "once", Category: cliflags.CatOps, Hidden: true,
@@ -139,6 +147,11 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 	cfg.Depth = c.Int("batch-depth")
 	cfg.IdleSleep = c.Duration("idle-sleep")
 	cfg.Check = c.Bool("check")
+	cfg.StrictBatchLocks = !c.Bool("relax-intrabatch-account-locks")
+	cfg.KeepBatchesInSlot = !c.Bool("spill-to-next-slot")
+	if cfg.EndCutoff = c.Int("leader-end-cutoff"); cfg.EndCutoff < 1 {
+		return fmt.Errorf("--leader-end-cutoff %d: want a percent of the slot, 1 or more (above 100: no cutoff)", cfg.EndCutoff)
+	}
 	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {
 		return err
 	}
@@ -152,6 +165,10 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 			return err
 		}
 	}
+	statsEvery := c.Duration("stats-interval")
+	if statsEvery <= 0 {
+		return fmt.Errorf("--stats-interval %v: want a positive duration", statsEvery)
+	}
 	wq := c.Uint64("worker-queue-capacity")
 	rc := packmode.RunConfig{
 		Socket:  socket,
@@ -162,8 +179,9 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 			TpuToPackCapacity: c.Uint64("tpu-to-pack-capacity"), ProgressCapacity: c.Uint64("progress-capacity"),
 			PackToWorkerCapacity: wq, WorkerToPackCapacity: wq, PackToCheckCapacity: wq, CheckToPackCapacity: wq,
 		},
-		Loop: cfg,
-		Once: c.Bool("once"),
+		Loop:          cfg,
+		Once:          c.Bool("once"),
+		StatsInterval: statsEvery,
 	}
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
@@ -182,7 +200,8 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 	}
 	var srv *http.Server
 	if addr := c.String("metrics-addr"); addr != "" {
-		if srv, err = servePackMetrics(addr, r, db, log); err != nil {
+		conf := packConfigCollector{queueCapacity: float64(cfg.QueueCapacity), voteCapacity: float64(cfg.VoteCapacity), workers: float64(workers)}
+		if srv, err = servePackMetrics(addr, r, conf, db, log); err != nil {
 			db.close(log)
 			return err
 		}
@@ -201,7 +220,8 @@ func runPack(c *cli.Context, dbf *dbFlags) error {
 		"evicted", st.Ends[packmode.EndEvicted], "rejected", st.Ends[packmode.EndRejected],
 		"held", st.Held, "free_errors", st.FreeErrors, "batches", st.Batches, "double_end", st.DoubleEnd,
 		"unknown_batch", st.UnknownBatch, "bad_response", st.BadResponse, "unprocessed", st.Unprocessed,
-		"rows", st.Rows, "rows_dropped", st.RowsDropped)
+		"rows", st.Rows, "rows_dropped", st.RowsDropped, "leaked_blocks", st.LeakedBlocks(),
+		"votes", st.Votes, "votes_landed", st.VotesLanded, "parse_penalties", st.Penalized)
 	if cfg.Model != nil && modelFile != "" {
 		if err := cfg.Model.Save(modelFile); err != nil {
 			log.Error("saving the model", "file", modelFile, "err", err)
@@ -243,10 +263,10 @@ func runSeed() uint64 {
 	return binary.LittleEndian.Uint64(b[:])
 }
 
-func servePackMetrics(addr string, r *packmode.Runner, db *database, log *slog.Logger) (*http.Server, error) {
+func servePackMetrics(addr string, r *packmode.Runner, conf packConfigCollector, db *database, log *slog.Logger) (*http.Server, error) {
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
-	reg.MustRegister(packmode.NewCollector(r), packExtraCollector{r})
+	reg.MustRegister(packmode.NewCollector(r), conf)
 	db.register(reg)
 	ln, err := net.Listen("tcp", addr)
 	if err != nil {

@@ -2,37 +2,29 @@ package main
 
 import (
 	"github.com/prometheus/client_golang/prometheus"
-
-	"github.com/solqos/qos/packmode"
 )
 
-// packExtraCollector exports the figures of packmode.Stats that
-// packmode.Collector does not (yet): what the pack dashboard and qos-cli
-// top need to say whether qos helps the validator's blocks — votes that
-// landed, the current slot's cost limit (the budget slot_cost_in_flight
-// is a share of) and slot changes. They belong beside the others in
-// packmode.Collector; a registry refuses a name exported twice, so moving
-// them there means deleting them here.
-type packExtraCollector struct{ r *packmode.Runner }
-
-var (
-	descVotesLanded = prometheus.NewDesc("qos_pack_votes_landed_total", "simple votes included in a block", nil, nil)
-	descSlotLimit   = prometheus.NewDesc("qos_pack_slot_cost_limit", "block cost limit of the current slot, in cost units (0 before the first progress message)", nil, nil)
-	descSlots       = prometheus.NewDesc("qos_pack_slots_total", "slot changes seen in the validator's progress messages", nil, nil)
-	descVoteLane    = prometheus.NewDesc("qos_pack_vote_lane_length", "simple votes waiting in the vote lane", nil, nil)
-)
-
-func (c packExtraCollector) Describe(ch chan<- *prometheus.Desc) {
-	ch <- descVotesLanded
-	ch <- descSlotLimit
-	ch <- descSlots
-	ch <- descVoteLane
+// packConfigCollector exports the settings of `qos pack` an operator
+// compares the live figures with: the queue's and the vote lane's
+// capacities (their fill) and the workers the validator runs for qos.
+type packConfigCollector struct {
+	queueCapacity, voteCapacity, workers float64
 }
 
-func (c packExtraCollector) Collect(ch chan<- prometheus.Metric) {
-	st, _ := c.r.Stats()
-	ch <- prometheus.MustNewConstMetric(descVotesLanded, prometheus.CounterValue, float64(st.VotesLanded))
-	ch <- prometheus.MustNewConstMetric(descSlotLimit, prometheus.GaugeValue, float64(st.SlotLimit))
-	ch <- prometheus.MustNewConstMetric(descSlots, prometheus.CounterValue, float64(st.Slots))
-	ch <- prometheus.MustNewConstMetric(descVoteLane, prometheus.GaugeValue, float64(st.VoteLen))
+var (
+	descPackQueueCap = prometheus.NewDesc("qos_pack_queue_capacity", "Transactions the priority queue holds (--queue-capacity).", nil, nil)
+	descPackVoteCap  = prometheus.NewDesc("qos_pack_vote_lane_capacity", "Votes the vote lane holds (--vote-capacity).", nil, nil)
+	descPackWorkers  = prometheus.NewDesc("qos_pack_workers", "Execution workers the validator runs for qos (--workers).", nil, nil)
+)
+
+func (c packConfigCollector) Describe(ch chan<- *prometheus.Desc) {
+	ch <- descPackQueueCap
+	ch <- descPackVoteCap
+	ch <- descPackWorkers
+}
+
+func (c packConfigCollector) Collect(ch chan<- prometheus.Metric) {
+	ch <- prometheus.MustNewConstMetric(descPackQueueCap, prometheus.GaugeValue, c.queueCapacity)
+	ch <- prometheus.MustNewConstMetric(descPackVoteCap, prometheus.GaugeValue, c.voteCapacity)
+	ch <- prometheus.MustNewConstMetric(descPackWorkers, prometheus.GaugeValue, c.workers)
 }

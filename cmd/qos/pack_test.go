@@ -21,6 +21,8 @@ func TestPackFlagErrors(t *testing.T) {
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--policy", "best"}, "--policy"},
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--unknown-prior", "2"}, "model flags"},
 		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--log-format", "xml"}, "--log-format"},
+		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--stats-interval", "0s"}, "--stats-interval"},
+		{[]string{"qos", "pack", "--ledger", "/tmp/x", "--leader-end-cutoff", "0"}, "--leader-end-cutoff"},
 	} {
 		a := app()
 		a.Writer, a.ErrWriter = io.Discard, io.Discard

@@ -4,6 +4,7 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"time"
 )
 
 // The pack-mode metrics top reads by name (packmode/metrics.go and
@@ -22,9 +23,23 @@ const (
 	pLocks       = "qos_pack_locks_held"
 	pInFlight    = "qos_pack_batches_in_flight"
 	pLeaked      = "qos_pack_leaked_blocks"
+	pOwnLive     = "qos_pack_own_blocks_live"
 	pQueue       = "qos_pack_queue_length"
+	pQueueCap    = "qos_pack_queue_capacity"
 	pHeld        = "qos_pack_payloads_held"
 	pWorker      = "qos_pack_worker_batches_total"
+	pWorkerBusy  = "qos_pack_worker_busy_seconds_total"
+	pCostSlot    = "qos_pack_slot_cost_used"
+	pLeaderSlots = "qos_pack_leader_slots_total"
+	pLeaderCost  = "qos_pack_leader_slot_cost_units_total"
+	pPenalties   = "qos_pack_parse_penalties_total"
+	pDispatchWin = "qos_pack_arrival_to_dispatch_interval_seconds"
+	pExecWin     = "qos_pack_arrival_to_execution_interval_seconds"
+	pWindow      = "qos_pack_stats_interval_seconds"
+	mModelObs    = "qos_model_observations_total"
+	// Before the interval summaries, qos pack exported p99 gauges
+	// cumulative since its start; top still reads them from such a
+	// daemon.
 	pDispatchP99 = "qos_pack_arrival_to_dispatch_p99_seconds"
 	pExecP99     = "qos_pack_arrival_to_execution_p99_seconds"
 )
@@ -106,25 +121,77 @@ func packGroups(prev, cur *sample) []viewGroup {
 		viewRow{"votes landed", []string{rt(pVotesLanded), tot(pVotesLanded)}},
 	)
 
+	if cur.has(pResults) && len(cur.labelValues(pResults, "blame")) > 0 {
+		sender := func(b string) bool { return b == "sender" }
+		bl.rows = append(bl.rows, viewRow{"sender-caused (charged)", []string{
+			fmtRate(rateWhere(prev, cur, pResults, "blame", sender)), fmtCount(cur.sumWhere(pResults, "blame", sender))}})
+	} else {
+		bl.rows = append(bl.rows, viewRow{"sender-caused (charged)", []string{missing, missing}})
+	}
+	bl.rows = append(bl.rows, viewRow{"parse penalties", []string{rt(pPenalties), tot(pPenalties)}})
+
 	sc := viewGroup{title: "pack: scheduler", cols: []string{"now", "of"}}
 	used, okU := cur.value(pCostUsed)
 	limit, okL := cur.value(pCostLimit)
-	leaked, okK := cur.value(pLeaked)
+	slotUsed, okS := cur.value(pCostSlot)
 	inflight, okF := cur.value(pInFlight)
+	// Mean block fill of the leader slots that ended between the two
+	// scrapes, else since the start.
+	fill, okFill := 0.0, false
+	if dc, okC := rate(prev, cur, pLeaderCost); okC {
+		if ds, okD := rate(prev, cur, pLeaderSlots); okD && ds > 0 {
+			fill, okFill = dc/ds, true
+		}
+	}
+	if !okFill {
+		c, okC := cur.value(pLeaderCost)
+		n, okN := cur.value(pLeaderSlots)
+		fill, okFill = c/n, okC && okN && n > 0
+	}
+	// leaked_blocks is the leak itself since qos pack also exports
+	// own_blocks_live; before, it counted the arrays in flight too.
+	leaked, okK := cur.value(pLeaked)
+	if !cur.has(pOwnLive) {
+		leaked -= inflight
+		okK = okK && okF
+	}
+	// The block's share used: as the validator reports it, or (an older
+	// daemon) the cost in flight.
+	share, okSh := slotUsed, okS
+	if !okS {
+		share, okSh = used, okU
+	}
+	qlen, okQ := cur.value(pQueue)
+	qcap, okQC := cur.value(pQueueCap)
 	sc.rows = append(sc.rows,
 		viewRow{"session up", []string{fmtBool(cur.value(pUp)), ""}},
+		viewRow{"slot cost used", []string{fmtCount(slotUsed, okS), fmtCount(limit, okL)}},
 		viewRow{"slot cost in flight", []string{fmtCount(used, okU), fmtCount(limit, okL)}},
-		viewRow{"share of block limit", []string{fmtPct(used/limit, okU && okL && limit > 0), ""}},
+		viewRow{"share of block limit", []string{fmtPct(share/limit, okSh && okL && limit > 0), ""}},
+		viewRow{"mean leader block fill", []string{fmtPct(fill/limit, okFill && okL && limit > 0), ""}},
 		viewRow{"batches in flight", []string{fmtCount(inflight, okF), ""}},
 		viewRow{"locks held", []string{now(pLocks), ""}},
-		// leaked_blocks counts the batch arrays not freed, in flight
-		// included: what is not in flight is a leak.
-		viewRow{"leaked blocks", []string{fmtCount(leaked-inflight, okK && okF), ""}},
-		viewRow{"queued", []string{now(pQueue), ""}},
+		viewRow{"leaked blocks", []string{fmtCount(leaked, okK), ""}},
+		viewRow{"queued", []string{fmtCount(qlen, okQ), fmtCount(qcap, okQC)}},
 		viewRow{"payloads held", []string{now(pHeld), ""}},
-		viewRow{"arrival→dispatch p99", []string{fmtSeconds(cur.value(pDispatchP99)), ""}},
-		viewRow{"arrival→execution p99", []string{fmtSeconds(cur.value(pExecP99)), ""}},
 	)
+	// Latency: p50 and p99 of the daemon's last stats interval (its
+	// summary log line's figures), or an older daemon's cumulative p99.
+	win := ""
+	if w, ok := cur.value(pWindow); ok && w > 0 {
+		win = " (last " + time.Duration(w*float64(time.Second)).Round(time.Second).String() + ")"
+	}
+	for _, l := range []struct{ name, win, old string }{
+		{"arrival→dispatch", pDispatchWin, pDispatchP99}, {"arrival→execution", pExecWin, pExecP99},
+	} {
+		if cur.has(l.win) {
+			sc.rows = append(sc.rows,
+				viewRow{l.name + " p50" + win, []string{fmtSeconds(cur.value(l.win, "quantile", "0.5")), ""}},
+				viewRow{l.name + " p99" + win, []string{fmtSeconds(cur.value(l.win, "quantile", "0.99")), ""}})
+		} else {
+			sc.rows = append(sc.rows, viewRow{l.name + " p99", []string{fmtSeconds(cur.value(l.old)), ""}})
+		}
+	}
 	// Worker utilisation: batches per second each worker was sent.
 	workers := cur.labelValues(pWorker, "worker")
 	sort.Slice(workers, func(i, j int) bool {
@@ -138,5 +205,27 @@ func packGroups(prev, cur *sample) []viewGroup {
 	for _, w := range workers {
 		sc.rows = append(sc.rows, viewRow{"worker " + w + " batches/s", []string{rt(pWorker, "worker", w), tot(pWorker, "worker", w)}})
 	}
-	return []viewGroup{bl, sc}
+	// Utilisation: the share of the time each worker had a batch out.
+	for _, w := range workers {
+		if cur.has(pWorkerBusy) {
+			sc.rows = append(sc.rows, viewRow{"worker " + w + " busy", []string{fmtPct(rate(prev, cur, pWorkerBusy, "worker", w)), ""}})
+		}
+	}
+	groups := []viewGroup{bl, sc}
+	// The model (policy model): sidecar mode's names.
+	if cur.has(mModel) {
+		md := viewGroup{title: "pack: model", cols: []string{"/s or now", "total"}}
+		md.rows = append(md.rows,
+			viewRow{"IPs", []string{fmtCount(cur.value(mModel, "table", "ip")), ""}},
+			viewRow{"/24 prefixes", []string{fmtCount(cur.value(mModel, "table", "prefix24")), ""}},
+			viewRow{"/16 prefixes", []string{fmtCount(cur.value(mModel, "table", "prefix16")), ""}},
+			viewRow{"signers", []string{fmtCount(cur.value(mModel, "table", "signer")), ""}},
+			viewRow{"learnt paid", []string{rt(mModelObs, "result", "paid"), tot(mModelObs, "result", "paid")}},
+			viewRow{"learnt unpaid", []string{rt(mModelObs, "result", "unpaid"), tot(mModelObs, "result", "unpaid")}},
+			viewRow{"evicted (tables full)", []string{rt(mEvicted), tot(mEvicted)}},
+			viewRow{"newcomer factor", []string{fmtScore(cur.value(mNewcomer)), ""}},
+		)
+		groups = append(groups, md)
+	}
+	return groups
 }

@@ -8,6 +8,7 @@ import (
 	"math"
 	"net/http"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -61,7 +62,9 @@ type sample struct {
 
 // parseSample reads a Prometheus text exposition into a sample taken at at.
 // Histograms and summaries keep their _sum and _count (as the text format
-// names them); qos exports neither today.
+// names them); a summary's quantiles are series of its own name with a
+// quantile label, as the text format writes them (qos pack's interval
+// latencies). Histogram buckets are left out.
 func parseSample(r io.Reader, at time.Time) (*sample, error) {
 	p := expfmt.NewTextParser(model.UTF8Validation)
 	mfs, err := p.TextToMetricFamilies(r)
@@ -84,6 +87,14 @@ func parseSample(r io.Reader, at time.Time) (*sample, error) {
 			case dto.MetricType_UNTYPED:
 				f.points = append(f.points, point{labels, m.GetUntyped().GetValue()})
 			case dto.MetricType_SUMMARY:
+				for _, q := range m.GetSummary().GetQuantile() {
+					ql := make(map[string]string, len(labels)+1)
+					for k, v := range labels {
+						ql[k] = v
+					}
+					ql["quantile"] = strconv.FormatFloat(q.GetQuantile(), 'g', -1, 64)
+					f.points = append(f.points, point{ql, q.GetValue()})
+				}
 				s.add(name+"_sum", true, labels, m.GetSummary().GetSampleSum())
 				s.add(name+"_count", true, labels, float64(m.GetSummary().GetSampleCount()))
 			case dto.MetricType_HISTOGRAM:

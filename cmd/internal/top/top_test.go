@@ -110,6 +110,55 @@ func TestTopPackView(t *testing.T) {
 	}
 }
 
+// TestTopPackViewIntervals: two scrapes of today's `qos pack`
+// (testdata/packmode-new-*, one second apart, against the stand-in
+// validator with --stats-interval 2s) show the figures older daemons did
+// not export: the interval latencies (p50 and p99 of the daemon's last
+// stats interval, not cumulative), each worker's busy share, the slot's
+// block cost as the validator reports it and the mean fill of the leader
+// slots that ended, sender-caused results, the leak itself (no longer
+// minus the arrays in flight), and the model's tables.
+func TestTopPackViewIntervals(t *testing.T) {
+	t0 := time.Unix(1_800_000_000, 0)
+	s1 := loadSample(t, "packmode-new-1.prom", t0)
+	s2 := loadSample(t, "packmode-new-2.prom", t0.Add(time.Second))
+	v := buildView(s1, s2, viewOpts{})
+	for _, tc := range []struct {
+		title, label string
+		col          int
+		want         string
+	}{
+		{"pack: blocks", "sender-caused (charged)", 0, "0"},
+		{"pack: blocks", "sender-caused (charged)", 1, "28"},
+		{"pack: scheduler", "slot cost used", 0, "27.9M"},
+		{"pack: scheduler", "slot cost used", 1, "60.0M"},
+		{"pack: scheduler", "share of block limit", 0, "46.5%"},
+		{"pack: scheduler", "mean leader block fill", 0, "29.4%"}, // (1425986217 − 1355500468) / 4 slots / 60 M
+		{"pack: scheduler", "leaked blocks", 0, "0"},              // 4 arrays live, 4 batches in flight
+		{"pack: scheduler", "queued", 1, "16.4k"},
+		{"pack: scheduler", "arrival→dispatch p50 (last 2s)", 0, "335.544ms"},
+		{"pack: scheduler", "arrival→execution p99 (last 2s)", 0, "1.879048s"},
+		{"pack: scheduler", "worker 0 busy", 0, "46.3%"}, // 5.008073936 − 4.544881431 s in 1 s
+		{"pack: scheduler", "worker 1 busy", 0, "46.3%"},
+		{"pack: model", "IPs", 0, "24"},
+		{"pack: model", "learnt unpaid", 1, "28"},
+		{"pack: model", "learnt paid", 0, "1380"}, // 16187 − 14807
+	} {
+		if got := cell(t, v, tc.title, tc.label, tc.col); got != tc.want {
+			t.Errorf("%s / %s [%d] = %q, want %q", tc.title, tc.label, tc.col, got, tc.want)
+		}
+	}
+	// An older daemon's cumulative p99 gauges still show, without the
+	// interval's rows.
+	old := buildView(loadSample(t, "packmode-1.prom", t0), loadSample(t, "packmode-2.prom", t0.Add(time.Second)), viewOpts{})
+	if got := cell(t, old, "pack: scheduler", "arrival→execution p99", 0); got != "1.879048s" {
+		t.Errorf("older daemon's p99: %q", got)
+	}
+	if got := cell(t, old, "pack: blocks", "sender-caused (charged)", 0); got != missing {
+		t.Errorf("older daemon's sender-caused results: %q, want %s", got, missing)
+	}
+}
+
 func TestTopView(t *testing.T) {
 	t0 := time.Unix(1_800_000_000, 0)
 	s1 := loadSample(t, "sidecar-1.prom", t0)
