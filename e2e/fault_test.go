@@ -297,7 +297,11 @@ func TestDaemonSurvivesTruncatedChannels(t *testing.T) {
 	peer.pump("packets from both channels after the rejoins", logs, func() bool {
 		return peer.got[tpuIP] >= before[tpuIP]+50 && peer.got[fwdIP] >= before[fwdIP]+50
 	})
-	time.Sleep(300 * time.Millisecond) // a fresh snapshot for the metrics
+	// The metrics come from the loop's snapshots: wait for one taken after
+	// both rejoins (the values are checked exactly below).
+	peer.pump("a metrics snapshot after the rejoins", logs, func() bool {
+		return scrape(t, metricsAddr)[`qos_events_total{event="rejoins"}`] >= 2
+	})
 	m = scrape(t, metricsAddr)
 	for k, want := range map[string]float64{
 		`qos_channel_faults_total{channel="tpu_to_qos"}`: 1,

@@ -429,15 +429,31 @@ func TestTopInTmux(t *testing.T) {
 	if first == "" {
 		t.Fatalf("no live figures on the screen within 25 s; screen:\n%s", tmux(t, sock, "capture-pane", "-p", "-t", "top"))
 	}
-	time.Sleep(1500 * time.Millisecond) // more than one redraw
-	second := tmux(t, sock, "capture-pane", "-p", "-t", "top")
+	// Redraws change the live rows: capture until each differs from the
+	// first capture, or fail after 20 s (a redraw is due every second).
+	labels := []string{"all channels", "tpu_to_qos", "admitted"}
+	var second string
+	changed := func() bool {
+		for _, label := range labels {
+			if a, b := row(first, label), row(second, label); a == "" || a == b {
+				return false
+			}
+		}
+		return true
+	}
+	captured := time.Now()
+	for deadline := captured.Add(20 * time.Second); ; time.Sleep(200 * time.Millisecond) {
+		second = tmux(t, sock, "capture-pane", "-p", "-t", "top")
+		if changed() || time.Now().After(deadline) {
+			break
+		}
+	}
 	t.Logf("screen (132×60 tmux pane), first capture:\n%s", first)
-	t.Logf("second capture, 1.5 s later:\n%s", second)
-
-	for _, label := range []string{"all channels", "tpu_to_qos", "admitted"} {
+	t.Logf("second capture, %.1f s later:\n%s", time.Since(captured).Seconds(), second)
+	for _, label := range labels {
 		a, b := row(first, label), row(second, label)
 		if a == "" || a == b {
-			t.Errorf("row %q did not change between redraws:\n  %s\n  %s", label, a, b)
+			t.Errorf("row %q did not change between redraws in 20 s:\n  %s\n  %s", label, a, b)
 		}
 	}
 	for _, want := range []string{"qos top", "packets in", "admission", "output", "queue", "feedback", "model", "peers", "sent / target"} {

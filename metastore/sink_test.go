@@ -133,7 +133,9 @@ func TestSinkWritesEveryRow(t *testing.T) {
 	base := time.Date(2024, 5, 1, 23, 59, 59, 950_000_000, time.UTC).UnixNano()
 	const n = 100_000
 	offerAll(h, base, 0, n, 40_000)
-	if err := s.Close(30 * time.Second); err != nil {
+	// What the writer could not keep up with is written back from the
+	// spool; under the race detector on a busy machine that takes a while.
+	if err := s.Close(2 * time.Minute); err != nil {
 		t.Fatal(err)
 	}
 	st := s.Stats()
@@ -174,21 +176,17 @@ func TestSinkOutage(t *testing.T) {
 		t.Fatal(err)
 	}
 	base := time.Now().UnixNano() / 1000 * 1000
-	const rate, seconds = 4_000, 15
-	const n = rate * seconds
-	stop := make(chan struct{})
-	killed := make(chan int)
+	const rate = 4_000
+	killed := make(chan int, 1)
 	go func() {
-		// From second 2 to 14 terminate the sink's backends every 50–250 ms.
+		// From second 2 terminate the sink's backends every 50–250 ms for
+		// 12 s, and on until 10 were killed: on a busy machine the sink
+		// takes longer to reconnect, and more rounds find no backend.
 		kills := 0
 		defer func() { killed <- kills }()
-		select {
-		case <-time.After(2 * time.Second):
-		case <-stop:
-			return
-		}
-		end := time.Now().Add(12 * time.Second)
-		for i := 0; time.Now().Before(end); i++ {
+		time.Sleep(2 * time.Second)
+		end, giveUp := time.Now().Add(12*time.Second), time.Now().Add(2*time.Minute)
+		for i := 0; (time.Now().Before(end) || kills < 10) && time.Now().Before(giveUp); i++ {
 			var k int
 			err := d.conn.QueryRow(context.Background(),
 				`SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE application_name = $1`, d.app).Scan(&k)
@@ -200,9 +198,20 @@ func TestSinkOutage(t *testing.T) {
 			time.Sleep(time.Duration(50+i*37%200) * time.Millisecond)
 		}
 	}()
-	offerAll(h, base, 0, n, rate)
-	kills := <-killed
-	close(stop)
+	// The loop offers rows at rate until the kills are over, then for one
+	// second more.
+	var n uint64
+	kills := -1
+	for kills < 0 {
+		offerAll(h, base, n, n+rate/10, rate)
+		n += rate / 10
+		select {
+		case kills = <-killed:
+		default:
+		}
+	}
+	offerAll(h, base, n, n+rate, rate)
+	n += rate
 	if err := s.Close(60 * time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -225,64 +234,101 @@ func TestSinkOutage(t *testing.T) {
 	}
 }
 
-// TestSinkSlowDatabase holds an exclusive lock on the table for five
-// seconds: the writer's COPY waits, the hand-off (half a second of rows)
-// must not run dry, so rows go to the spool, and every row ends up in the
-// table exactly once.
+// TestSinkSlowDatabase holds an exclusive lock on the table while the
+// writer's COPY waits on it, and offers three hand-offs' worth of rows
+// meanwhile: the writer must keep taking batches and spool them, so the
+// loop never finds the hand-off empty, and once the lock goes every row
+// ends up in the table exactly once.
+//
+// The test counts events instead of racing a wall-clock rate: after each
+// batch it waits (with a deadline) for the writer to take it, so a busy
+// machine slows the test down but cannot fail it. A writer that blocked
+// on the database would miss that deadline; one that held batches without
+// spooling them would run the hand-off dry.
 func TestSinkSlowDatabase(t *testing.T) {
 	d := newTestDB(t, "slow")
 	var logs logBuffer
-	h := NewHandoff(HandoffConfig{BatchRows: 100, Batches: 20, FlushInterval: 20 * time.Millisecond})
-	s, err := NewSink(SinkConfig{Conn: d.sinkConfig(t), SpoolDir: t.TempDir(), Logger: logs.logger(), WriteTimeout: 30 * time.Second}, h)
+	const batchRows, batches = 100, 20
+	h := NewHandoff(HandoffConfig{BatchRows: batchRows, Batches: batches})
+	s, err := NewSink(SinkConfig{Conn: d.sinkConfig(t), SpoolDir: t.TempDir(), Logger: logs.logger(), WriteTimeout: time.Minute}, h)
 	if err != nil {
 		t.Fatal(err)
 	}
 	base := time.Now().UnixNano() / 1000 * 1000
-	const rate, n = 4000, 32_000 // 8 s
-	locked := make(chan error, 1)
-	go func() {
-		time.Sleep(time.Second)
-		ctx := context.Background()
-		tx, err := d.conn.Begin(ctx)
-		if err != nil {
-			locked <- err
-			return
-		}
-		if _, err := tx.Exec(ctx, "LOCK TABLE completed_tx IN ACCESS EXCLUSIVE MODE"); err != nil {
-			locked <- err
-			return
-		}
-		time.Sleep(5 * time.Second)
-		locked <- tx.Rollback(ctx)
-	}()
-	dropped := uint64(0)
-	start := time.Now()
-	for i := uint64(0); i < n; i++ {
-		r := rowAt(base, i)
-		if !h.Offer(&r) {
-			dropped++
-		}
-		if i%100 == 0 {
-			due := start.Add(time.Duration(float64(i) / rate * float64(time.Second)))
-			time.Sleep(time.Until(due))
-			h.Tick(r.ObservedAt + int64(time.Second))
+	refused := uint64(0)
+	next := uint64(0)
+	// offer hands over k full batches, each taken by the writer before the next.
+	offer := func(k int) {
+		t.Helper()
+		for range k {
+			for range batchRows {
+				r := rowAt(base, next)
+				next++
+				if !h.Offer(&r) {
+					refused++
+				}
+			}
+			waitFor(t, "the writer to take a batch", func() bool { return len(h.full) == 0 })
 		}
 	}
-	if err := <-locked; err != nil {
+
+	// Before: the sink writes straight to the table.
+	offer(5)
+	waitFor(t, "the first rows to be written", func() bool { return s.Stats().Written == next })
+	ctx := context.Background()
+	tx, err := d.conn.Begin(ctx)
+	if err != nil {
 		t.Fatal(err)
 	}
-	if err := s.Close(30 * time.Second); err != nil {
+	t.Cleanup(func() { _ = tx.Rollback(ctx) })
+	if _, err := tx.Exec(ctx, "LOCK TABLE completed_tx IN ACCESS EXCLUSIVE MODE"); err != nil {
 		t.Fatal(err)
 	}
+	// During: one batch until the writer's transaction waits on the lock,
+	// then three times what the hand-off holds.
+	writtenBefore, lockedFrom := s.Stats().Written, next
+	offer(1)
+	waitFor(t, "the sink's write to wait on the lock", func() bool {
+		var waiting int
+		err := d.conn.QueryRow(ctx, `SELECT count(*) FROM pg_stat_activity WHERE application_name = $1 AND wait_event_type = 'Lock'`, d.app).Scan(&waiting)
+		return err == nil && waiting > 0
+	})
+	offer(3 * batches)
 	st := s.Stats()
+	if st.Written != writtenBefore {
+		t.Fatalf("rows written while the table was locked: %+v", st)
+	}
+	// Every row offered during the lock is in the spool or in one of the
+	// hand-off's batches.
+	if locked := next - lockedFrom; st.Spooled+batches*batchRows < locked {
+		t.Fatalf("%d rows offered during the lock, %d spooled: more than the hand-off holds are missing; stats %+v", locked, st.Spooled, st)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	// After: the spool is written back, newer rows behind it.
+	offer(2 * batches)
+	if err := s.Close(time.Minute); err != nil {
+		t.Fatal(err)
+	}
+	st = s.Stats()
 	t.Logf("stats %+v", st)
-	if dropped != 0 || h.Dropped() != 0 || st.Dropped != 0 {
-		t.Fatalf("%d offers refused, sink dropped %d", dropped, st.Dropped)
+	if refused != 0 || h.Dropped() != 0 || st.Dropped != 0 {
+		t.Fatalf("%d offers refused, sink dropped %d", refused, st.Dropped)
 	}
-	if st.Spooled == 0 {
-		t.Fatal("nothing was spooled while the table was locked")
+	checkRows(t, d, base, next)
+}
+
+// waitFor polls cond until it holds, failing the test after 30 s.
+func waitFor(t *testing.T, what string, cond func() bool) {
+	t.Helper()
+	deadline := time.Now().Add(30 * time.Second)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(time.Millisecond)
 	}
-	checkRows(t, d, base, n)
 }
 
 // TestSinkRestartBackfillsSpool: a sink that never reaches Postgres leaves

@@ -210,13 +210,20 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 	if err != nil {
 		return res, err
 	}
-	rctx, rcancel := context.WithTimeout(ctx, dur)
+	// The policy runs for dur from the moment its session is up: logging
+	// on (a 1 GiB allocator) can take seconds on a busy machine, which
+	// would otherwise come out of the run.
+	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
-	if err := r.Run(rctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	go stopAfterUp(rctx, rcancel, r, dur)
+	if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return res, err
 	}
 	ps, _ := r.Stats()
 	elapsed := time.Since(t0)
+	if ps.Sessions == 0 && ctx.Err() == nil {
+		return res, fmt.Errorf("no session with the stand-in validator within %v", packDemoLogonTimeout)
+	}
 	// Let the stand-in see the session end and audit it.
 	time.Sleep(200 * time.Millisecond)
 	scancel()
@@ -249,6 +256,37 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 		res.ShareOfOracle = float64(res.ValueCaptured) / float64(res.Oracle)
 	}
 	return res, nil
+}
+
+// packDemoLogonTimeout bounds the wait for a policy's session.
+const packDemoLogonTimeout = time.Minute
+
+// stopAfterUp calls stop dur after r's session is up, or once
+// packDemoLogonTimeout has passed without one.
+func stopAfterUp(ctx context.Context, stop context.CancelFunc, r *packmode.Runner, dur time.Duration) {
+	defer stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	giveUp := time.NewTimer(packDemoLogonTimeout)
+	defer giveUp.Stop()
+	for {
+		if _, up := r.Stats(); up {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-giveUp.C:
+			return
+		case <-poll.C:
+		}
+	}
+	run := time.NewTimer(dur)
+	defer run.Stop()
+	select {
+	case <-ctx.Done():
+	case <-run.C:
+	}
 }
 
 // oracleTx is one transaction the oracle may take.

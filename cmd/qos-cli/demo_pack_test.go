@@ -34,7 +34,12 @@ func TestDemoPackMode(t *testing.T) {
 		t.Error("--mode both accepted")
 	}
 	report := filepath.Join(t.TempDir(), "pack.html")
-	out, err := run("--mode", "pack", "--duration", "1500ms", "--json", "--report", report)
+	// Each policy runs for one leader period of the stand-in's clock from
+	// the moment its session is up, so its run holds a whole leader
+	// window's worth of leader slots however long logging on took.
+	clock := standin.DefaultClockConfig()
+	period := time.Duration(clock.LeaderEvery) * clock.SlotDuration
+	out, err := run("--mode", "pack", "--duration", period.String(), "--json", "--report", report)
 	if err != nil {
 		t.Fatal(err)
 	}

@@ -116,27 +116,38 @@ func TestServeMetrics(t *testing.T) {
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan error, 1)
 	go func() { done <- s.Run(ctx) }()
-	time.Sleep(300 * time.Millisecond) // a snapshot or two
-
-	resp, err := http.Get("http://" + addr.String() + "/metrics")
-	if err != nil {
-		t.Fatal(err)
-	}
-	body, err := io.ReadAll(resp.Body)
-	resp.Body.Close()
-	if err != nil || resp.StatusCode != http.StatusOK {
-		t.Fatalf("GET /metrics: %v, status %d", err, resp.StatusCode)
-	}
-	for _, want := range []string{
+	wants := []string{
 		`qos_events_total{event="admitted"}`,
 		`qos_received_packets_total{channel="tpu_to_qos"}`,
 		"qos_loop_busy_seconds_total",
 		"qos_loop_max_stall_seconds",
 		"go_goroutines",
 		"process_resident_memory_bytes",
-	} {
+	}
+	// The loop's figures appear with its first snapshot: scrape until
+	// they are all there, or 20 s have passed.
+	var body []byte
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(50 * time.Millisecond) {
+		resp, err := http.Get("http://" + addr.String() + "/metrics")
+		if err != nil {
+			t.Fatal(err)
+		}
+		body, err = io.ReadAll(resp.Body)
+		resp.Body.Close()
+		if err != nil || resp.StatusCode != http.StatusOK {
+			t.Fatalf("GET /metrics: %v, status %d", err, resp.StatusCode)
+		}
+		all := true
+		for _, want := range wants {
+			all = all && strings.Contains(string(body), want)
+		}
+		if all || time.Now().After(deadline) {
+			break
+		}
+	}
+	for _, want := range wants {
 		if !strings.Contains(string(body), want) {
-			t.Errorf("/metrics lacks %s", want)
+			t.Errorf("/metrics lacks %s after 20 s", want)
 		}
 	}
 	cancel()
