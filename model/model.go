@@ -111,8 +111,9 @@ func (m *IPSigner) IPFactor(ip IP) float64 {
 	near, wide := ip.prefixes()
 	recs := [3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)}
 	if q := m.pend; q != nil && q.live > 0 {
-		pi, pn, pw := q.pendingOf(ip, near, wide)
-		return m.pendingFactor(&recs, [3]pendSum{pi, pn, pw})
+		if ps, ok := q.sums(ip, near, wide); ok {
+			return m.pendingFactor(&recs, &ps)
+		}
 	}
 	return max(m.p.MinScore, float64(m.validity(&recs)*max(m.rateOf(&recs), m.p.UnpaidFloor)))
 }
@@ -142,7 +143,7 @@ func (m *IPSigner) validity(recs *[3]*rec) float64 {
 // unknown prior, /16, /24 with their failed claims left out), so the
 // failures of one young record, present at all three levels, are not
 // counted once per level against its pending claims.
-func (m *IPSigner) pendingFactor(recs *[3]*rec, ps [3]pendSum) float64 {
+func (m *IPSigner) pendingFactor(recs *[3]*rec, ps *[3]pendSum) float64 {
 	k, w := m.p.PriorWeight, float64(m.p.Window)
 	p := shrink(&m.newcomer, m.p.UnknownPrior, k, w)
 	nf := nonFailed(m.newcomer)

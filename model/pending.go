@@ -301,9 +301,18 @@ func (m *IPSigner) PendingStats() PendingStats {
 	return PendingStats{Live: m.pend.live, Expired: m.pend.expired, Dropped: m.pend.dropped}
 }
 
-// pendingOf returns the pending sums of the canonical ip and its prefixes.
-func (q *pending) pendingOf(ip, near, wide IP) (pi, pn, pw pendSum) {
-	return q.ips.get(ip), q.near.get(near), q.wide.get(wide)
+// sums returns the pending sums of the canonical ip, its /24 (/48) and
+// /16 (/32), and whether there are any. A claim counts at all three
+// levels, so a /16 without claims has none below it and one lookup
+// settles most IPs.
+func (q *pending) sums(ip, near, wide IP) (ps [3]pendSum, ok bool) {
+	if ps[2] = q.wide.get(wide); !(ps[2].n > 0) {
+		return ps, false
+	}
+	if ps[1] = q.near.get(near); ps[1].n > 0 {
+		ps[0] = q.ips.get(ip)
+	}
+	return ps, true
 }
 
 // nonFailed returns r without its failed claims: the outcomes that did
