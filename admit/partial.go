@@ -21,10 +21,14 @@ type Partial struct {
 	Channel   uint8 // source channel (index in the daemon's table)
 	IP        [16]byte
 	Signer    [32]byte
-	Fee       uint64
-	CUs       uint64
-	CUPrice   uint64
-	Score     float64 // admission score
+	// Ticket is the model's pending claim while the packet waits at
+	// sigverify and the scheduler (SetTicket, when it was sent); 0 none.
+	// It sits in the padding after Signer: the slot does not grow.
+	Ticket  uint32
+	Fee     uint64
+	CUs     uint64
+	CUPrice uint64
+	Score   float64 // admission score
 }
 
 // pslot is one entry of the slab. It holds no pointers, so the GC never
@@ -140,6 +144,19 @@ func (s *PartialStore) Complete(hash uint64) (Partial, bool) {
 	}
 	e.completed = true
 	return e.p, true
+}
+
+// SetTicket records the model's pending-claim ticket of the packet
+// stored under hash, which was just sent; Complete returns it with the
+// partial. It reports false (and changes nothing) when hash is not
+// remembered or already completed.
+func (s *PartialStore) SetTicket(hash uint64, t uint32) bool {
+	_, slot := s.find(hash)
+	if slot < 0 || s.slots[slot].completed {
+		return false
+	}
+	s.slots[slot].p.Ticket = t
+	return true
 }
 
 // Get returns the partial stored under hash (completed or not) without

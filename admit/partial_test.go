@@ -28,6 +28,27 @@ func TestPartialStoreBasics(t *testing.T) {
 			}
 		})
 	}
+	f("ticket set at send, returned by Complete", 4, func(t *testing.T, s *PartialStore) {
+		s.Insert(1, partialFor(1))
+		if s.SetTicket(2, 7) {
+			t.Fatal("ticket set on an absent hash")
+		}
+		if !s.SetTicket(1, 7) {
+			t.Fatal("ticket not set on a stored partial")
+		}
+		if p, _ := s.Get(1); p.Ticket != 7 {
+			t.Fatalf("Get: ticket %d, want 7", p.Ticket)
+		}
+		p, ok := s.Complete(1)
+		want := partialFor(1)
+		want.Ticket = 7
+		if !ok || p != want {
+			t.Fatalf("Complete = %+v, %v; want the partial with ticket 7", p, ok)
+		}
+		if s.SetTicket(1, 8) {
+			t.Fatal("ticket set on a completed partial")
+		}
+	})
 	f("insert then duplicate", 4, func(t *testing.T, s *PartialStore) {
 		if s.Insert(1, partialFor(1)) {
 			t.Fatal("first insert reported duplicate")
@@ -173,6 +194,7 @@ func TestPartialStoreAllocs(t *testing.T) {
 		h += 0x9e3779b97f4a7c15
 		s.Insert(h, p)
 		s.Insert(h, p)
+		s.SetTicket(h, 3)
 		s.Complete(h)
 		s.Complete(h ^ 1)
 	})

@@ -79,6 +79,52 @@
 // model has never seen scores p_new: high while newcomers pay, low while
 // a wave of newcomers fails.
 //
+// # Pending claims
+//
+// Outcomes do not come back in the order their packets were sent: a failed
+// signature is reported within milliseconds, a paid or unpaid outcome at
+// the end of the scheduler's slot (about 400 ms). A young record — an IP
+// or neighbourhood the model has just met — would hold only the failures
+// of its first packets: one bad host behind a NAT address would sink the
+// address (validity 0 from its fifth failure) and the sender gate would
+// refuse the honest users behind it until their outcomes came. So the
+// daemon tells the model what it sent: Pend records a pending claim (the
+// packet's IP and fee per CU) when the packet goes to sigverify, and
+// Settle takes it back when its outcome arrives, just before Observe or
+// Penalize; ExpirePending takes back claims whose outcome has not come
+// within PendingParams.TTL (1 s: the packet was dropped by sigverify, its
+// result never reported, or its partial meta forgotten), and a claim is
+// taken back early once PendingParams.Max (65 536) newer ones were made.
+//
+// IPFactor folds each level's pending claims (IP, /24, /16) into its
+// record as outcomes not yet known: claiming their fee per CU, not failed,
+// and paid at that level's prior as computed from the claims that did
+// not fail (the same chain unknown → /16 → /24 with failed claims left
+// out; the one bad host's failures, which sit at all three levels of a
+// young address, are thus not counted once per level). They fill at most
+// the room left in the record's window (Window − n outcomes), so they
+// weigh only on young records: a record with a full window stands on its
+// settled outcomes, and a sender that keeps many packets in flight (valid
+// transactions that are never paid) gains nothing from them once it has
+// been seen. Which record judges validity is still chosen by its settled
+// outcomes (MinObservations).
+//
+// A sender whose packets all fail gains nothing either: each of its
+// claims is settled by its failure within milliseconds, so at any moment
+// it has only the few packets in flight pending, and it reaches validity 0
+// after as many failures as without pending claims plus those in flight
+// (exactly as many when each failure comes back before the next packet is
+// sent). Rotation, sybils and impersonation are gated as fast as before.
+//
+// Pending claims are scoring state only: they are not learned (Observe
+// predicts with settled records), not saved, not replayed, and a model
+// keeps none until TrackPending. They live in a ring of Max claims and
+// three tables of at most Max keys each, allocated once (about 210 bytes
+// per claim of Max: 13 MiB by default), so a flood cannot make them grow;
+// Pend, Settle and a pending lookup are O(1) and allocate nothing.
+// Pack mode does not use them: its transactions arrive verified, and its
+// outcomes come per batch of execution, not a slot after a failure.
+//
 // # Signer factor
 //
 // SignerFactor(s) compares what a fee payer's transactions paid with what

@@ -38,6 +38,7 @@ type IPSigner struct {
 	wide     *table[IP]     // per /16 (IPv4) or /32 (IPv6)
 	signers  *table[Signer] // per fee payer
 	newcomer rec            // outcomes of IPs the model barely knew: the unknown prior
+	pend     *pending       // claims handed on, outcome not yet known (TrackPending); nil: none
 
 	events       uint64 // Observe and Penalize calls: the stamp of the next update
 	observations uint64
@@ -99,31 +100,72 @@ func (m *IPSigner) Forward(ip IP, s Signer) float64 {
 // that is paid, each level's rate pulled toward the level above (unknown
 // prior → /16 → /24 → IP), at least UnpaidFloor, times its validity (0
 // for a sender whose claims fail half the time or more), at least
-// MinScore. A caller that must
+// MinScore. Claims pending (Pend) count among the claims of their IP's
+// young records, as not failed (see the package doc). A caller that must
 // refuse packets scoring no more than some bar can refuse an IP's packets
 // before looking at their signer when IPFactor(ip) × MaxSignerFactor() ×
 // the highest possible fee per CU is no more than it. It does not
 // allocate.
 func (m *IPSigner) IPFactor(ip IP) float64 {
 	ip = ip.canonical()
-	return max(m.p.MinScore, float64(m.validity(ip)*max(m.ipRate(ip), m.p.UnpaidFloor)))
+	near, wide := ip.prefixes()
+	recs := [3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)}
+	if q := m.pend; q != nil && q.live > 0 {
+		if ps, ok := q.sums(ip, near, wide); ok {
+			return m.pendingFactor(&recs, &ps)
+		}
+	}
+	return max(m.p.MinScore, float64(m.validity(&recs)*max(m.rateOf(&recs), m.p.UnpaidFloor)))
 }
 
-// validity is the validity of the most specific record of ip (IP, /24,
-// /16) that holds at least MinObservations outcomes, 1 when none does: a
-// sender (or, for an IP not yet known, a neighbourhood) with half or more
-// of its claims failing scores 0, whatever it was paid; one failing less
-// than FailTolerance of its claims is not touched beyond its rate; a new
-// IP's first garbled packet does not sink it.
-func (m *IPSigner) validity(ip IP) float64 {
-	near, wide := ip.prefixes()
+// validity is the validity of the most specific of an IP's records (IP,
+// /24, /16) that holds at least MinObservations outcomes, 1 when none
+// does: a sender (or, for an IP not yet known, a neighbourhood) with half
+// or more of its claims failing scores 0, whatever it was paid; one
+// failing less than FailTolerance of its claims is not touched beyond its
+// rate; a new IP's first garbled packet does not sink it.
+func (m *IPSigner) validity(recs *[3]*rec) float64 {
 	least := float64(max(m.p.MinObservations, 1))
-	for _, r := range [3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)} {
+	for _, r := range recs {
 		if r != nil && r.n >= least {
 			return r.validity(m.p.FailTolerance)
 		}
 	}
 	return 1
+}
+
+// pendingFactor is IPFactor of an IP whose records (IP, /24, /16) are recs
+// and whose pending claims per level are ps: each level's record with its
+// pending claims folded in (withPending), for the rate and the validity
+// alike; which record judges validity is still chosen by its settled
+// outcomes. A pending claim is presumed paid at the level's prior as its
+// claims that did not fail have been paid (the non-failed chain: the
+// unknown prior, /16, /24 with their failed claims left out), so the
+// failures of one young record, present at all three levels, are not
+// counted once per level against its pending claims.
+func (m *IPSigner) pendingFactor(recs *[3]*rec, ps *[3]pendSum) float64 {
+	k, w := m.p.PriorWeight, float64(m.p.Window)
+	p := shrink(&m.newcomer, m.p.UnknownPrior, k, w)
+	nf := nonFailed(m.newcomer)
+	q := shrink(&nf, m.p.UnknownPrior, k, w)
+	var eff [3]rec
+	for l := 2; l >= 0; l-- { // /16, /24, IP
+		if r := recs[l]; r != nil {
+			eff[l] = withPending(*r, ps[l], q, w)
+			p = shrink(&eff[l], p, k, w)
+			nf = nonFailed(*r)
+			q = shrink(&nf, q, k, w)
+		}
+	}
+	v := 1.0
+	least := float64(max(m.p.MinObservations, 1))
+	for l, r := range recs {
+		if r != nil && r.n >= least {
+			v = eff[l].validity(m.p.FailTolerance)
+			break
+		}
+	}
+	return max(m.p.MinScore, v*max(p, m.p.UnpaidFloor))
 }
 
 // SignerFactor is s's factor of Forward: what its transactions paid
@@ -152,19 +194,22 @@ func (m *IPSigner) MaxSignerFactor() float64 { return 1 }
 // MinIPFactor returns the lowest IPFactor of any IP: MinScore.
 func (m *IPSigner) MinIPFactor() float64 { return m.p.MinScore }
 
-// ipRate is the unfloored IP factor of the canonical key ip.
+// ipRate is the unfloored IP factor of the canonical key ip (settled
+// outcomes only: what Observe predicts with).
 func (m *IPSigner) ipRate(ip IP) float64 {
+	near, wide := ip.prefixes()
+	return m.rateOf(&[3]*rec{m.ips.get(ip), m.near.get(near), m.wide.get(wide)})
+}
+
+// rateOf is the unfloored IP factor of an IP whose records (IP, /24, /16)
+// are recs: the newcomer prior shrunk through /16, /24 and IP.
+func (m *IPSigner) rateOf(recs *[3]*rec) float64 {
 	k, w := m.p.PriorWeight, float64(m.p.Window)
 	p := shrink(&m.newcomer, m.p.UnknownPrior, k, w)
-	near, wide := ip.prefixes()
-	if r := m.wide.get(wide); r != nil {
-		p = shrink(r, p, k, w)
-	}
-	if r := m.near.get(near); r != nil {
-		p = shrink(r, p, k, w)
-	}
-	if r := m.ips.get(ip); r != nil {
-		p = shrink(r, p, k, w)
+	for l := 2; l >= 0; l-- {
+		if r := recs[l]; r != nil {
+			p = shrink(r, p, k, w)
+		}
 	}
 	return p
 }
@@ -303,7 +348,9 @@ func (m *IPSigner) SetParams(p Params) error {
 	}
 	s := m.Snapshot()
 	s.Params = p
+	pend := m.pend
 	*m = *fromSnapshot(s)
+	m.pend = pend // not part of the snapshot; keyed by IP, whatever the params
 	return nil
 }
 

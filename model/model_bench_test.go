@@ -33,6 +33,41 @@ func BenchmarkForwardKnown(b *testing.B) {
 	}
 }
 
+// BenchmarkForwardKnownPending is BenchmarkForwardKnown while the IP,
+// its neighbourhoods and 4 096 other senders have claims pending.
+func BenchmarkForwardKnownPending(b *testing.B) {
+	m := fullModel(b, 1<<16)
+	if err := m.TrackPending(DefaultPendingParams()); err != nil {
+		b.Fatal(err)
+	}
+	ip, s := ip4(10, 0, 0, 7), signer(3)
+	for i := range 4096 {
+		m.Pend(ip4(10, 0, byte(i>>8), byte(i)), 1000, 0)
+	}
+	b.ReportAllocs()
+	for b.Loop() {
+		sinkF += m.Forward(ip, s)
+	}
+}
+
+// BenchmarkPendSettle: a claim made and settled per call (the send and
+// the outcome of one packet), with 4 096 others pending.
+func BenchmarkPendSettle(b *testing.B) {
+	m := fullModel(b, 1<<16)
+	if err := m.TrackPending(DefaultPendingParams()); err != nil {
+		b.Fatal(err)
+	}
+	for i := range 4096 {
+		m.Pend(ip4(10, 0, byte(i>>8), byte(i)), 1000, 0)
+	}
+	b.ReportAllocs()
+	i := 0
+	for b.Loop() {
+		i++
+		m.Settle(m.Pend(ip4(10, 1, byte(i>>8), byte(i)), 1000, 0))
+	}
+}
+
 func BenchmarkForwardUnknown(b *testing.B) {
 	m := fullModel(b, 1<<16)
 	b.ReportAllocs()

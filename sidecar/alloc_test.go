@@ -128,6 +128,10 @@ func TestLoopAllocatesNothing(t *testing.T) {
 	runtime.ReadMemStats(&after)
 
 	c := &h.s.snap
+	// Every packet sent made a pending claim, settled by its result.
+	if !h.s.pending || h.s.model.PendingStats().Dropped > 0 {
+		t.Fatalf("pending claims not exercised: on %v, %+v", h.s.pending, h.s.model.PendingStats())
+	}
 	if c.TotalReceived() < uint64(packets) || c.Counters[Sent] < uint64(packets)*9/10 || c.Counters[ModelUpdates] < uint64(packets/1000) ||
 		c.Counters[RowsOffered]+c.Counters[RowsDropped] < uint64(packets)*9/10 ||
 		c.Counters[ParsePenalties] < uint64(packets/2048) || c.Counters[SigverifyFailed] < uint64(packets/2048) || c.Counters[PenaltyRows] == 0 {

@@ -58,7 +58,13 @@ type Config struct {
 	Fees   score.FeeParams
 	Limits score.Limits // account-lock limit, v1 switch (zero: mainnet's)
 	Model  model.Params
-	Policy Policy
+	// Pending bounds the model's pending claims: packets sent to sigverify
+	// whose outcome has not come yet, which the model counts as claims not
+	// failed so that a young record is not judged on the failures that
+	// come back first (model.IPSigner.Pend). Kept when learning; Max 0
+	// keeps none.
+	Pending model.PendingParams
+	Policy  Policy
 
 	ModelFile    string        // loaded at start if present; saved on shutdown and every SaveInterval
 	SaveInterval time.Duration // 0: only on shutdown
@@ -95,6 +101,7 @@ func DefaultConfig() Config {
 		FeedbackBatch:   1024,
 		Fees:            score.DefaultFeeParams(),
 		Model:           model.DefaultParams(),
+		Pending:         model.DefaultPendingParams(),
 		Policy:          PolicyModel,
 		SaveInterval:    5 * time.Minute,
 		LogInterval:     5 * time.Second,
@@ -134,6 +141,9 @@ func (c *Config) Validate() error {
 		errs = append(errs, errors.New("publish and peer-check intervals must be positive"))
 	}
 	if err := c.Model.Validate(); err != nil {
+		errs = append(errs, err)
+	}
+	if err := c.Pending.Validate(); err != nil {
 		errs = append(errs, err)
 	}
 	return errors.Join(errs...)

@@ -152,9 +152,14 @@ type Stats struct {
 	ModelIPs, ModelNearPrefixes, ModelWidePrefixes, ModelSigners int
 	ModelEvictedIPs, ModelEvictedPrefixes, ModelEvictedSigners   uint64
 	ModelNewcomer                                                float64
-	MaxStallNanos                                                int64 // longest loop iteration since the previous snapshot
-	MaxLearnNanos                                                int64 // longest model update since the previous snapshot
-	Iterations                                                   uint64
+	// The model's pending claims (packets at sigverify, outcome not yet
+	// known): held now, and taken back since the start without an
+	// outcome, after the TTL or to make room (model.PendingStats).
+	ModelPending                             int
+	ModelPendingExpired, ModelPendingDropped uint64
+	MaxStallNanos                            int64 // longest loop iteration since the previous snapshot
+	MaxLearnNanos                            int64 // longest model update since the previous snapshot
+	Iterations                               uint64
 	// BusyNanos is the time spent in loop iterations that handled at least
 	// one record, since the start: over an interval, its growth divided by
 	// the interval's length is how much of its core the loop needs for

@@ -112,6 +112,8 @@ var (
 	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table: ip, prefix24 (IPv4 /24, IPv6 /48), prefix16 (IPv4 /16, IPv6 /32), signer.", []string{"table"}, nil)
 	descEvicted  = prometheus.NewDesc("qos_model_evicted_total", "Model entries evicted from a full table (least recently updated first), by table: ip, prefix (both prefix levels), signer.", []string{"table"}, nil)
 	descNewcomer = prometheus.NewDesc("qos_model_newcomer_factor", "IP factor of a sender in a neighbourhood the model has no record of: what newcomers have paid lately (1 = as claimed).", nil, nil)
+	descPending  = prometheus.NewDesc("qos_model_pending_claims", "Packets sent to sigverify whose outcome the model is still waiting for (pending claims).", nil, nil)
+	descPendGone = prometheus.NewDesc("qos_model_pending_taken_back_total", "Pending claims taken back without an outcome, by reason: expired (older than --model-pending-ttl), dropped (beyond --model-pending-max).", []string{"reason"}, nil)
 	descQueueLow = prometheus.NewDesc("qos_queue_lowest_score", "Lowest score in the priority queue: what a newcomer must beat when it is full (NaN while the queue is empty).", nil, nil)
 	descStall    = prometheus.NewDesc("qos_loop_max_stall_seconds", "Longest loop iteration in the last publish interval.", nil, nil)
 	descLearn    = prometheus.NewDesc("qos_model_update_max_seconds", "Longest model update in the last publish interval.", nil, nil)
@@ -121,7 +123,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descQueueLow, descRecent, descModel, descEvicted, descNewcomer, descStall, descLearn, descBusy, descFaults, descFaulted} {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descQueueLow, descRecent, descModel, descEvicted, descNewcomer, descPending, descPendGone, descStall, descLearn, descBusy, descFaults, descFaulted} {
 		ch <- d
 	}
 }
@@ -159,6 +161,9 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedPrefixes), "prefix")
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedSigners), "signer")
 	ch <- prometheus.MustNewConstMetric(descNewcomer, prometheus.GaugeValue, sn.ModelNewcomer)
+	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(sn.ModelPending))
+	ch <- prometheus.MustNewConstMetric(descPendGone, prometheus.CounterValue, float64(sn.ModelPendingExpired), "expired")
+	ch <- prometheus.MustNewConstMetric(descPendGone, prometheus.CounterValue, float64(sn.ModelPendingDropped), "dropped")
 	low := math.NaN() // no queued packet, no bar
 	if sn.QueueLen > 0 {
 		low = sn.QueueLowest

@@ -35,6 +35,9 @@ type Sidecar struct {
 	// penaltyRows: penalties become rows too (learning, a hand-off that
 	// takes them).
 	penaltyRows bool
+	// pending: the model keeps pending claims of the packets sent
+	// (learning, Pending.Max > 0).
+	pending bool
 
 	// Loop goroutine: the channels it drains and feeds.
 	in     [numPacketChannels]*channels.Consumer[channels.Packet]
@@ -62,6 +65,7 @@ type Sidecar struct {
 	// the next push) and their recently-confirmed keys.
 	outBatch [sendBatch]*channels.Packet
 	outKeys  [sendBatch]uint64
+	outHash  [sendBatch]uint64
 	meta     channels.RemainingMeta
 	sigRec   channels.Signature
 
@@ -174,6 +178,12 @@ func Open(cfg Config) (_ *Sidecar, err error) {
 		default:
 			return nil, fmt.Errorf("load model (move the file away to start fresh): %w", err)
 		}
+	}
+	if s.learn && cfg.Pending.Max > 0 {
+		if err := s.model.TrackPending(cfg.Pending); err != nil {
+			return nil, err
+		}
+		s.pending = true
 	}
 	s.adm = admit.New(admit.Params{Seed: cfg.Seed, Fees: cfg.Fees, Limits: cfg.Limits, Policy: cfg.Policy}, s.queue, s.partial, s.recent, s.model)
 	return s, nil
@@ -334,6 +344,9 @@ func (s *Sidecar) loop(done <-chan struct{}) {
 // records it handled.
 func (s *Sidecar) step(mono, wall int64) int {
 	s.wall = wall
+	if s.pending {
+		s.model.ExpirePending(mono)
+	}
 	n := s.drainStatus()
 	for i, c := range s.in {
 		if c != nil {
@@ -453,6 +466,7 @@ func (s *Sidecar) drainSigFailures() int {
 			var fee, cus uint64
 			if p, ok := s.partial.Complete(score.PacketHash(s.cfg.Seed, &s.pkt)); ok {
 				fee, cus = p.Fee, p.CUs
+				s.model.Settle(model.Ticket(p.Ticket))
 			}
 			claim := 0.0
 			if fee > 0 {
@@ -503,6 +517,7 @@ func (s *Sidecar) drainResults() int {
 		row := metastore.CompletedRow(&p, hash, s.cfg.Seed, s.wall, exec)
 		obs := row.Observation()
 		if s.learn {
+			s.model.Settle(model.Ticket(p.Ticket))
 			t0 := time.Now()
 			if s.model.Observe(obs) {
 				s.snap.Counters[ModelUpdates]++
@@ -530,7 +545,9 @@ func (s *Sidecar) drainResults() int {
 // lower, so a pop ends unless rescoreMax senders all sank at once).
 const rescoreMax = 8
 
-// pop returns the next packet to send and its recently-confirmed key.
+// pop returns the next packet to send, its recently-confirmed key and,
+// when the model keeps pending claims or rescoring is on, its packet hash
+// (else 0).
 // Under the model policy with RescoreBelow set, the best packet is scored
 // again with the current model (its sender's factors, its fee and CUs
 // from the partial meta store): if the score fell below RescoreBelow × the
@@ -540,27 +557,46 @@ const rescoreMax = 8
 // best is tried. The packet pushed back reuses the slot it was just popped
 // from (the free list is LIFO), so records popped earlier in the same
 // send batch stay valid. No allocation.
-func (s *Sidecar) pop(mono int64) (*channels.Packet, uint64, bool) {
-	if s.cfg.Policy != PolicyModel || !s.learn || s.cfg.RescoreBelow == 0 {
-		return s.queue.Pop(mono)
+func (s *Sidecar) pop(mono int64) (*channels.Packet, uint64, uint64, bool) {
+	rescore := s.cfg.Policy == PolicyModel && s.learn && s.cfg.RescoreBelow != 0
+	if !rescore && !s.pending {
+		p, aux, ok := s.queue.Pop(mono)
+		return p, aux, 0, ok
 	}
 	for range rescoreMax {
 		p, e, ok := s.queue.PopMax(mono)
 		if !ok {
-			return nil, 0, false
+			return nil, 0, 0, false
+		}
+		if !rescore {
+			return p, e.Aux, e.Hash, true
 		}
 		part, ok := s.partial.Get(e.Hash)
 		if !ok {
-			return p, e.Aux, true
+			return p, e.Aux, e.Hash, true
 		}
 		now := score.Score(s.model.Forward(model.IPv6(part.IP), model.Signer(part.Signer)), part.Fee, part.CUs)
 		if !(now < e.Score*s.cfg.RescoreBelow) {
-			return p, e.Aux, true
+			return p, e.Aux, e.Hash, true
 		}
 		s.queue.Push(p, now, e.Hash, e.Aux, e.Enqueued)
 		s.snap.Counters[Rescored]++
 	}
-	return s.queue.Pop(mono)
+	p, e, ok := s.queue.PopMax(mono)
+	return p, e.Aux, e.Hash, ok
+}
+
+// pend gives the model a pending claim for the packet of hash just sent
+// (its source IP and fee per CU from the partial meta, as a sigverify
+// failure would weigh it) and keeps the ticket with the partial, for the
+// outcome to settle. A packet whose partial is gone gets none.
+func (s *Sidecar) pend(hash uint64, mono int64) {
+	p, ok := s.partial.Get(hash)
+	if !ok {
+		return
+	}
+	t := s.model.Pend(model.IPv6(p.IP), score.Score(1, p.Fee, p.CUs), mono)
+	s.partial.SetTicket(hash, uint32(t))
 }
 
 // sendBatch is how many packets send pops before it checks them against
@@ -596,11 +632,11 @@ func (s *Sidecar) send(mono int64) int {
 		}
 		k := 0
 		for k < want {
-			p, key, ok := s.pop(mono)
+			p, key, hash, ok := s.pop(mono)
 			if !ok {
 				break
 			}
-			s.outBatch[k], s.outKeys[k] = p, key
+			s.outBatch[k], s.outKeys[k], s.outHash[k] = p, key, hash
 			k++
 		}
 		var touched uint64
@@ -617,6 +653,9 @@ func (s *Sidecar) send(mono int64) int {
 				s.snap.Counters[OutputOverwrite]++
 			}
 			s.out.Push(s.outBatch[j])
+			if s.pending {
+				s.pend(s.outHash[j], mono)
+			}
 			unread++
 			sent++
 		}

@@ -105,6 +105,7 @@ func (f *daemonFlags) list() []cli.Flag {
 	flags := []cli.Flag{f.xxhashSeed, f.policy, f.targetPps, f.pacerTick, f.pacerBurst, f.queueCapacity, f.queueTtl, f.rescoreBelow, f.partialCapacity, f.recentCapacity, f.outputBackpressure, f.packetBatch, f.modelFile, f.saveInterval, f.metricsAddr, f.joinTimeout, f.user, f.idleSleep}
 	flags = append(flags, cliflags.ChannelFlags()...)
 	flags = append(flags, cliflags.ModelFlags()...)
+	flags = append(flags, cliflags.PendingFlags()...)
 	flags = append(flags, cliflags.AdmissionFlags()...)
 	flags = append(flags, f.db.list()...)
 	flags = append(flags, cliflags.LogFlags()...)
@@ -156,6 +157,9 @@ func run(c *cli.Context, f *daemonFlags) error {
 	cfg.SaveInterval = f.saveInterval.Get(c)
 	cfg.IdleSleep = f.idleSleep.Get(c)
 	if cfg.Model, err = cliflags.ModelParams(c); err != nil {
+		return err
+	}
+	if cfg.Pending, err = cliflags.PendingParams(c); err != nil {
 		return err
 	}
 	if cfg.Limits, err = cliflags.AdmissionLimits(c); err != nil {

@@ -84,6 +84,8 @@ func TestFlagErrors(t *testing.T) {
 		{"qos"}, // --xxhash-seed is required
 		{"qos", "--xxhash-seed", "1", "--policy", "best"},
 		{"qos", "--xxhash-seed", "1", "--unknown-prior", "2"},
+		{"qos", "--xxhash-seed", "1", "--model-pending-ttl", "0s"},
+		{"qos", "--xxhash-seed", "1", "--model-pending-max", "-1"},
 		{"qos", "--xxhash-seed", "1", "--log-level", "loud"},
 	} {
 		a := app()

@@ -163,6 +163,29 @@ func ModelParams(c *cli.Context) (model.Params, error) {
 	return p, nil
 }
 
+// PendingFlags bound the model's pending claims (model.PendingParams):
+// packets sent to sigverify whose outcome has not come yet. Only the
+// sidecar daemon keeps them (pack mode gets its transactions verified and
+// its outcomes within a batch; replay learns from outcomes alone).
+func PendingFlags() []cli.Flag {
+	d := model.DefaultPendingParams()
+	return WithEnv([]cli.Flag{
+		&cli.DurationFlag{Name: "model-pending-ttl", Category: CatModel, Value: d.TTL,
+			Usage: "how long a packet sent to sigverify counts as a pending claim of its IP while its outcome has not come"},
+		&cli.IntFlag{Name: "model-pending-max", Category: CatModel, Value: d.Max,
+			Usage: "pending claims held (a claim is taken back once this many newer ones were made; 0: keep none, a young IP is judged on its failures first)"},
+	})
+}
+
+// PendingParams reads the pending-claim flags and validates them.
+func PendingParams(c *cli.Context) (model.PendingParams, error) {
+	p := model.PendingParams{TTL: c.Duration("model-pending-ttl"), Max: c.Int("model-pending-max")}
+	if err := p.Validate(); err != nil {
+		return p, fmt.Errorf("model flags: %w", err)
+	}
+	return p, nil
+}
+
 // LogFlags choose the log level and format.
 func LogFlags() []cli.Flag {
 	return WithEnv([]cli.Flag{

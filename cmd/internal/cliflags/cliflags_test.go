@@ -25,7 +25,7 @@ func TestWithEnv(t *testing.T) {
 
 // TestSharedFlagsHaveEnv: every shared flag reads QOS_ and its name.
 func TestSharedFlagsHaveEnv(t *testing.T) {
-	for _, list := range [][]cli.Flag{ChannelFlags(), ModelFlags(), AdmissionFlags(), LogFlags()} {
+	for _, list := range [][]cli.Flag{ChannelFlags(), ModelFlags(), PendingFlags(), AdmissionFlags(), LogFlags()} {
 		for _, f := range list {
 			name := f.Names()[0]
 			if got := f.(cli.DocGenerationFlag).GetEnvVars(); !slices.Equal(got, Env(name)) {
