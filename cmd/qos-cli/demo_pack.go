@@ -215,12 +215,21 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 	// would otherwise come out of the run.
 	rctx, rcancel := context.WithCancel(ctx)
 	defer rcancel()
-	go stopAfterUp(rctx, rcancel, r, dur)
+	// The run stops outside a leader window, so its last window is whole
+	// for the policy as for the oracle (which counts every slot that began
+	// before the stop).
+	stoppedAt := make(chan time.Duration, 1)
+	go func() {
+		stopAfterUp(rctx, r, dur, func() bool { return clock.At(time.Since(t0)).LeaderState == standin.NotLeader })
+		stoppedAt <- time.Since(t0)
+		rcancel()
+	}()
 	if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) && !errors.Is(err, context.DeadlineExceeded) {
 		return res, err
 	}
 	ps, _ := r.Stats()
-	elapsed := time.Since(t0)
+	rcancel()
+	elapsed := <-stoppedAt
 	if ps.Sessions == 0 && ctx.Err() == nil {
 		return res, fmt.Errorf("no session with the stand-in validator within %v", packDemoLogonTimeout)
 	}
@@ -261,10 +270,10 @@ func packDemoOne(ctx context.Context, sock string, story packStory, pol packmode
 // packDemoLogonTimeout bounds the wait for a policy's session.
 const packDemoLogonTimeout = time.Minute
 
-// stopAfterUp calls stop dur after r's session is up, or once
-// packDemoLogonTimeout has passed without one.
-func stopAfterUp(ctx context.Context, stop context.CancelFunc, r *packmode.Runner, dur time.Duration) {
-	defer stop()
+// stopAfterUp returns dur after r's session is up and then at the first
+// moment idle() reports true (polled every 10 ms), or once
+// packDemoLogonTimeout has passed without a session, or when ctx ends.
+func stopAfterUp(ctx context.Context, r *packmode.Runner, dur time.Duration, idle func() bool) {
 	poll := time.NewTicker(10 * time.Millisecond)
 	defer poll.Stop()
 	giveUp := time.NewTimer(packDemoLogonTimeout)
@@ -285,7 +294,15 @@ func stopAfterUp(ctx context.Context, stop context.CancelFunc, r *packmode.Runne
 	defer run.Stop()
 	select {
 	case <-ctx.Done():
+		return
 	case <-run.C:
+	}
+	for !idle() {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
 	}
 }
 
