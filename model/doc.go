@@ -23,8 +23,8 @@
 // Every outcome of a packet the sidecar handed on has a claim c (its fee
 // per CU) and a paid value: c when the scheduler executed it (included:
 // its fee was paid), 0 when it verified but was never included (it paid
-// nothing, Observe with ExecNanos 0), 0 when it failed sigverify or did
-// not parse (Penalize; an unparsable packet's claim is unknown and weighs
+// nothing, Observe with ExecNanos 0; unless it was outbid, see below), 0
+// when it failed sigverify or did not parse (Penalize; an unparsable packet's claim is unknown and weighs
 // the sender's usual claim). A record keeps the mean claim and the mean
 // paid value of its key's latest outcomes — a running mean of the first
 // Window (200) outcomes, then an exponential moving average of weight
@@ -43,6 +43,40 @@
 // senders each seen once or twice is learned through its neighbourhoods
 // as its outcomes arrive, and the newcomer record says what unknown
 // senders have been doing lately.
+//
+// # Outbid is not unpaid
+//
+// A verified transaction can go unpaid for two reasons: its fee per CU
+// ranked below what the blocks took (it was outbid: another sender paid
+// more, no fault of its own), or it could never pay. Counting the first
+// as unpaid would make an honest sender whose cheap transactions miss the
+// blocks look like one that does not pay: its rate falls, its expensive
+// transactions then rank below other senders' cheaper ones, and near the
+// bar the ranking follows the noisy rate instead of the fee (honest
+// overload: the model lost up to a few points to plain fee ranking).
+//
+// So the model learns an inclusion bar from the stream of outcomes: the
+// BarQuantile (5 %) quantile of the claims of paid transactions, tracked
+// by one multiplicative step per paid outcome (down by BarStep, 1 %,
+// when the paid claim is below the bar, up by BarStep·q/(1−q) when not:
+// it rests where a share q of paid claims lies below it; the first paid
+// claim sets it). An unpaid outcome that claimed less than the bar, not
+// of the sender's fault (Observation.SenderFault), is neutral: it changes
+// no record, neither the IP's, its neighbourhoods', the newcomer's nor
+// its payer's. Unpaid outcomes at or above the bar count in full: a
+// sender that claims high fees and never pays — the one that displaces
+// honest traffic, which it can only do by claiming above the bar — sinks
+// as before, and so does one whose transactions could never pay,
+// whatever they claim. A sender that claims below the bar and never pays
+// keeps its rate, but it ranks below every claim the blocks take, as
+// under fee ranking: it costs nothing that fee ranking would not. Moving
+// the bar up takes paid claims above it, that is fees actually paid; a
+// bar that lags below the blocks' real bar (load rising) only counts more
+// outcomes, as without a bar. The bar is a single number updated by a
+// fixed sequence of float64 operations from Observe's calls, so replay
+// rebuilds it exactly; it is saved with the model (file version 4).
+// BarQuantile 0 disables it. Pack mode is not changed by it: the only
+// unpaid outcomes it reports are of the sender's fault.
 //
 // # IP factor
 //
@@ -64,8 +98,8 @@
 // FailTolerance (10 %) of its claims failed, falling linearly to 0 when
 // half of them fail (1 when no record qualifies, so a new IP's first
 // garbled packet does not sink it). UnpaidFloor (1e-6) keeps a sender
-// whose packets verify but are never paid (its fees below the blocks'
-// bar) above every sender whose claims fail, and within reach of the
+// whose packets verify but are never paid (at claims above the learnt
+// bar, or before one is learnt) above every sender whose claims fail, and within reach of the
 // queue when there is room; without it such a sender would fall to
 // MinScore and be refused unparsed for good.
 //
@@ -173,7 +207,10 @@
 //
 // # File versions
 //
-// The file format is version 3. Versions 1 and 2 held the value scores of
+// The file format is version 4: version 3 plus the inclusion bar and its
+// two parameters. A version 3 file loads with the bar's parameters at
+// their defaults and no bar learnt (the next paid outcome sets it).
+// Versions 1 and 2 held the value scores of
 // the model before pay rates (an EMA of fee per execution time, the median
 // of learned scores for unknown keys); they cannot be converted, and Load
 // refuses them with ErrVersion and a message saying to move the file away

@@ -14,7 +14,7 @@ import (
 	"github.com/cespare/xxhash/v2"
 )
 
-// The model file (format version 3), little-endian throughout:
+// The model file (format version 4), little-endian throughout:
 //
 //	offset  size  field
 //	     0     8  magic "QOSMODEL"
@@ -27,7 +27,9 @@ import (
 //	              evicted IPs, evicted prefixes, evicted signers (u64)
 //	   152    32  newcomer record: claim, paid, fail, n (f64 bits)
 //	   184    32  number of IP, near-prefix, wide-prefix, signer records
-//	   216        IP records:          16-byte key, claim, paid, fail, n, stamp (56 bytes each)
+//	   216    24  inclusion bar: params BarQuantile, BarStep, then the
+//	              bar learnt (f64 bits)
+//	   240        IP records:          16-byte key, claim, paid, fail, n, stamp (56 bytes each)
 //	              near-prefix records: the same (/24 or /48 keys)
 //	              wide-prefix records: the same (/16 or /32 keys)
 //	              signer records:      32-byte key, claim, paid, exp, n, stamp (72)
@@ -39,15 +41,20 @@ import (
 // the event count. The encoding of a model is therefore unique: equal
 // models give equal bytes.
 //
+// Version 3 is version 4 without the inclusion bar (a 216-byte header):
+// Decode reads it with BarQuantile and BarStep at their defaults and no
+// bar learnt yet, which the next paid outcomes set.
+//
 // Versions 1 and 2 held the value scores of the model before version 3
 // (an EMA of fee per execution time, a median for unknown keys): they
 // cannot be turned into pay rates, and Decode refuses them with ErrVersion
 // and a message saying how to start fresh or rebuild from the database.
 const (
 	fileMagic     = "QOSMODEL"
-	FormatVersion = 3
+	FormatVersion = 4
 
-	headerSize    = 216
+	headerSize    = 240 // version 4
+	headerSizeV3  = 216
 	ipRecSize     = 16 + 5*8
 	signerRecSize = 32 + 5*8
 	sumSize       = 8
@@ -63,16 +70,25 @@ var (
 	ErrCorrupt   = errors.New("model file corrupt")
 )
 
-// encodedSize is the size of a file with the given record counts.
-func encodedSize(nIPs, nNear, nWide, nSigners uint64) uint64 {
-	return headerSize + (nIPs+nNear+nWide)*ipRecSize + nSigners*signerRecSize + sumSize
+// encodedSize is the size of a file with a header of hdr bytes and the
+// given record counts.
+func encodedSize(hdr, nIPs, nNear, nWide, nSigners uint64) uint64 {
+	return hdr + (nIPs+nNear+nWide)*ipRecSize + nSigners*signerRecSize + sumSize
+}
+
+// headerLen is the header size of format version v (3 or 4).
+func headerLen(v uint32) int {
+	if v == 3 {
+		return headerSizeV3
+	}
+	return headerSize
 }
 
 // AppendBinary appends m's file encoding to b. It never fails.
 func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 	s := m.Snapshot()
 	le := binary.LittleEndian
-	size := encodedSize(uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)))
+	size := encodedSize(headerSize, uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)))
 	b = slicesGrow(b, int(size))
 	start := len(b)
 	b = append(b, fileMagic...)
@@ -80,7 +96,7 @@ func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 	b = le.AppendUint32(b, 0)
 	p := s.Params
 	st := s.Stats
-	for _, v := range [25]uint64{
+	for _, v := range [28]uint64{
 		uint64(p.Window), math.Float64bits(p.PriorWeight), math.Float64bits(p.UnknownPrior),
 		uint64(p.MinObservations), uint64(p.MaxIPs), uint64(p.MaxPrefixes), uint64(p.MaxSigners),
 		math.Float64bits(p.MinScore), math.Float64bits(p.UnpaidFloor), math.Float64bits(p.FailTolerance),
@@ -88,6 +104,7 @@ func (m *IPSigner) AppendBinary(b []byte) ([]byte, error) {
 		math.Float64bits(s.Newcomer.Claim), math.Float64bits(s.Newcomer.Paid), math.Float64bits(s.Newcomer.Fail),
 		math.Float64bits(s.Newcomer.N),
 		uint64(len(s.IPs)), uint64(len(s.Near)), uint64(len(s.Wide)), uint64(len(s.Signers)),
+		math.Float64bits(p.BarQuantile), math.Float64bits(p.BarStep), math.Float64bits(s.Bar),
 	} {
 		b = le.AppendUint64(b, v)
 	}
@@ -123,7 +140,7 @@ func slicesGrow(b []byte, n int) []byte {
 }
 
 // recordCounts returns the record counts a header holds. REQUIRES:
-// len(head) ≥ headerSize.
+// len(head) ≥ headerSizeV3.
 func recordCounts(head []byte) (nIPs, nNear, nWide, nSigners uint64) {
 	le := binary.LittleEndian
 	return le.Uint64(head[184:]), le.Uint64(head[192:]), le.Uint64(head[200:]), le.Uint64(head[208:])
@@ -154,21 +171,22 @@ func checkHeader(head []byte, size int64) error {
 		return fmt.Errorf("%w: version %d holds the value scores of the model before pay rates (version %d), "+
 			"which cannot be converted: move the file away to start with an empty model, or rebuild one "+
 			"from the database with `qos-cli replay`", ErrVersion, v, FormatVersion)
-	case v != FormatVersion:
-		return fmt.Errorf("%w: version %d; this build reads version %d", ErrVersion, v, FormatVersion)
+	case v != FormatVersion && v != 3:
+		return fmt.Errorf("%w: version %d; this build reads versions 3 and %d", ErrVersion, v, FormatVersion)
 	}
+	hdr := headerLen(le.Uint32(head[8:]))
 	if r := le.Uint32(head[12:]); r != 0 {
 		return fmt.Errorf("%w: reserved header field is %#x, want 0", ErrCorrupt, r)
 	}
-	if len(head) < headerSize {
-		return fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, size, headerSize)
+	if len(head) < hdr {
+		return fmt.Errorf("%w: %d bytes, header needs %d", ErrTruncated, size, hdr)
 	}
 	nIPs, nNear, nWide, nSigners := recordCounts(head)
 	if nIPs > MaxTableSize || nNear > MaxTableSize || nWide > MaxTableSize || nSigners > MaxTableSize {
 		return fmt.Errorf("%w: header counts %d IPs, %d and %d prefixes, %d signers exceed the limits",
 			ErrCorrupt, nIPs, nNear, nWide, nSigners)
 	}
-	want := encodedSize(nIPs, nNear, nWide, nSigners)
+	want := encodedSize(uint64(hdr), nIPs, nNear, nWide, nSigners)
 	switch {
 	case uint64(size) < want:
 		return fmt.Errorf("%w: %d bytes, header says %d", ErrTruncated, size, want)
@@ -178,7 +196,7 @@ func checkHeader(head []byte, size int64) error {
 	return nil
 }
 
-// Decode parses a model file's bytes (format version 3). Any input gives
+// Decode parses a model file's bytes (format version 4, or 3). Any input gives
 // either a model or an error (one of ErrForeign, ErrVersion, ErrTruncated,
 // ErrChecksum, ErrCorrupt), never both and never a panic.
 func Decode(data []byte) (*IPSigner, error) {
@@ -192,10 +210,16 @@ func Decode(data []byte) (*IPSigner, error) {
 	}
 	u := func(off int) uint64 { return le.Uint64(data[off:]) }
 	f := func(off int) float64 { return math.Float64frombits(le.Uint64(data[off:])) }
+	hdr := headerLen(le.Uint32(data[8:]))
+	d := DefaultParams()
 	p := Params{
 		Window: toInt(u(16)), PriorWeight: f(24), UnknownPrior: f(32), MinObservations: toInt(u(40)),
 		MaxIPs: toInt(u(48)), MaxPrefixes: toInt(u(56)), MaxSigners: toInt(u(64)), MinScore: f(72),
-		UnpaidFloor: f(80), FailTolerance: f(88),
+		UnpaidFloor: f(80), FailTolerance: f(88), BarQuantile: d.BarQuantile, BarStep: d.BarStep,
+	}
+	bar := 0.0
+	if hdr == headerSize {
+		p.BarQuantile, p.BarStep, bar = f(216), f(224), f(232)
 	}
 	if err := p.Validate(); err != nil {
 		return nil, fmt.Errorf("%w: parameters: %v", ErrCorrupt, err)
@@ -206,6 +230,10 @@ func Decode(data []byte) (*IPSigner, error) {
 		Stats: Stats{Observations: u(104), Paid: u(112), Penalties: u(120),
 			EvictedIPs: u(128), EvictedPrefixes: u(136), EvictedSigners: u(144)},
 		Newcomer: Record{Claim: f(152), Paid: f(160), Fail: f(168), N: f(176)},
+		Bar:      bar,
+	}
+	if !finite(bar) {
+		return nil, fmt.Errorf("%w: inclusion bar %v", ErrCorrupt, bar)
 	}
 	w := float64(p.Window)
 	if !finite(s.Newcomer.Claim) || !finite(s.Newcomer.Paid) || !finite(s.Newcomer.Fail) ||
@@ -217,7 +245,7 @@ func Decode(data []byte) (*IPSigner, error) {
 		return nil, fmt.Errorf("%w: %d IPs, %d and %d prefixes, %d signers do not fit max IPs %d, max prefixes %d, max signers %d",
 			ErrCorrupt, n1, n2, n3, n4, p.MaxIPs, p.MaxPrefixes, p.MaxSigners)
 	}
-	off := headerSize
+	off := hdr
 	var err error
 	tables := [3]struct {
 		what string

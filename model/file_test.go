@@ -208,3 +208,53 @@ func TestLoadOldVersionFile(t *testing.T) {
 		t.Fatalf("Load(version 2 file) = %v, %v", m, err)
 	}
 }
+
+// v3 rewrites a version 4 encoding as the version 3 file of the same
+// model (no inclusion bar: the 24 bytes at 216 cut out).
+func v3(tb testing.TB, b []byte) []byte {
+	tb.Helper()
+	out := append([]byte(nil), b[:headerSizeV3]...)
+	out = append(out, b[headerSize:len(b)-sumSize]...)
+	binary.LittleEndian.PutUint32(out[8:], 3)
+	return binary.LittleEndian.AppendUint64(out, xxhash.Sum64(out))
+}
+
+// TestLoadVersion3: a version 3 file (before the inclusion bar) loads
+// with the same records, the bar's parameters at their defaults and no
+// bar learnt; the next paid outcome sets it.
+func TestLoadVersion3(t *testing.T) {
+	p := DefaultParams()
+	p.BarQuantile = 0.2
+	m := filled(t, p, 5, 5_000)
+	if m.Stats().Bar == 0 {
+		t.Fatal("no bar learnt from the sequence")
+	}
+	path := filepath.Join(t.TempDir(), "model-v3.bin")
+	if err := os.WriteFile(path, v3(t, encode(t, m)), 0o600); err != nil {
+		t.Fatal(err)
+	}
+	l, err := Load(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	d := DefaultParams()
+	if got := l.Params(); got.BarQuantile != d.BarQuantile || got.BarStep != d.BarStep {
+		t.Fatalf("bar params of a version 3 file = %v, %v, want the defaults", got.BarQuantile, got.BarStep)
+	}
+	if b := l.Stats().Bar; b != 0 {
+		t.Fatalf("bar of a version 3 file = %v, want 0", b)
+	}
+	want := m.Snapshot()
+	want.Params.BarQuantile, want.Bar = d.BarQuantile, 0
+	if diff := Diff(fromSnapshot(want), l, 0); diff != nil {
+		t.Fatalf("version 3 file loaded differently: %v", diff)
+	}
+	l.Observe(tx(ip4(10, 0, 0, 1), signer(1), 777, true))
+	if b := l.Stats().Bar; b != 777 {
+		t.Fatalf("bar after the first paid claim 777 = %v", b)
+	}
+	// A truncated version 3 header is still reported as such.
+	if _, err := Decode(v3(t, encode(t, m))[:200]); !errors.Is(err, ErrTruncated) {
+		t.Fatalf("truncated version 3 file: %v", err)
+	}
+}

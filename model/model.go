@@ -39,6 +39,7 @@ type IPSigner struct {
 	signers  *table[Signer] // per fee payer
 	newcomer rec            // outcomes of IPs the model barely knew: the unknown prior
 	pend     *pending       // claims handed on, outcome not yet known (TrackPending); nil: none
+	bar      float64        // inclusion bar: BarQuantile of paid claims' fee per CU; 0 = none yet
 
 	events       uint64 // Observe and Penalize calls: the stamp of the next update
 	observations uint64
@@ -55,7 +56,10 @@ type Stats struct {
 	Signers      int // signer entries
 	// UnknownIP is the factor of an IP in a neighbourhood the model has
 	// no record of: what newcomers have been doing lately.
-	UnknownIP       float64
+	UnknownIP float64
+	// Bar is the inclusion bar learnt so far (fee per CU; 0: none yet):
+	// unpaid outcomes claiming less are neutral.
+	Bar             float64
 	Observations    uint64 // Observe calls
 	Paid            uint64 // of which executed (paid)
 	Penalties       uint64 // Penalize calls
@@ -253,6 +257,13 @@ func (m *IPSigner) Observe(o Observation) (updated bool) {
 	if o.ExecNanos > 0 {
 		paid = c
 		m.paid++
+		m.learnBar(c)
+	} else if !o.SenderFault && c < m.bar {
+		// Outbid: verified, unpaid, claiming less than the blocks took.
+		// Neutral: it says nothing of whether the sender pays.
+		m.observations++
+		m.events++
+		return true
 	}
 	pred := float64(m.ipRate(ip) * c)
 	if paid != 0 || !o.SenderFault || !m.payerExplains(ip, o.Signer) {
@@ -262,6 +273,24 @@ func (m *IPSigner) Observe(o Observation) (updated bool) {
 	m.observations++
 	m.events++
 	return true
+}
+
+// learnBar moves the inclusion bar toward the BarQuantile of paid claims
+// by one step for the paid claim c: down by BarStep when c is below it, up
+// by BarStep·q/(1−q) otherwise, so it rests where a share q of paid claims
+// is below it. The first paid claim sets it. BarQuantile 0 keeps it at 0.
+func (m *IPSigner) learnBar(c float64) {
+	q := m.p.BarQuantile
+	switch {
+	case !(q > 0):
+	case !(m.bar > 0):
+		m.bar = c
+	case c < m.bar:
+		m.bar = float64(m.bar * float64(1-m.p.BarStep))
+	default:
+		up := float64(float64(m.p.BarStep*q) / float64(1-q))
+		m.bar = float64(m.bar * float64(1+up))
+	}
 }
 
 // explainedBelow is the signer factor under which a payer with at least
@@ -362,6 +391,7 @@ func (m *IPSigner) Stats() Stats {
 		WidePrefixes:    m.wide.len(),
 		Signers:         m.signers.len(),
 		UnknownIP:       max(m.p.MinScore, shrink(&m.newcomer, m.p.UnknownPrior, m.p.PriorWeight, float64(m.p.Window))),
+		Bar:             m.bar,
 		Observations:    m.observations,
 		Paid:            m.paid,
 		Penalties:       m.penalties,

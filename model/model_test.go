@@ -472,3 +472,96 @@ func TestPayerExplainsUnpaid(t *testing.T) {
 		t.Fatalf("IP factor with unpaid outcomes of ranking %v, want about 7/8", f)
 	}
 }
+
+// market feeds m paid transactions from a few busy IPs of 192.0.2.0/24
+// claiming 100 to 199 lamports per CU, so the inclusion bar settles near
+// their low quantile (about 105).
+func market(m *IPSigner, n int) {
+	for i := range n {
+		m.Observe(tx(ip4(192, 0, 2, byte(i%8)), signer(uint32(500+i%8)), uint64(100+i*37%100), true))
+	}
+}
+
+// TestInclusionBarLearnt: the bar tracks the BarQuantile of paid claims,
+// follows them down when the blocks take cheaper transactions, and stays
+// 0 while disabled.
+func TestInclusionBarLearnt(t *testing.T) {
+	p := DefaultParams()
+	m := New(p)
+	if b := m.Stats().Bar; b != 0 {
+		t.Fatalf("bar of an empty model = %v, want 0", b)
+	}
+	market(m, 20_000)
+	if b := m.Stats().Bar; b < 100 || b > 112 {
+		t.Fatalf("bar after paid claims uniform over 100..199 = %v, want their 5 %% quantile (about 105)", b)
+	}
+	for i := range 2_000 { // the blocks now take claims of 10..19
+		m.Observe(tx(ip4(192, 0, 2, 9), signer(600), uint64(10+i%10), true))
+	}
+	if b := m.Stats().Bar; b < 9 || b > 12 {
+		t.Fatalf("bar after paid claims of 10..19 = %v, want about 10.5", b)
+	}
+	p.BarQuantile = 0
+	m = New(p)
+	market(m, 1_000)
+	if b := m.Stats().Bar; b != 0 {
+		t.Fatalf("bar with BarQuantile 0 = %v, want 0", b)
+	}
+}
+
+// TestOutbidNeutral: a verified transaction left unpaid that claimed less
+// than the inclusion bar was outbid, not a sign that its sender does not
+// pay: an honest sender whose cheap transactions miss the blocks keeps
+// its factor (with the bar disabled it sinks to about a half), while a
+// sender claiming above the bar and never paying still sinks to the
+// unpaid floor, bar or not.
+func TestOutbidNeutral(t *testing.T) {
+	honest, never := ip4(10, 1, 1, 1), ip4(10, 2, 2, 2)
+	for _, tc := range []struct {
+		name        string
+		barQuantile float64
+		wantHonest  float64 // IPFactor, ± 0.05
+	}{
+		{"bar", 0.05, 1},
+		{"no bar", 0, 0.5},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			p := DefaultParams()
+			p.BarQuantile = tc.barQuantile
+			m := New(p)
+			market(m, 5_000)
+			for i := range 2 * p.Window {
+				// The honest sender: one transaction in four claims 150 and
+				// is paid, three claim 50 (below the bar) and are outbid.
+				m.Observe(tx(honest, signer(1), 150, true))
+				for range 3 {
+					m.Observe(tx(honest, signer(1), 50, false))
+				}
+				// A fresh payer per transaction, claiming 1 000 (above
+				// the bar), never paid.
+				m.Observe(tx(never, signer(uint32(10_000+i)), 1_000, false))
+				market(m, 4)
+			}
+			approx(t, "honest sender's IP factor", m.IPFactor(honest), tc.wantHonest, 0.05)
+			if tc.barQuantile > 0 {
+				approx(t, "honest sender's signer factor", m.SignerFactor(signer(1)), 1, 0.05)
+			}
+			if f := m.IPFactor(never); f != p.UnpaidFloor {
+				t.Fatalf("never-paying sender above the bar: factor %v, want the unpaid floor %v", f, p.UnpaidFloor)
+			}
+			// A fee payer whose transactions could never pay (SenderFault)
+			// is not excused by claiming little.
+			m2 := New(p)
+			market(m2, 5_000)
+			bad := ip4(10, 3, 3, 3)
+			for i := range 2 * p.Window {
+				o := tx(bad, signer(uint32(20_000+i)), 50, false)
+				o.SenderFault = true
+				m2.Observe(o)
+			}
+			if f := m2.IPFactor(bad); f != p.UnpaidFloor {
+				t.Fatalf("sender-fault unpaid below the bar: factor %v, want the unpaid floor %v", f, p.UnpaidFloor)
+			}
+		})
+	}
+}

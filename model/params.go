@@ -54,6 +54,16 @@ type Params struct {
 	// MinScore is the floor of every factor (1e-30): a product of factors
 	// never underflows to 0, and fee/CU still ranks the worst senders.
 	MinScore float64
+	// BarQuantile is the quantile of the fee per CU of paid outcomes that
+	// the inclusion bar tracks (0.05): a verified transaction left unpaid
+	// that claimed less than the bar was outbid, and its outcome is
+	// neutral (see the package doc). 0 disables the bar: every unpaid
+	// outcome counts.
+	BarQuantile float64
+	// BarStep is the relative step of the bar per paid outcome (0.01):
+	// down by BarStep when a paid claim is below it, up by
+	// BarStep·q/(1−q) otherwise (q = BarQuantile).
+	BarStep float64
 }
 
 // DefaultParams returns the default constants.
@@ -69,6 +79,8 @@ func DefaultParams() Params {
 		UnpaidFloor:     1e-6,
 		FailTolerance:   0.1,
 		MinScore:        1e-30,
+		BarQuantile:     0.05,
+		BarStep:         0.01,
 	}
 }
 
@@ -107,6 +119,12 @@ func (p Params) Validate() error {
 	}
 	if !(p.MinScore >= LeastMinScore && p.MinScore <= 1) {
 		bad("min score must be between %g and 1, got %v", LeastMinScore, p.MinScore)
+	}
+	if !(p.BarQuantile >= 0 && p.BarQuantile <= 0.5) {
+		bad("bar quantile must be between 0 and 0.5, got %v", p.BarQuantile)
+	}
+	if !(p.BarStep > 0 && p.BarStep <= 0.5) {
+		bad("bar step must be above 0 and at most 0.5, got %v", p.BarStep)
 	}
 	return errors.Join(errs...)
 }

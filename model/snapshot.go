@@ -38,6 +38,8 @@ type Snapshot struct {
 	Params Params
 	// Newcomer is the record of newcomer outcomes (its Stamp unused, 0).
 	Newcomer Record
+	// Bar is the inclusion bar learnt from paid claims (0: none yet).
+	Bar float64
 	// Events is the number of Observe and Penalize calls: every stamp is
 	// below it.
 	Events  uint64
@@ -62,6 +64,7 @@ func (m *IPSigner) Snapshot() Snapshot {
 	s := Snapshot{
 		Params:   m.p,
 		Newcomer: Record{Claim: m.newcomer.claim, Paid: m.newcomer.paid, Fail: m.newcomer.fail, N: m.newcomer.n},
+		Bar:      m.bar,
 		Events:   m.events,
 		IPs:      ipRecords(m.ips),
 		Near:     ipRecords(m.near),
@@ -117,6 +120,7 @@ func fromSnapshot(s Snapshot) *IPSigner {
 	}
 	m.signers.restore(newest(sn, m.p.MaxSigners))
 	m.newcomer = rec{claim: s.Newcomer.Claim, paid: s.Newcomer.Paid, fail: s.Newcomer.Fail, n: min(s.Newcomer.N, w)}
+	m.bar = s.Bar
 	m.events = s.Events
 	m.observations = s.Stats.Observations
 	m.paid = s.Stats.Paid
@@ -144,6 +148,9 @@ func Diff(a, b *IPSigner, tol float64) []string {
 	sa, sb := a.Snapshot(), b.Snapshot()
 	if sa.Params != sb.Params {
 		add("params: %+v vs %+v", sa.Params, sb.Params)
+	}
+	if !near(sa.Bar, sb.Bar, tol) {
+		add("inclusion bar: %v vs %v", sa.Bar, sb.Bar)
 	}
 	if sa.Events != sb.Events {
 		add("events: %d vs %d", sa.Events, sb.Events)

@@ -141,6 +141,10 @@ func ModelFlags() []cli.Flag {
 			Usage: "share of failed claims a sender may have before its factor is scaled down (to 0 at one half)"},
 		&cli.Float64Flag{Name: "min-score", Category: CatModel, Value: d.MinScore,
 			Usage: "floor of every IP and signer factor, so a product of factors never reaches 0"},
+		&cli.Float64Flag{Name: "inclusion-bar-quantile", Category: CatModel, Value: d.BarQuantile,
+			Usage: "quantile of paid transactions' fee per CU the inclusion bar tracks; an unpaid transaction claiming less was outbid and does not lower its sender's pay rate (0: every unpaid counts)"},
+		&cli.Float64Flag{Name: "inclusion-bar-step", Category: CatModel, Value: d.BarStep,
+			Usage: "relative step of the inclusion bar per paid transaction"},
 	})
 }
 
@@ -157,6 +161,8 @@ func ModelParams(c *cli.Context) (model.Params, error) {
 	p.UnpaidFloor = c.Float64("unpaid-floor")
 	p.FailTolerance = c.Float64("fail-tolerance")
 	p.MinScore = c.Float64("min-score")
+	p.BarQuantile = c.Float64("inclusion-bar-quantile")
+	p.BarStep = c.Float64("inclusion-bar-step")
 	if err := p.Validate(); err != nil {
 		return p, fmt.Errorf("model flags: %w", err)
 	}
