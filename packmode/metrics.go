@@ -30,9 +30,9 @@ type Collector struct {
 	counters []scalar
 	gauges   []scalar
 
-	ends, rejects, outcomes, reasons, workerBatches, workerBusy, rows *prometheus.Desc
-	dispatch, execution, dispatchWin, executionWin, window            *prometheus.Desc
-	modelEntries, modelEvicted, modelNewcomer, modelObs, modelPen     *prometheus.Desc
+	ends, rejects, outcomes, reasons, workerBatches, workerBusy, rows       *prometheus.Desc
+	dispatch, execution, dispatchWin, executionWin, window                  *prometheus.Desc
+	modelEntries, modelEvicted, modelNewcomer, modelBar, modelObs, modelPen *prometheus.Desc
 }
 
 // scalar is one unlabelled series and how to read it from Stats.
@@ -72,6 +72,8 @@ func NewCollector(r *Runner) *Collector {
 			"Model entries evicted from a full table (least recently updated first), by table: ip, prefix (both prefix levels), signer.", []string{"table"}, nil),
 		modelNewcomer: prometheus.NewDesc("qos_model_newcomer_factor",
 			"IP factor of a sender in a neighbourhood the model has no record of: what newcomers have paid lately (1 = as claimed).", nil, nil),
+		modelBar: prometheus.NewDesc("qos_model_inclusion_bar",
+			"Inclusion bar the model has learnt: a low quantile of the fee per CU of paid transactions (lamports per CU; 0 until the first paid outcome). An unpaid transaction that claimed less was outbid and teaches nothing.", nil, nil),
 		modelObs: prometheus.NewDesc("qos_model_observations_total",
 			"Outcomes the model learnt (over its whole life, a loaded model's included), by result: paid (included) or unpaid (in pack mode: a sender-caused not-included reason).", []string{"result"}, nil),
 		modelPen: prometheus.NewDesc("qos_model_penalties_total",
@@ -139,7 +141,7 @@ func (c *Collector) Describe(ch chan<- *prometheus.Desc) {
 	}
 	for _, d := range []*prometheus.Desc{c.ends, c.rejects, c.outcomes, c.reasons, c.workerBatches, c.workerBusy, c.rows,
 		c.dispatch, c.execution, c.dispatchWin, c.executionWin, c.window,
-		c.modelEntries, c.modelEvicted, c.modelNewcomer, c.modelObs, c.modelPen} {
+		c.modelEntries, c.modelEvicted, c.modelNewcomer, c.modelBar, c.modelObs, c.modelPen} {
 		ch <- d
 	}
 }
@@ -204,6 +206,7 @@ func (c *Collector) Collect(ch chan<- prometheus.Metric) {
 	ctr(c.modelEvicted, m.EvictedPrefixes, "prefix")
 	ctr(c.modelEvicted, m.EvictedSigners, "signer")
 	g(c.modelNewcomer, m.UnknownIP)
+	g(c.modelBar, m.Bar)
 	ctr(c.modelObs, m.Paid, "paid")
 	ctr(c.modelObs, m.Observations-m.Paid, "unpaid")
 	ctr(c.modelPen, m.Penalties)

@@ -161,7 +161,7 @@ func TestCollectorInLoop(t *testing.T) {
 		"qos_pack_leaked_blocks", "qos_pack_own_blocks_live", "qos_pack_arrival_to_dispatch_seconds",
 		"qos_pack_arrival_to_execution_seconds", "qos_pack_arrival_to_dispatch_interval_seconds",
 		"qos_pack_arrival_to_execution_interval_seconds", "qos_pack_stats_interval_seconds",
-		"qos_model_entries", "qos_model_evicted_total", "qos_model_newcomer_factor", "qos_model_observations_total",
+		"qos_model_entries", "qos_model_evicted_total", "qos_model_newcomer_factor", "qos_model_inclusion_bar", "qos_model_observations_total",
 		"qos_model_penalties_total", "qos_pack_metastore_rows_total", "qos_pack_session_up",
 	} {
 		if s1[name] == nil || s2[name] == nil || s3[name] == nil {

@@ -152,6 +152,8 @@ type Stats struct {
 	ModelIPs, ModelNearPrefixes, ModelWidePrefixes, ModelSigners int
 	ModelEvictedIPs, ModelEvictedPrefixes, ModelEvictedSigners   uint64
 	ModelNewcomer                                                float64
+	// ModelBar is the model's inclusion bar (model.Stats.Bar).
+	ModelBar float64
 	// The model's pending claims (packets at sigverify, outcome not yet
 	// known): held now, and taken back since the start without an
 	// outcome, after the TTL or to make room (model.PendingStats).

@@ -111,6 +111,7 @@ var (
 	descRecent   = prometheus.NewDesc("qos_recent_signatures", "Recently confirmed signatures held.", nil, nil)
 	descModel    = prometheus.NewDesc("qos_model_entries", "Entries in the model, by table: ip, prefix24 (IPv4 /24, IPv6 /48), prefix16 (IPv4 /16, IPv6 /32), signer.", []string{"table"}, nil)
 	descEvicted  = prometheus.NewDesc("qos_model_evicted_total", "Model entries evicted from a full table (least recently updated first), by table: ip, prefix (both prefix levels), signer.", []string{"table"}, nil)
+	descBar      = prometheus.NewDesc("qos_model_inclusion_bar", "Inclusion bar the model has learnt: a low quantile of the fee per CU of paid transactions (lamports per CU; 0 until the first paid outcome). An unpaid transaction that claimed less was outbid and teaches nothing.", nil, nil)
 	descNewcomer = prometheus.NewDesc("qos_model_newcomer_factor", "IP factor of a sender in a neighbourhood the model has no record of: what newcomers have paid lately (1 = as claimed).", nil, nil)
 	descPending  = prometheus.NewDesc("qos_model_pending_claims", "Packets sent to sigverify whose outcome the model is still waiting for (pending claims).", nil, nil)
 	descPendGone = prometheus.NewDesc("qos_model_pending_taken_back_total", "Pending claims taken back without an outcome, by reason: expired (older than --model-pending-ttl), dropped (beyond --model-pending-max).", []string{"reason"}, nil)
@@ -123,7 +124,7 @@ var (
 )
 
 func (c collector) Describe(ch chan<- *prometheus.Desc) {
-	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descQueueLow, descRecent, descModel, descEvicted, descNewcomer, descPending, descPendGone, descStall, descLearn, descBusy, descFaults, descFaulted} {
+	for _, d := range []*prometheus.Desc{descCounter, descReceived, descRejected, descSkipped, descAlive, descJoined, descQueue, descQueueLow, descRecent, descModel, descEvicted, descNewcomer, descBar, descPending, descPendGone, descStall, descLearn, descBusy, descFaults, descFaulted} {
 		ch <- d
 	}
 }
@@ -161,6 +162,7 @@ func (c collector) Collect(ch chan<- prometheus.Metric) {
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedPrefixes), "prefix")
 	ch <- prometheus.MustNewConstMetric(descEvicted, prometheus.CounterValue, float64(sn.ModelEvictedSigners), "signer")
 	ch <- prometheus.MustNewConstMetric(descNewcomer, prometheus.GaugeValue, sn.ModelNewcomer)
+	ch <- prometheus.MustNewConstMetric(descBar, prometheus.GaugeValue, sn.ModelBar)
 	ch <- prometheus.MustNewConstMetric(descPending, prometheus.GaugeValue, float64(sn.ModelPending))
 	ch <- prometheus.MustNewConstMetric(descPendGone, prometheus.CounterValue, float64(sn.ModelPendingExpired), "expired")
 	ch <- prometheus.MustNewConstMetric(descPendGone, prometheus.CounterValue, float64(sn.ModelPendingDropped), "dropped")

@@ -67,6 +67,7 @@ func TestCollector(t *testing.T) {
 		{"qos_model_entries", map[string]string{"table": "signer"}, float64(ms.Signers)},
 		{"qos_model_evicted_total", map[string]string{"table": "ip"}, float64(ms.EvictedIPs)},
 		{"qos_model_newcomer_factor", nil, ms.UnknownIP},
+		{"qos_model_inclusion_bar", nil, ms.Bar},
 	} {
 		got, ok := value(tc.name, tc.labels)
 		if !ok || got != tc.want {

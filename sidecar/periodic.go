@@ -75,6 +75,7 @@ func (s *Sidecar) publish(wall int64) {
 	s.snap.ModelIPs, s.snap.ModelNearPrefixes, s.snap.ModelWidePrefixes, s.snap.ModelSigners = ms.IPs, ms.NearPrefixes, ms.WidePrefixes, ms.Signers
 	s.snap.ModelEvictedIPs, s.snap.ModelEvictedPrefixes, s.snap.ModelEvictedSigners = ms.EvictedIPs, ms.EvictedPrefixes, ms.EvictedSigners
 	s.snap.ModelNewcomer = ms.UnknownIP
+	s.snap.ModelBar = ms.Bar
 	ps := s.model.PendingStats()
 	s.snap.ModelPending, s.snap.ModelPendingExpired, s.snap.ModelPendingDropped = ps.Live, ps.Expired, ps.Dropped
 
