@@ -466,17 +466,22 @@ func TestTopInTmux(t *testing.T) {
 	}
 
 	tmux(t, sock, "send-keys", "-t", "top", "q")
+	// tmux marks the pane dead when its terminal closes and learns the
+	// exit status (or signal) only when it reaps the process (tmux 3.3a
+	// server.c server_child_exited sets PANE_STATUSREADY): on a loaded
+	// machine it may report a dead pane with neither for a while.
 	deadline = time.Now().Add(5 * time.Second)
 	for {
-		st := strings.Fields(tmux(t, sock, "display-message", "-p", "-t", "top", "#{pane_dead} #{pane_dead_status}"))
-		if len(st) >= 1 && st[0] == "1" {
-			if len(st) < 2 || st[1] != "0" {
-				t.Fatalf("top exited with status %v after q; screen:\n%s", st, tmux(t, sock, "capture-pane", "-p", "-t", "top"))
+		st := strings.Split(strings.TrimSpace(tmux(t, sock, "display-message", "-p", "-t", "top",
+			"#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")), ":")
+		if len(st) == 3 && st[0] == "1" && (st[1] != "" || st[2] != "") {
+			if st[1] != "0" {
+				t.Fatalf("top exited with status %q, signal %q after q; screen:\n%s", st[1], st[2], tmux(t, sock, "capture-pane", "-p", "-t", "top"))
 			}
 			break
 		}
 		if time.Now().After(deadline) {
-			t.Fatalf("top still running 5 s after q")
+			t.Fatalf("top not reaped 5 s after q (pane dead:status:signal %q)", st)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
