@@ -466,19 +466,37 @@ func TestTopInTmux(t *testing.T) {
 	}
 
 	tmux(t, sock, "send-keys", "-t", "top", "q")
-	deadline = time.Now().Add(5 * time.Second)
-	for {
-		st := strings.Fields(tmux(t, sock, "display-message", "-p", "-t", "top", "#{pane_dead} #{pane_dead_status}"))
-		if len(st) >= 1 && st[0] == "1" {
-			if len(st) < 2 || st[1] != "0" {
-				t.Fatalf("top exited with status %v after q; screen:\n%s", st, tmux(t, sock, "capture-pane", "-p", "-t", "top"))
+	// tmux marks the pane dead when its terminal closes and learns the
+	// exit status (or signal) only when it reaps the process (tmux 3.3a
+	// server.c server_child_exited sets PANE_STATUSREADY): on a loaded
+	// machine it may report a dead pane with neither for a while. Top
+	// must be gone within 5 s; its status may take a while longer.
+	dead := time.Time{}
+	for start := time.Now(); ; time.Sleep(100 * time.Millisecond) {
+		st := strings.Split(strings.TrimSpace(tmux(t, sock, "display-message", "-p", "-t", "top",
+			"#{pane_dead}:#{pane_dead_status}:#{pane_dead_signal}")), ":")
+		if len(st) != 3 {
+			t.Fatalf("tmux pane dead:status:signal %q", st)
+		}
+		if st[0] == "1" && dead.IsZero() {
+			dead = time.Now()
+		}
+		if st[1] != "" || st[2] != "" {
+			if st[1] != "0" {
+				t.Fatalf("top exited with status %q, signal %q after q; screen:\n%s", st[1], st[2], tmux(t, sock, "capture-pane", "-p", "-t", "top"))
 			}
 			break
 		}
-		if time.Now().After(deadline) {
+		if dead.IsZero() && time.Since(start) > 5*time.Second {
 			t.Fatalf("top still running 5 s after q")
 		}
-		time.Sleep(100 * time.Millisecond)
+		if !dead.IsZero() && time.Since(dead) > 15*time.Second {
+			// Whether the process is gone (a zombie tmux did not reap)
+			// or alive with its terminal closed.
+			pid := strings.TrimSpace(tmux(t, sock, "display-message", "-p", "-t", "top", "#{pane_pid}"))
+			ps, _ := exec.Command("ps", "-o", "pid,ppid,stat,wchan:20,etime,cmd", "-p", pid).CombinedOutput()
+			t.Fatalf("top's pane dead for 15 s, no exit status from tmux; ps:\n%s", ps)
+		}
 	}
 	// The terminal is restored: the alternate screen is gone.
 	if after := tmux(t, sock, "capture-pane", "-p", "-t", "top"); strings.Contains(after, "packets in") {

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -50,7 +51,7 @@ func TestStandinEndToEnd(t *testing.T) {
 			sock := filepath.Join(t.TempDir(), "scheduler_bindings.ipc")
 			modelFile := filepath.Join(t.TempDir(), "model.bin")
 			sim := exec.Command(filepath.Join(dir, "qos-cli"), "agave-sim", "--socket", sock, "--agave-abi", tc.abi,
-				"--duration", "7s", "--json", "--huge-pages=false", "--slot-duration", "100ms", "--leader-every", "4", "--leader-window", "4",
+				"--json", "--huge-pages=false", "--slot-duration", "100ms", "--leader-every", "4", "--leader-window", "4",
 				fmt.Sprintf("--relax-intrabatch-account-locks=%v", !tc.strict))
 			var simOut, simErr bytes.Buffer
 			sim.Stdout, sim.Stderr = &simOut, &simErr
@@ -66,14 +67,14 @@ func TestStandinEndToEnd(t *testing.T) {
 			})
 			args := []string{"pack", "--bindings-socket", sock, "--agave-abi", tc.abi, "--workers", "2",
 				"--allocator-size", "268435456", "--model-file", modelFile,
-				"--min-observations", "1", "--log-format", "json"}
+				"--min-observations", "1", "--log-format", "json", "--stats-interval", "200ms"}
 			if tc.check {
 				args = append(args, "--check")
 			}
 			args = append(args, fmt.Sprintf("--relax-intrabatch-account-locks=%v", !tc.strict))
 			qos := exec.Command(filepath.Join(dir, "qos"), args...)
-			var qosErr bytes.Buffer
-			qos.Stderr = &qosErr
+			qosErr := &logWatch{}
+			qos.Stderr = qosErr
 			if err := qos.Start(); err != nil {
 				t.Fatal(err)
 			}
@@ -84,7 +85,16 @@ func TestStandinEndToEnd(t *testing.T) {
 					_ = qos.Process.Kill()
 				}
 			})
-			time.Sleep(4 * time.Second)
+			// Traffic for packRunAfterUp from the session being up (the
+			// logon maps a large allocator: slow on a loaded machine).
+			for deadline := time.Now().Add(time.Minute); ; time.Sleep(50 * time.Millisecond) {
+				if up, ok := qosErr.upSince(); ok && time.Since(up) >= packRunAfterUp {
+					break
+				}
+				if time.Now().After(deadline) {
+					t.Fatalf("qos pack: no session up within a minute\n%s", qosErr.String())
+				}
+			}
 			if err := qos.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
 			}
@@ -96,6 +106,10 @@ func TestStandinEndToEnd(t *testing.T) {
 			case <-time.After(15 * time.Second):
 				t.Fatalf("qos pack did not stop on SIGTERM\n%s", qosErr.String())
 			}
+			// The stand-in runs until told to stop, then prints its report.
+			if err := sim.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
 			var simRunErr error
 			select {
 			case simRunErr = <-simDone:
@@ -103,7 +117,7 @@ func TestStandinEndToEnd(t *testing.T) {
 				t.Fatal("agave-sim did not stop")
 			}
 			var final map[string]any
-			sc := bufio.NewScanner(bytes.NewReader(qosErr.Bytes()))
+			sc := bufio.NewScanner(strings.NewReader(qosErr.String()))
 			for sc.Scan() {
 				if strings.Contains(sc.Text(), `"qos pack stopped"`) {
 					_ = json.Unmarshal(sc.Bytes(), &final)
@@ -157,4 +171,51 @@ func TestStandinEndToEnd(t *testing.T) {
 			}
 		})
 	}
+}
+
+// packRunAfterUp is how long TestStandinEndToEnd runs traffic once the
+// session is up.
+const packRunAfterUp = 3 * time.Second
+
+// logWatch holds what `qos pack` logs (JSON lines) and notes when its
+// summary line first reports the session up.
+type logWatch struct {
+	mu   sync.Mutex
+	buf  bytes.Buffer
+	line []byte
+	up   time.Time
+}
+
+func (w *logWatch) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	w.buf.Write(p)
+	for _, b := range p {
+		if b != '\n' {
+			w.line = append(w.line, b)
+			continue
+		}
+		var l struct {
+			Msg string `json:"msg"`
+			Up  bool   `json:"up"`
+		}
+		if w.up.IsZero() && json.Unmarshal(w.line, &l) == nil && l.Msg == "qos pack" && l.Up {
+			w.up = time.Now()
+		}
+		w.line = w.line[:0]
+	}
+	return len(p), nil
+}
+
+// upSince returns when the session was first seen up.
+func (w *logWatch) upSince() (time.Time, bool) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.up, !w.up.IsZero()
+}
+
+func (w *logWatch) String() string {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.buf.String()
 }

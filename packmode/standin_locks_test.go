@@ -24,9 +24,10 @@ type packStandinRun struct {
 
 // runPackStandin runs the stand-in validator (profile p, a bank with
 // strict or relaxed intra-batch locks) and pack mode's loop (intra-batch
-// conflicts allowed or not, CHECK stage on or off) in this process for
-// dur on the default traffic story at rate scale, as `qos-cli demo --mode
-// pack` does. The story's v0 transactions write their agent's hot account
+// conflicts allowed or not, CHECK stage on or off) in this process on
+// the default traffic story at rate scale, as `qos-cli demo --mode pack`
+// does, for dur from the session being up and until enough has been
+// included (stopWhenRun). The story's v0 transactions write their agent's hot account
 // through an address-table lookup.
 func runPackStandin(t *testing.T, p bindings.Profile, strict, intra, check bool, scale float64, dur time.Duration) packStandinRun {
 	t.Helper()
@@ -61,11 +62,18 @@ func runPackStandin(t *testing.T, p bindings.Profile, strict, intra, check bool,
 	if err != nil {
 		t.Fatal(err)
 	}
-	rctx, rcancel := context.WithTimeout(context.Background(), dur)
+	rctx, rcancel := context.WithCancel(context.Background())
 	defer rcancel()
-	if err := r.Run(rctx); err != nil && !errors.Is(err, context.DeadlineExceeded) {
+	stopped := make(chan struct{})
+	go func() {
+		defer close(stopped)
+		stopWhenRun(rctx, rcancel, r, st, dur)
+	}()
+	if err := r.Run(rctx); err != nil && !errors.Is(err, context.Canceled) {
 		t.Fatalf("pack mode: %v", err)
 	}
+	rcancel()
+	<-stopped
 	ps, _ := r.Stats()
 	time.Sleep(200 * time.Millisecond) // the stand-in sees the session end and audits it
 	scancel()
@@ -73,6 +81,48 @@ func runPackStandin(t *testing.T, p bindings.Profile, strict, intra, check bool,
 		t.Errorf("stand-in verdict: %v", err)
 	}
 	return packStandinRun{standin: st.Stats(), pack: ps}
+}
+
+// Bounds of a run of runPackStandin. A run lasts dur from its session
+// being up and until the stand-in has included runMinIncluded
+// transactions (the leader window of the stand-in's clock is half of
+// its slots), but no longer than runMaxAfterUp; a logon gives up after
+// runLogonTimeout. On a loaded machine the logon (a large allocator) or
+// a leader window may take much of a fixed run.
+const (
+	runMinIncluded  = 500
+	runMaxAfterUp   = 30 * time.Second
+	runLogonTimeout = time.Minute
+)
+
+// stopWhenRun calls stop once r's session has been up for dur and st has
+// included runMinIncluded transactions, or after the bounds above.
+func stopWhenRun(ctx context.Context, stop context.CancelFunc, r *Runner, st *standin.Standin, dur time.Duration) {
+	defer stop()
+	poll := time.NewTicker(10 * time.Millisecond)
+	defer poll.Stop()
+	giveUp := time.NewTimer(runLogonTimeout)
+	defer giveUp.Stop()
+	for {
+		if _, up := r.Stats(); up {
+			break
+		}
+		select {
+		case <-ctx.Done():
+			return
+		case <-giveUp.C:
+			return
+		case <-poll.C:
+		}
+	}
+	up := time.Now()
+	for time.Since(up) < dur || (st.Stats().Executed < runMinIncluded && time.Since(up) < runMaxAfterUp) {
+		select {
+		case <-ctx.Done():
+			return
+		case <-poll.C:
+		}
+	}
 }
 
 // TestPackCausesNoAccountInUse: against a validator that holds a batch's

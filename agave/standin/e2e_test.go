@@ -334,7 +334,10 @@ func TestEndToEndTwoProcesses(t *testing.T) {
 		t.Run(p.Name, func(t *testing.T) {
 			st, sock, stop := startStandin(t, p)
 			res := runClientProcess(t, sock, p, "")
-			time.Sleep(50 * time.Millisecond)
+			// Stop at once: the session's audit at its end takes the
+			// client's last frees, and a stand-in left running with the
+			// client gone ends the session itself once progress_tracker
+			// fills (a failed verdict), sooner or later with the load.
 			if err := stop(); err != nil {
 				t.Fatalf("verdict: %v", err)
 			}
@@ -372,7 +375,7 @@ func TestEndToEndPlantedFaults(t *testing.T) {
 			t.Run(p.Name+"/"+plant, func(t *testing.T) {
 				_, sock, stop := startStandin(t, p)
 				res := runClientProcess(t, sock, p, plant)
-				time.Sleep(50 * time.Millisecond)
+				// Stop at once, as in TestEndToEndTwoProcesses.
 				err := stop()
 				if err == nil {
 					t.Fatalf("planted %s at %#x passed the audit", plant, res.PlantedAt)
