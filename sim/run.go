@@ -272,7 +272,8 @@ func (r *recorder) bucket(t int64) int {
 }
 
 // produce runs the traffic until cfg.Duration: every packet whose virtual
-// time has come is encoded and pushed to its agent's channel.
+// time has come is encoded and pushed to its agent's channel, and every
+// packet due before cfg.Duration is pushed before it returns.
 func (r *recorder) produce(ctx context.Context, start time.Time, g *generator, v *validator) {
 	dur := int64(r.cfg.Duration)
 	done := ctx.Done()
@@ -284,9 +285,14 @@ func (r *recorder) produce(ctx context.Context, start time.Time, g *generator, v
 			return
 		default:
 		}
-		now := int64(time.Since(start))
-		if now >= dur {
-			break
+		// At the end every packet due before cfg.Duration still goes out,
+		// however late the producer runs: the story's count does not
+		// depend on how much CPU the run got.
+		wall := int64(time.Since(start))
+		now := wall
+		final := now >= dur
+		if final {
+			now = dur
 		}
 		var dirty [4]bool
 		n := 0
@@ -301,7 +307,7 @@ func (r *recorder) produce(ctx context.Context, start time.Time, g *generator, v
 			r.produced++
 			r.prodSlot[min(int(now/int64(r.cfg.SlotDuration)), r.nSlots-1)]++
 			r.prodIn[r.bucket(ev.t)*r.nAgents+int(ev.agent)]++
-			r.prodLagMax = max(r.prodLagMax, now-ev.t)
+			r.prodLagMax = max(r.prodLagMax, wall-ev.t)
 		}
 		for i, d := range dirty {
 			if d {
@@ -313,6 +319,12 @@ func (r *recorder) produce(ctx context.Context, start time.Time, g *generator, v
 				p.Beat()
 			}
 			lastBeat = now
+		}
+		if final {
+			if n < batchMax {
+				break
+			}
+			continue
 		}
 		if n == 0 {
 			wait := time.Duration(g.peek() - now)
