@@ -8,7 +8,6 @@ import (
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/channels/rtsalloc"
 	"github.com/solqos/qos/channels/shaq"
-	"github.com/solqos/qos/channels/shm"
 	"github.com/solqos/qos/sim"
 )
 
@@ -76,24 +75,8 @@ func TestWorkerExecuteZeroAlloc(t *testing.T) {
 // TestFeederZeroAlloc: with the ground-truth table full, a feeder round
 // (traffic, sigverify, dedup, block, message) allocates nothing.
 func TestFeederZeroAlloc(t *testing.T) {
-	ar, err := shm.Create("allocator", 32<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V4, 2, SlabSize); err != nil {
-		t.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V4, -1)
-	packA, _ := rtsalloc.Join(ar, rtsalloc.V4, -1)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V3, bindings.TpuToPackSize, 4096), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qr.Close()
-	_ = shaq.Create(qr, shaq.V3, bindings.TpuToPackSize)
-	prod, _ := shaq.NewProducer(qr, shaq.V3, bindings.TpuToPackSize)
-	cons, _ := shaq.NewConsumer(qr, shaq.V3, bindings.TpuToPackSize)
+	rig := newFeedRig(t, 32<<20, rtsalloc.V4, shaq.V3, 4096)
+	ar, feedA, prod, packA, cons := rig.mem, rig.feedA, rig.prod, rig.packA, rig.cons
 	cfg := FeedConfig{Traffic: sim.DefaultConfig(), VotePPS: 1000, PayerBalance: 1 << 50,
 		StaleShare: 0.05, ReplayShare: 0.1, DedupWindow: time.Millisecond}
 	tr, err := sim.NewTraffic(cfg.Traffic)

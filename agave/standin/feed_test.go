@@ -24,26 +24,8 @@ import (
 // slot 0, with the sender's address (IPv4 mapped into IPv6) and flags,
 // and a ground truth for each.
 func TestFeederMessages(t *testing.T) {
-	ar, err := shm.Create("allocator", 32<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
-		t.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
-	packA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 8192), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qr.Close()
-	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
-		t.Fatal(err)
-	}
-	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
-	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+	rig := newFeedRig(t, 32<<20, rtsalloc.V5, shaq.V4, 8192)
+	ar, feedA, prod, packA, cons := rig.mem, rig.feedA, rig.prod, rig.packA, rig.cons
 
 	traffic := sim.DefaultConfig()
 	cfg := FeedConfig{Traffic: traffic, VotePPS: 1000, PayerBalance: 1 << 40, UnfundedShare: 0.25}
@@ -272,22 +254,8 @@ func TestServeReplacesStaleSocket(t *testing.T) {
 // of the batch that pass sigverify and dedup are dropped and counted, and
 // the blocks they would have used are not leaked.
 func TestFeederDropsRestOfBatchWhenFull(t *testing.T) {
-	ar, err := shm.Create("allocator", 16<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V2, 1, SlabSize); err != nil {
-		t.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V2, 0)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V1_0_2, bindings.TpuToPackSize, 64), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qr.Close()
-	_ = shaq.Create(qr, shaq.V1_0_2, bindings.TpuToPackSize)
-	prod, _ := shaq.NewProducer(qr, shaq.V1_0_2, bindings.TpuToPackSize)
+	rig := newFeedRig(t, 16<<20, rtsalloc.V2, shaq.V1_0_2, 64)
+	ar, feedA, prod := rig.mem, rig.feedA, rig.prod
 	cfg := FeedConfig{Traffic: sim.DefaultConfig(), PayerBalance: 1 << 40}
 	tr, _ := sim.NewTraffic(cfg.Traffic)
 	bank := NewBank(BankConfig{})
@@ -316,25 +284,8 @@ func TestFeederDropsRestOfBatchWhenFull(t *testing.T) {
 // more than the dedup window ago come again (ALREADY_PROCESSED when the
 // first copy was included); copies within the window are still dropped.
 func TestFeederStaleAndReplays(t *testing.T) {
-	ar, err := shm.Create("allocator", 64<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
-		t.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 16384), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qr.Close()
-	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
-		t.Fatal(err)
-	}
-	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
-	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+	rig := newFeedRig(t, 64<<20, rtsalloc.V5, shaq.V4, 16384)
+	ar, feedA, prod, cons := rig.mem, rig.feedA, rig.prod, rig.cons
 
 	cfg := FeedConfig{Traffic: sim.DefaultConfig(), PayerBalance: 1 << 40, StaleShare: 0.1, ReplayShare: 0.3, DedupWindow: 10 * time.Millisecond}
 	tr, err := sim.NewTraffic(cfg.Traffic)
@@ -425,25 +376,8 @@ func TestFeederStaleAndReplays(t *testing.T) {
 // (a sender keeps its forwarder), and every truth carries the cost the
 // bank charges and the writable accounts.
 func TestFeederAgentShares(t *testing.T) {
-	ar, err := shm.Create("allocator", 64<<20, false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V5, 2, SlabSize); err != nil {
-		t.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V5, -1)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V4, bindings.TpuToPackSize, 16384), false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer qr.Close()
-	if err := shaq.Create(qr, shaq.V4, bindings.TpuToPackSize); err != nil {
-		t.Fatal(err)
-	}
-	prod, _ := shaq.NewProducer(qr, shaq.V4, bindings.TpuToPackSize)
-	cons, _ := shaq.NewConsumer(qr, shaq.V4, bindings.TpuToPackSize)
+	rig := newFeedRig(t, 64<<20, rtsalloc.V5, shaq.V4, 16384)
+	ar, feedA, prod, cons := rig.mem, rig.feedA, rig.prod, rig.cons
 
 	valid := []sim.MixConfig{{Kind: sim.KindValid, Weight: 1, PriceMedian: 1000, PriceSigma: 0.5, CUMin: 10_000, CUMax: 100_000}}
 	traffic := sim.DefaultConfig()

@@ -3,6 +3,11 @@ package standin
 import (
 	"encoding/binary"
 	"testing"
+
+	"github.com/solqos/qos/agave/bindings"
+	"github.com/solqos/qos/channels/rtsalloc"
+	"github.com/solqos/qos/channels/shaq"
+	"github.com/solqos/qos/channels/shm"
 )
 
 // testTx describes a transaction for the bank tests: one signature, the
@@ -90,4 +95,55 @@ func (t testTx) bytes() []byte {
 func loadTx(tb testing.TB, b *Bank, tx testTx, t *txn) {
 	tb.Helper()
 	t.load(tx.bytes(), b.tables, b.fp)
+}
+
+// feedRig is what a feeder test needs of a session: an allocator (the
+// feeder's handle and pack's) and a tpu_to_pack queue with both ends.
+type feedRig struct {
+	mem          *shm.Region
+	feedA, packA *rtsalloc.Allocator
+	prod         *shaq.Producer
+	cons         *shaq.Consumer
+}
+
+// newFeedRig creates an allocator of allocBytes in format af and a
+// tpu_to_pack queue of capacity messages in format qf, both closed at
+// the end of the test.
+func newFeedRig(tb testing.TB, allocBytes int, af rtsalloc.Format, qf shaq.Format, capacity int) feedRig {
+	tb.Helper()
+	ar, err := shm.Create("allocator", allocBytes, false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { ar.Close() })
+	if err := rtsalloc.Create(ar, af, 2, SlabSize); err != nil {
+		tb.Fatal(err)
+	}
+	// Format 2.0 has explicit slots; later formats claim one (-1).
+	slots := [2]int{-1, -1}
+	if af == rtsalloc.V2 {
+		slots = [2]int{0, 1}
+	}
+	rig := feedRig{mem: ar}
+	if rig.feedA, err = rtsalloc.Join(ar, af, slots[0]); err != nil {
+		tb.Fatal(err)
+	}
+	if rig.packA, err = rtsalloc.Join(ar, af, slots[1]); err != nil {
+		tb.Fatal(err)
+	}
+	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(qf, bindings.TpuToPackSize, capacity), false)
+	if err != nil {
+		tb.Fatal(err)
+	}
+	tb.Cleanup(func() { qr.Close() })
+	if err := shaq.Create(qr, qf, bindings.TpuToPackSize); err != nil {
+		tb.Fatal(err)
+	}
+	if rig.prod, err = shaq.NewProducer(qr, qf, bindings.TpuToPackSize); err != nil {
+		tb.Fatal(err)
+	}
+	if rig.cons, err = shaq.NewConsumer(qr, qf, bindings.TpuToPackSize); err != nil {
+		tb.Fatal(err)
+	}
+	return rig
 }

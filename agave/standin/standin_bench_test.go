@@ -8,7 +8,6 @@ import (
 	"github.com/solqos/qos/agave/bindings"
 	"github.com/solqos/qos/channels/rtsalloc"
 	"github.com/solqos/qos/channels/shaq"
-	"github.com/solqos/qos/channels/shm"
 	"github.com/solqos/qos/sim"
 )
 
@@ -100,24 +99,8 @@ func BenchmarkWorkerExecute64(b *testing.B) {
 // mock sigverify, dedup, a block per transaction and a message per
 // packet, with a consumer in this process freeing every payload.
 func BenchmarkFeeder(b *testing.B) {
-	ar, err := shm.Create("allocator", 64<<20, false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer ar.Close()
-	if err := rtsalloc.Create(ar, rtsalloc.V4, 2, SlabSize); err != nil {
-		b.Fatal(err)
-	}
-	feedA, _ := rtsalloc.Join(ar, rtsalloc.V4, -1)
-	packA, _ := rtsalloc.Join(ar, rtsalloc.V4, -1)
-	qr, err := shm.Create("tpu_to_pack", shaq.MinimumFileSize(shaq.V3, bindings.TpuToPackSize, 4096), false)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer qr.Close()
-	_ = shaq.Create(qr, shaq.V3, bindings.TpuToPackSize)
-	prod, _ := shaq.NewProducer(qr, shaq.V3, bindings.TpuToPackSize)
-	cons, _ := shaq.NewConsumer(qr, shaq.V3, bindings.TpuToPackSize)
+	rig := newFeedRig(b, 64<<20, rtsalloc.V4, shaq.V3, 4096)
+	ar, feedA, prod, packA, cons := rig.mem, rig.feedA, rig.prod, rig.packA, rig.cons
 	cfg := FeedConfig{Traffic: sim.DefaultConfig(), PayerBalance: 1 << 50}
 	tr, err := sim.NewTraffic(cfg.Traffic)
 	if err != nil {
