@@ -56,21 +56,8 @@ func TestFeederMessages(t *testing.T) {
 	var sv sim.Sigverify
 	var v score.View
 	h := bank.LatestBlockhash()
-	cons.Sync()
 	n, forwarded, v6, votes, unfundedSeen := 0, 0, 0, 0, 0
-	for {
-		b, ok := cons.TryRead()
-		if !ok {
-			break
-		}
-		m, err := bindings.DecodeTpuToPack(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := m.Transaction.Bytes(mem)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachFed(t, cons, mem, func(m bindings.TpuToPack, data []byte) {
 		if !sv.Verify(data) || v.Parse(data) != score.OK || [32]byte(v.RecentBlockhash(data)) != h {
 			t.Fatalf("message %d: not a verified transaction on the bank's blockhash", n)
 		}
@@ -124,7 +111,7 @@ func TestFeederMessages(t *testing.T) {
 			t.Fatal(err)
 		}
 		n++
-	}
+	})
 	cons.Finalize()
 	if uint64(n) != s.Fed || forwarded == 0 || v6 == 0 || votes == 0 || unfundedSeen == 0 {
 		t.Fatalf("read %d of %d fed; forwarded %d, IPv6 %d, votes %d, unfunded %d", n, s.Fed, forwarded, v6, votes, unfundedSeen)
@@ -323,20 +310,7 @@ func TestFeederStaleAndReplays(t *testing.T) {
 	var stale, replays, processed uint64
 	batch := make([]txn, 1)
 	out := make([]result, 1)
-	cons.Sync()
-	for {
-		b, ok := cons.TryRead()
-		if !ok {
-			break
-		}
-		m, err := bindings.DecodeTpuToPack(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := m.Transaction.Bytes(mem)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachFed(t, cons, mem, func(m bindings.TpuToPack, data []byte) {
 		var sig [64]byte
 		copy(sig[:], data[1:65])
 		batch[0] = txn{}
@@ -349,12 +323,12 @@ func TestFeederStaleAndReplays(t *testing.T) {
 			if got != ReasonBlockhashNotFound || !truth.m[sig].Stale {
 				t.Fatalf("stale transaction: %v, truth %+v", got, truth.m[sig])
 			}
-			continue
+			return
 		}
 		prev, seen := first[sig]
 		if !seen {
 			first[sig] = got
-			continue
+			return
 		}
 		replays++
 		if prev == ReasonNone {
@@ -363,7 +337,7 @@ func TestFeederStaleAndReplays(t *testing.T) {
 				t.Fatalf("replay of an included transaction: %v, want ALREADY_PROCESSED", got)
 			}
 		}
-	}
+	})
 	// The story's own duplicates that come after the window pass too.
 	if stale != s.Stale || replays < s.Replayed || processed == 0 {
 		t.Fatalf("read %d stale, %d replays (%d of included ones); fed %+v", stale, replays, processed, s)
@@ -410,20 +384,7 @@ func TestFeederAgentShares(t *testing.T) {
 	var n [3]int
 	spamStale, spamFed := 0, 0
 	var ld txn
-	cons.Sync()
-	for {
-		b, ok := cons.TryRead()
-		if !ok {
-			break
-		}
-		m, err := bindings.DecodeTpuToPack(b)
-		if err != nil {
-			t.Fatal(err)
-		}
-		data, err := m.Transaction.Bytes(mem)
-		if err != nil {
-			t.Fatal(err)
-		}
+	eachFed(t, cons, mem, func(m bindings.TpuToPack, data []byte) {
 		var sig [64]byte
 		copy(sig[:], data[1:65])
 		tt := truth.m[sig]
@@ -458,7 +419,7 @@ func TestFeederAgentShares(t *testing.T) {
 			}
 		}
 		n[tt.Agent]++
-	}
+	})
 	cons.Finalize()
 	if n[0] == 0 || n[1] == 0 || n[2] == 0 {
 		t.Fatalf("fed per agent %v", n)

@@ -147,3 +147,25 @@ func newFeedRig(tb testing.TB, allocBytes int, af rtsalloc.Format, qf shaq.Forma
 	}
 	return rig
 }
+
+// eachFed reads every message waiting on tpu_to_pack and calls f with it
+// and its transaction's bytes in mem.
+func eachFed(tb testing.TB, cons *shaq.Consumer, mem []byte, f func(m bindings.TpuToPack, data []byte)) {
+	tb.Helper()
+	cons.Sync()
+	for {
+		b, ok := cons.TryRead()
+		if !ok {
+			return
+		}
+		m, err := bindings.DecodeTpuToPack(b)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		data, err := m.Transaction.Bytes(mem)
+		if err != nil {
+			tb.Fatal(err)
+		}
+		f(m, data)
+	}
+}
