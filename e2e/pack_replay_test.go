@@ -11,7 +11,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/solqos/qos/model"
 	"github.com/solqos/qos/schema/schematest"
 )
 
@@ -95,21 +94,7 @@ func TestPackReplayRebuildsDaemonModel(t *testing.T) {
 				t.Fatalf("rows written %d+%d, offered %d, dropped %d", rows, unparsable, offered, dropped)
 			}
 
-			a, err := model.Load(daemonModel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			b, err := model.Load(replayModel)
-			if err != nil {
-				t.Fatal(err)
-			}
-			if diff := model.Diff(a, b, 1e-12); len(diff) > 0 {
-				t.Fatalf("replayed model differs from qos pack's (%d differences), first: %v", len(diff), diff[:min(5, len(diff))])
-			}
-			st := a.Stats()
-			if st.Observations == 0 || st.IPs == 0 {
-				t.Fatalf("qos pack's model learned nothing: %+v", st)
-			}
+			st := sameModel(t, "qos pack's", daemonModel, replayModel)
 			t.Logf("qos pack and replay agree: %d IPs, %d signers, %d observations", st.IPs, st.Signers, st.Observations)
 			ev := run(t, cliBin, "replay", "--db-url", db, "--evaluate")
 			if !strings.Contains(ev, "fee") {

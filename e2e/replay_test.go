@@ -105,21 +105,7 @@ func replayMatchesDaemon(t *testing.T, penalties bool, simArgs ...string) {
 		t.Fatalf("the attack made %d sigverify failures and %d unparsable packets; want both", sigFailed, unparsable)
 	}
 
-	a, err := model.Load(daemonModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	b, err := model.Load(replayModel)
-	if err != nil {
-		t.Fatal(err)
-	}
-	if diff := model.Diff(a, b, 1e-12); len(diff) > 0 {
-		t.Fatalf("replayed model differs from the daemon's (%d differences), first: %v", len(diff), diff[:min(5, len(diff))])
-	}
-	st := a.Stats()
-	if st.Observations == 0 || st.IPs == 0 {
-		t.Fatalf("the daemon's model learned nothing: %+v", st)
-	}
+	st := sameModel(t, "the daemon's", daemonModel, replayModel)
 	if penalties && st.Penalties == 0 {
 		t.Fatalf("the daemon's model was never penalised: %+v", st)
 	}
@@ -144,4 +130,27 @@ func logCounter(t *testing.T, logs, name string) int64 {
 		}
 	}
 	return total
+}
+
+// sameModel loads the model file a daemon saved (whose: "the daemon's")
+// and the one replay rebuilt, fails unless they are equal to 1e-12 and
+// the daemon's learned something, and returns its stats.
+func sameModel(t *testing.T, whose, daemonModel, replayModel string) model.Stats {
+	t.Helper()
+	a, err := model.Load(daemonModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, err := model.Load(replayModel)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if diff := model.Diff(a, b, 1e-12); len(diff) > 0 {
+		t.Fatalf("replayed model differs from %s (%d differences), first: %v", whose, len(diff), diff[:min(5, len(diff))])
+	}
+	st := a.Stats()
+	if st.Observations == 0 || st.IPs == 0 {
+		t.Fatalf("%s model learned nothing: %+v", whose, st)
+	}
+	return st
 }
